@@ -1,0 +1,357 @@
+//! The compiler driver: turns validated function bodies into one executable code
+//! object (in parallel when cores allow), and builds the trampolines that move
+//! between the host's calling convention and Wasm's.
+
+use std::sync::Arc;
+
+use cranelift_codegen::binemit::Reloc;
+use cranelift_codegen::control::ControlPlane;
+use cranelift_codegen::ir::{self, types, AbiParam, InstBuilder, MemFlagsData, Signature, UserFuncName};
+use cranelift_codegen::isa::{CallConv, OwnedTargetIsa};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::{Context, FinalizedRelocTarget};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+
+use crate::config::{Config, OptLevel};
+use crate::frontend::{ModuleInfo, PendingFunction};
+use crate::runtime::code::{CodeMemory, FunctionInfo, Symbols};
+use crate::translate::{self, TranslateEnv};
+use crate::types::{FuncType, ValType};
+
+/// Builds the Cranelift ISA for the host with Weft's settings.
+pub fn build_isa(config: &Config) -> anyhow::Result<OwnedTargetIsa> {
+    let mut flags = settings::builder();
+    let opt = match config.opt_level {
+        OptLevel::None => "none",
+        OptLevel::Speed => "speed",
+        OptLevel::SpeedAndSize => "speed_and_size",
+    };
+    flags.set("opt_level", opt)?;
+    // Backtraces walk frame pointers.
+    flags.set("preserve_frame_pointers", "true")?;
+    // The stack limit check in every prologue covers large frames too.
+    flags.set("enable_probestack", "false")?;
+    flags.set("enable_multi_ret_implicit_sret", "true")?;
+    flags.set("unwind_info", "false")?;
+    flags.set("enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })?;
+    let isa_builder = cranelift_native::builder().map_err(|e| anyhow::anyhow!("unsupported host: {e}"))?;
+    Ok(isa_builder.finish(settings::Flags::new(flags))?)
+}
+
+/// One function's machine code before linking.
+struct CompiledFunction {
+    index: u32,
+    code: Vec<u8>,
+    /// (offset, callee function index, addend) of direct calls.
+    calls: Vec<(u32, u32, i64)>,
+    traps: Vec<(u32, ir::TrapCode)>,
+    srclocs: Vec<(u32, u32)>,
+}
+
+fn compile_one(
+    isa: &OwnedTargetIsa,
+    env: &TranslateEnv<'_>,
+    pending: PendingFunction<'_>,
+    fctx: &mut FunctionBuilderContext,
+    ctx: &mut Context,
+    allocs: wasmparser::FuncValidatorAllocations,
+) -> (Result<CompiledFunction, (u32, anyhow::Error)>, wasmparser::FuncValidatorAllocations) {
+    let mut validator = pending.validator.into_validator(allocs);
+    let func = match translate::translate_function(env, pending.index, &pending.body, &mut validator, fctx, isa.frontend_config()) {
+        Ok(f) => f,
+        Err(e) => return (Err((pending.index, e)), validator.into_allocations()),
+    };
+    let allocs = validator.into_allocations();
+    ctx.clear();
+    ctx.func = func;
+    let names = ctx.func.params.user_named_funcs().clone();
+    let result = match ctx.compile(&**isa, &mut ControlPlane::default()) {
+        Ok(compiled) => {
+            let mut calls = Vec::new();
+            let mut error = None;
+            for r in compiled.buffer.relocs() {
+                match (&r.kind, &r.target) {
+                    (Reloc::X86CallPCRel4 | Reloc::X86CallPLTRel4 | Reloc::X86PCRel4, FinalizedRelocTarget::ExternalName(ir::ExternalName::User(name))) => {
+                        calls.push((r.offset, names[*name].index, r.addend));
+                    }
+                    other => error = Some(anyhow::anyhow!("unexpected relocation {other:?}")),
+                }
+            }
+            match error {
+                Some(e) => Err((pending.index, e)),
+                None => Ok(CompiledFunction {
+                    index: pending.index,
+                    code: compiled.buffer.data().to_vec(),
+                    calls,
+                    traps: compiled.buffer.traps().iter().map(|t| (t.offset, t.code)).collect(),
+                    srclocs: compiled
+                        .buffer
+                        .get_srclocs_sorted()
+                        .iter()
+                        .filter(|s| !s.loc.is_default())
+                        .map(|s| (s.start, s.loc.bits()))
+                        .collect(),
+                }),
+            }
+        }
+        Err(e) => Err((pending.index, anyhow::anyhow!("compilation of function {} failed: {:?}", pending.index, e.inner))),
+    };
+    (result, allocs)
+}
+
+/// The compiled code of a module.
+pub struct CompiledModule {
+    pub code: Arc<CodeMemory>,
+    /// Start offset of each defined function in `code`.
+    pub func_starts: Vec<u32>,
+}
+
+/// Validates and compiles every function of a module and links them.
+pub fn compile_module(
+    isa: &OwnedTargetIsa,
+    config: &Config,
+    env: &TranslateEnv<'_>,
+    pending: Vec<PendingFunction<'_>>,
+) -> anyhow::Result<CompiledModule> {
+    let threads = if config.parallel_compilation && pending.len() > 1 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(pending.len())
+    } else {
+        1
+    };
+    let mut results: Vec<Result<CompiledFunction, (u32, anyhow::Error)>> = Vec::with_capacity(pending.len());
+    if threads <= 1 {
+        let mut fctx = FunctionBuilderContext::new();
+        let mut ctx = Context::new();
+        let mut allocs = Default::default();
+        for p in pending {
+            let (r, a) = compile_one(isa, env, p, &mut fctx, &mut ctx, allocs);
+            allocs = a;
+            let failed = r.is_err();
+            results.push(r);
+            if failed {
+                break;
+            }
+        }
+    } else {
+        // Deal functions round-robin so big and small ones spread over threads.
+        let mut buckets: Vec<Vec<PendingFunction<'_>>> = (0..threads).map(|_| Vec::new()).collect();
+        for (i, p) in pending.into_iter().enumerate() {
+            buckets[i % threads].push(p);
+        }
+        std::thread::scope(|s| {
+            let handles: Vec<_> = buckets
+                .into_iter()
+                .map(|bucket| {
+                    s.spawn(move || {
+                        let mut fctx = FunctionBuilderContext::new();
+                        let mut ctx = Context::new();
+                        let mut allocs = Default::default();
+                        let mut out = Vec::new();
+                        for p in bucket {
+                            let (r, a) = compile_one(isa, env, p, &mut fctx, &mut ctx, allocs);
+                            allocs = a;
+                            out.push(r);
+                        }
+                        out
+                    })
+                })
+                .collect();
+            for h in handles {
+                results.extend(h.join().expect("compiler thread panicked"));
+            }
+        });
+    }
+    let mut funcs = Vec::with_capacity(results.len());
+    let mut first_error: Option<(u32, anyhow::Error)> = None;
+    for r in results {
+        match r {
+            Ok(f) => funcs.push(f),
+            Err((idx, e)) => {
+                // Report the error of the lowest function index, deterministically.
+                if first_error.as_ref().is_none_or(|(i, _)| idx < *i) {
+                    first_error = Some((idx, e));
+                }
+            }
+        }
+    }
+    if let Some((_, e)) = first_error {
+        return Err(e);
+    }
+    funcs.sort_by_key(|f| f.index);
+    link(funcs, env.info)
+}
+
+fn link(funcs: Vec<CompiledFunction>, info: &ModuleInfo) -> anyhow::Result<CompiledModule> {
+    let mut image = Vec::new();
+    let mut func_starts = Vec::with_capacity(funcs.len());
+    let mut infos = Vec::with_capacity(funcs.len());
+    for f in &funcs {
+        while image.len() % 16 != 0 {
+            image.push(0xcc); // int3 padding
+        }
+        let start = image.len() as u32;
+        func_starts.push(start);
+        image.extend_from_slice(&f.code);
+        infos.push(FunctionInfo {
+            start,
+            len: f.code.len() as u32,
+            func_index: Some(f.index),
+            traps: f.traps.iter().map(|(o, c)| (start + o, *c)).collect(),
+            srclocs: f.srclocs.iter().map(|(o, l)| (start + o, *l)).collect(),
+        });
+    }
+    let num_imported = info.num_imported_funcs;
+    let mut patches = Vec::new();
+    for (i, f) in funcs.iter().enumerate() {
+        for &(off, callee, addend) in &f.calls {
+            let at = func_starts[i] + off;
+            let target = func_starts[(callee - num_imported) as usize];
+            let value = target as i64 + addend - at as i64;
+            patches.push((at, i32::try_from(value)?));
+        }
+    }
+    let symbols = Symbols { module: info.name.clone(), funcs: info.func_names.clone() };
+    let code = CodeMemory::new(&image, infos, symbols, |ptr| {
+        for (at, value) in patches {
+            // SAFETY: `at` is a relocation site inside the copied image.
+            unsafe { std::ptr::write_unaligned(ptr.add(at as usize) as *mut i32, value) };
+        }
+    })?;
+    Ok(CompiledModule { code, func_starts })
+}
+
+fn clif_val_type(t: &ValType) -> ir::Type {
+    match t {
+        ValType::I32 => types::I32,
+        ValType::I64 => types::I64,
+        ValType::F32 => types::F32,
+        ValType::F64 => types::F64,
+        ValType::V128 => types::I8X16,
+        ValType::Ref(_) => types::I64,
+    }
+}
+
+/// Size of one slot of the value arrays trampolines read and write.
+pub const VAL_RAW_SIZE: i32 = 16;
+
+/// Trampolines for one function type.
+pub struct Trampolines {
+    pub code: Arc<CodeMemory>,
+    /// `extern "C" fn(callee_vmctx, caller_vmctx, code, values: *mut ValRaw)`:
+    /// calls Wasm-convention `code` with arguments from `values`, writes results back.
+    pub host_to_wasm: *const u8,
+    /// A Wasm-convention function that spills its arguments to an array and calls
+    /// `(*callee_vmctx).callback(callee_vmctx, caller_vmctx, values, fp)`.
+    pub wasm_to_host: *const u8,
+}
+
+// SAFETY: the pointers refer to immutable code kept alive by `code`.
+unsafe impl Send for Trampolines {}
+// SAFETY: as above.
+unsafe impl Sync for Trampolines {}
+
+/// Compiles the two trampolines for function type `ty`.
+pub fn compile_trampolines(isa: &OwnedTargetIsa, ty: &FuncType) -> anyhow::Result<Trampolines> {
+    let params: Vec<ir::Type> = ty.params().iter().map(clif_val_type).collect();
+    let results: Vec<ir::Type> = ty.results().iter().map(clif_val_type).collect();
+    let wasm_sig = translate::wasm_signature(params.iter().copied(), results.iter().copied());
+    let mut fctx = FunctionBuilderContext::new();
+    let mut ctx = Context::new();
+    let flags = MemFlagsData::trusted();
+
+    // Host to Wasm.
+    let mut sig = Signature::new(CallConv::SystemV);
+    for _ in 0..4 {
+        sig.params.push(AbiParam::new(types::I64));
+    }
+    let mut func = ir::Function::with_name_signature(UserFuncName::user(1, 0), sig);
+    {
+        let mut b = FunctionBuilder::new(&mut func, &mut fctx);
+        let block = b.create_block();
+        b.append_block_params_for_function_params(block);
+        b.switch_to_block(block);
+        b.seal_block(block);
+        let p = b.block_params(block).to_vec();
+        let (callee_vmctx, caller_vmctx, code, values) = (p[0], p[1], p[2], p[3]);
+        let mut args = vec![callee_vmctx, caller_vmctx];
+        for (i, t) in params.iter().enumerate() {
+            args.push(b.ins().load(*t, flags, values, i as i32 * VAL_RAW_SIZE));
+        }
+        let sig_ref = b.import_signature(wasm_sig.clone());
+        let call = b.ins().call_indirect(sig_ref, code, &args);
+        let rets = b.inst_results(call).to_vec();
+        for (i, r) in rets.iter().enumerate() {
+            b.ins().store(flags, *r, values, i as i32 * VAL_RAW_SIZE);
+        }
+        b.ins().return_(&[]);
+        b.finalize(isa.frontend_config());
+    }
+    ctx.func = func;
+    let host_to_wasm = compile_single(isa, &mut ctx)?;
+
+    // Wasm to host.
+    let mut func = ir::Function::with_name_signature(UserFuncName::user(1, 1), wasm_sig);
+    {
+        let mut b = FunctionBuilder::new(&mut func, &mut fctx);
+        let slots = params.len().max(results.len()).max(1) as u32;
+        let slot = b.create_sized_stack_slot(ir::StackSlotData::new(
+            ir::StackSlotKind::ExplicitSlot,
+            slots * VAL_RAW_SIZE as u32,
+            4,
+        ));
+        let block = b.create_block();
+        b.append_block_params_for_function_params(block);
+        b.switch_to_block(block);
+        b.seal_block(block);
+        let p = b.block_params(block).to_vec();
+        let (callee_vmctx, caller_vmctx) = (p[0], p[1]);
+        let values = b.ins().stack_addr(types::I64, slot, 0);
+        for (i, v) in p[2..].iter().enumerate() {
+            b.ins().store(flags, *v, values, i as i32 * VAL_RAW_SIZE);
+        }
+        let fp = b.ins().get_frame_pointer(types::I64);
+        let callback = b.ins().load(types::I64, flags, callee_vmctx, 0);
+        let mut csig = Signature::new(CallConv::SystemV);
+        for _ in 0..4 {
+            csig.params.push(AbiParam::new(types::I64));
+        }
+        let csig = b.import_signature(csig);
+        b.ins().call_indirect(csig, callback, &[callee_vmctx, caller_vmctx, values, fp]);
+        let mut rets = Vec::new();
+        for (i, t) in results.iter().enumerate() {
+            rets.push(b.ins().load(*t, flags, values, i as i32 * VAL_RAW_SIZE));
+        }
+        b.ins().return_(&rets);
+        b.finalize(isa.frontend_config());
+    }
+    ctx.func = func;
+    let wasm_to_host = compile_single(isa, &mut ctx)?;
+
+    let mut image = host_to_wasm.clone();
+    while image.len() % 16 != 0 {
+        image.push(0xcc);
+    }
+    let second = image.len() as u32;
+    image.extend_from_slice(&wasm_to_host);
+    let infos = vec![
+        FunctionInfo { start: 0, len: host_to_wasm.len() as u32, func_index: None, traps: vec![], srclocs: vec![] },
+        FunctionInfo { start: second, len: wasm_to_host.len() as u32, func_index: None, traps: vec![], srclocs: vec![] },
+    ];
+    let code = CodeMemory::new(&image, infos, Symbols::default(), |_| {})?;
+    let base = code.base();
+    // SAFETY: `second` is inside the code object.
+    let wasm_to_host = unsafe { base.add(second as usize) };
+    Ok(Trampolines { code, host_to_wasm: base, wasm_to_host })
+}
+
+fn compile_single(isa: &OwnedTargetIsa, ctx: &mut Context) -> anyhow::Result<Vec<u8>> {
+    let compiled = ctx
+        .compile(&**isa, &mut ControlPlane::default())
+        .map_err(|e| anyhow::anyhow!("trampoline compilation failed: {:?}", e.inner))?;
+    if !compiled.buffer.relocs().is_empty() {
+        anyhow::bail!("trampoline has relocations");
+    }
+    let code = compiled.buffer.data().to_vec();
+    ctx.clear();
+    Ok(code)
+}

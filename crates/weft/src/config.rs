@@ -1,0 +1,91 @@
+//! Engine configuration: [`Config`] and the [`Tunables`] that compiled code bakes in.
+
+/// How hard Cranelift optimises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptLevel {
+    /// No optimisation: fastest compilation.
+    None,
+    /// Optimise for speed (the default).
+    Speed,
+    /// Optimise for speed and code size.
+    SpeedAndSize,
+}
+
+/// Settings that compiled code depends on. Modules compiled with one set of
+/// tunables can only run in an engine with the same set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tunables {
+    /// Whether 32-bit memories sit in a reservation that covers every possible
+    /// address (4 GiB plus a 4 GiB guard), so accesses need no bounds checks.
+    pub guarded_memory32: bool,
+    /// Maximum bytes of native stack that Wasm code may use per call from the host.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for Tunables {
+    fn default() -> Self {
+        Tunables { guarded_memory32: true, max_wasm_stack: 512 * 1024 }
+    }
+}
+
+/// Global configuration for an [`Engine`](crate::Engine).
+///
+/// # Example
+///
+/// ```
+/// let mut config = weft::Config::new();
+/// config.max_wasm_stack(256 * 1024).parallel_compilation(false);
+/// let engine = weft::Engine::new(&config).unwrap();
+/// # let _ = engine;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) tunables: Tunables,
+    pub(crate) parallel_compilation: bool,
+    pub(crate) opt_level: OptLevel,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { tunables: Tunables::default(), parallel_compilation: true, opt_level: OptLevel::Speed }
+    }
+}
+
+impl Config {
+    /// The default configuration.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the maximum native stack, in bytes, that Wasm may use in one call from
+    /// the host (default 512 KiB). Deeper recursion traps with
+    /// [`TrapKind::StackOverflow`](crate::TrapKind::StackOverflow).
+    ///
+    /// The host thread's own stack must be larger than this, with room to spare
+    /// for host functions called from Wasm.
+    pub fn max_wasm_stack(&mut self, bytes: usize) -> &mut Self {
+        self.tunables.max_wasm_stack = bytes;
+        self
+    }
+
+    /// Whether 32-bit memories use guard regions instead of explicit bounds checks
+    /// (default true). With guards, each memory reserves 8 GiB of address space;
+    /// without them every access is checked against the memory's current size.
+    /// 64-bit memories always use explicit checks.
+    pub fn memory_guard(&mut self, enable: bool) -> &mut Self {
+        self.tunables.guarded_memory32 = enable;
+        self
+    }
+
+    /// Whether functions are compiled on several threads (default true).
+    pub fn parallel_compilation(&mut self, enable: bool) -> &mut Self {
+        self.parallel_compilation = enable;
+        self
+    }
+
+    /// Cranelift's optimisation level (default [`OptLevel::Speed`]).
+    pub fn cranelift_opt_level(&mut self, level: OptLevel) -> &mut Self {
+        self.opt_level = level;
+        self
+    }
+}

@@ -1,0 +1,88 @@
+//! The engine: compilation settings, the target ISA, the canonical type registry
+//! and the trampoline cache, shared by every module and store created from it.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use cranelift_codegen::isa::OwnedTargetIsa;
+
+use crate::compile::{self, Trampolines};
+use crate::config::Config;
+use crate::runtime::signals;
+use crate::types::{FuncType, TypeId, TypeRegistry};
+
+pub(crate) struct EngineInner {
+    config: Config,
+    pub isa: OwnedTargetIsa,
+    pub types: TypeRegistry,
+    trampolines: Mutex<HashMap<TypeId, Arc<Trampolines>>>,
+    epoch: AtomicU64,
+}
+
+/// A compilation environment: configuration, code generator and type registry.
+///
+/// Cheap to clone (reference-counted); share one engine between all modules and
+/// stores that should interoperate.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<EngineInner>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new(&Config::default()).expect("the default configuration is supported on this host")
+    }
+}
+
+impl Engine {
+    /// Creates an engine with `config`.
+    ///
+    /// # Errors
+    /// Fails if the host CPU is not supported by the code generator.
+    pub fn new(config: &Config) -> anyhow::Result<Engine> {
+        signals::install_handlers();
+        let isa = compile::build_isa(config)?;
+        Ok(Engine {
+            inner: Arc::new(EngineInner {
+                config: config.clone(),
+                isa,
+                types: TypeRegistry::default(),
+                trampolines: Mutex::new(HashMap::new()),
+                epoch: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The configuration this engine was created with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub(crate) fn epoch_counter(&self) -> &AtomicU64 {
+        &self.inner.epoch
+    }
+
+    /// Whether two handles refer to the same engine.
+    pub fn same(a: &Engine, b: &Engine) -> bool {
+        Arc::ptr_eq(&a.inner, &b.inner)
+    }
+
+    pub(crate) fn func_type(&self, id: TypeId) -> Arc<FuncType> {
+        self.inner.types.get(id)
+    }
+
+    pub(crate) fn register_type(&self, ty: &FuncType) -> TypeId {
+        self.inner.types.register_host(ty)
+    }
+
+    /// The trampolines for function type `id`, compiled on first use.
+    pub(crate) fn trampolines(&self, id: TypeId) -> anyhow::Result<Arc<Trampolines>> {
+        if let Some(t) = self.inner.trampolines.lock().unwrap().get(&id) {
+            return Ok(t.clone());
+        }
+        let ty = self.func_type(id);
+        let t = Arc::new(compile::compile_trampolines(&self.inner.isa, &ty)?);
+        Ok(self.inner.trampolines.lock().unwrap().entry(id).or_insert(t).clone())
+    }
+}

@@ -1,0 +1,537 @@
+//! Functions: Wasm functions and host functions behind one handle ([`Func`]),
+//! calls from the host with dynamic ([`Func::call`]) or static
+//! ([`TypedFunc::call`]) types, and the [`Caller`] host functions receive.
+
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use crate::compile::Trampolines;
+use crate::externals::Extern;
+use crate::runtime::code;
+use crate::runtime::instance::InstanceData;
+use crate::runtime::signals::{self, TrapCause, TrapRecord};
+use crate::store::{AsContext, AsContextMut, StoreContextMut, StoreInner, StoreOpaque};
+use crate::trap::{FrameInfo, Trap, WasmBacktrace};
+use crate::types::{FuncType, TypeId, ValType};
+use crate::values::{Val, ValRaw};
+use crate::vmctx::{self, VMFuncRef};
+
+/// A Wasm or host function in a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Func {
+    pub(crate) store_id: u64,
+    pub(crate) func_ref: *const VMFuncRef,
+}
+
+// SAFETY: a handle; every use goes through the owning store.
+unsafe impl Send for Func {}
+// SAFETY: as above.
+unsafe impl Sync for Func {}
+
+type HostFn<T> = dyn Fn(Caller<'_, T>, &mut [ValRaw]) -> anyhow::Result<()> + Send + Sync;
+
+/// The context of a host function: its funcref's `vmctx` points here, and the
+/// Wasm-to-host trampoline calls `callback` (which must stay the first field).
+#[repr(C)]
+struct HostFuncContext<T: 'static> {
+    callback: unsafe extern "C" fn(*mut HostFuncContext<T>, *mut u8, *mut ValRaw, usize),
+    func_ref: VMFuncRef,
+    store: *mut StoreInner<T>,
+    ty: Arc<FuncType>,
+    func: Arc<HostFn<T>>,
+    _trampolines: Arc<Trampolines>,
+}
+
+unsafe extern "C" fn host_callback<T: 'static>(ctx: *mut HostFuncContext<T>, caller_vmctx: *mut u8, values: *mut ValRaw, fp: usize) {
+    let result = {
+        // SAFETY: `ctx` is the context this callback was registered with; it
+        // lives in the store, which is running this call.
+        let ctx = unsafe { &*ctx };
+        let n = ctx.ty.params().len().max(ctx.ty.results().len());
+        // SAFETY: the trampoline passes an array of at least `n` slots.
+        let values = unsafe { std::slice::from_raw_parts_mut(values, n) };
+        // SAFETY: the store outlives the call; the embedder's borrow of it is
+        // suspended while Wasm runs.
+        let store = unsafe { &mut *ctx.store };
+        let caller = Caller { store: StoreContextMut { inner: store }, caller_vmctx };
+        std::panic::catch_unwind(AssertUnwindSafe(|| (ctx.func)(caller, values)))
+    };
+    // Nothing that needs dropping is live past this point: `raise` does not return.
+    match result {
+        Ok(Ok(())) => {}
+        // SAFETY: called from a host function invoked by compiled code.
+        Ok(Err(e)) => unsafe { signals::raise(TrapCause::Host, Some(e), None, fp) },
+        // SAFETY: as above.
+        Err(p) => unsafe { signals::raise(TrapCause::Panic, None, Some(p), fp) },
+    }
+}
+
+/// The calling store and instance, handed to host functions.
+pub struct Caller<'a, T> {
+    pub(crate) store: StoreContextMut<'a, T>,
+    caller_vmctx: *mut u8,
+}
+
+impl<T> Caller<'_, T> {
+    /// The store's host data.
+    pub fn data(&self) -> &T {
+        &self.store.inner.data
+    }
+    /// The store's host data, mutably.
+    pub fn data_mut(&mut self) -> &mut T {
+        &mut self.store.inner.data
+    }
+    /// An export of the calling instance (e.g. its `memory`), if the caller is Wasm.
+    pub fn get_export(&mut self, name: &str) -> Option<Extern> {
+        if self.caller_vmctx.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null caller vmctx is a live instance's vmctx.
+        let inst = unsafe {
+            if *(self.caller_vmctx as *const u64) != vmctx::VMCTX_MAGIC {
+                return None;
+            }
+            &*(*(self.caller_vmctx.add(vmctx::VMCTX_INSTANCE_OFFSET as usize) as *const *const InstanceData))
+        };
+        let index = *inst.module.inner.info.export_map.get(name)?;
+        Some(crate::instance::export_of(&self.store.inner.opaque, inst, index))
+    }
+    /// The engine.
+    pub fn engine(&self) -> &crate::Engine {
+        &self.store.inner.opaque.engine
+    }
+}
+
+impl<T> AsContext for Caller<'_, T> {
+    type Data = T;
+    fn as_context(&self) -> crate::store::StoreContext<'_, T> {
+        crate::store::StoreContext { inner: self.store.inner }
+    }
+}
+impl<T> AsContextMut for Caller<'_, T> {
+    fn as_context_mut(&mut self) -> StoreContextMut<'_, T> {
+        StoreContextMut { inner: self.store.inner }
+    }
+}
+
+impl Func {
+    /// Creates a host function of type `ty` that reads its arguments from and
+    /// writes its results to `Val` slices.
+    pub fn new<T: 'static>(
+        mut store: impl AsContextMut<Data = T>,
+        ty: FuncType,
+        func: impl Fn(Caller<'_, T>, &[Val], &mut [Val]) -> anyhow::Result<()> + Send + Sync + 'static,
+    ) -> Func {
+        let params: Vec<ValType> = ty.params().to_vec();
+        let results: Vec<ValType> = ty.results().to_vec();
+        let raw = move |mut caller: Caller<'_, T>, values: &mut [ValRaw]| -> anyhow::Result<()> {
+            let store = &caller.store.inner.opaque;
+            let args: Vec<Val> = params.iter().zip(values.iter()).map(|(t, v)| Val::from_raw(store, *v, t)).collect();
+            let mut rets: Vec<Val> = results.iter().map(|t| Val::default_for(t).unwrap_or(Val::I32(0))).collect();
+            func(caller.reborrow(), &args, &mut rets)?;
+            let store = &caller.store.inner.opaque;
+            for (i, (r, t)) in rets.iter().zip(results.iter()).enumerate() {
+                if !r.matches(store, t) {
+                    anyhow::bail!("host function returned a value of the wrong type for result {i}");
+                }
+                values[i] = r.to_raw();
+            }
+            Ok(())
+        };
+        let mut ctx = store.as_context_mut();
+        Func::new_raw(&mut ctx, ty, Arc::new(raw))
+    }
+
+    /// Creates a host function from a Rust closure whose parameter and result
+    /// types determine the Wasm type.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let engine = weft::Engine::default();
+    /// let mut store = weft::Store::new(&engine, ());
+    /// let add = weft::Func::wrap(&mut store, |a: i32, b: i32| a + b);
+    /// let typed = add.typed::<(i32, i32), i32>(&store).unwrap();
+    /// assert_eq!(typed.call(&mut store, (2, 3)).unwrap(), 5);
+    /// ```
+    pub fn wrap<T: 'static, Params, Results>(mut store: impl AsContextMut<Data = T>, func: impl IntoFunc<T, Params, Results>) -> Func {
+        let (ty, raw) = func.into_func();
+        let mut ctx = store.as_context_mut();
+        Func::new_raw(&mut ctx, ty, raw)
+    }
+
+    pub(crate) fn new_raw<T: 'static>(ctx: &mut StoreContextMut<'_, T>, ty: FuncType, func: Arc<HostFn<T>>) -> Func {
+        let engine = ctx.inner.opaque.engine.clone();
+        let type_id = engine.register_type(&ty);
+        let trampolines = engine.trampolines(type_id).expect("trampoline compilation failed");
+        let store_ptr: *mut StoreInner<T> = ctx.inner;
+        let mut boxed = Box::new(HostFuncContext {
+            callback: host_callback::<T>,
+            func_ref: VMFuncRef { code: trampolines.wasm_to_host, vmctx: std::ptr::null_mut(), type_id: type_id.0, _pad: 0 },
+            store: store_ptr,
+            ty: engine.func_type(type_id),
+            func,
+            _trampolines: trampolines,
+        });
+        let ctx_ptr: *mut HostFuncContext<T> = &mut *boxed;
+        boxed.func_ref.vmctx = ctx_ptr as *mut u8;
+        let func_ref: *const VMFuncRef = &boxed.func_ref;
+        let opaque = &mut ctx.inner.opaque;
+        opaque.host_funcs.push(boxed);
+        Func { store_id: opaque.id, func_ref }
+    }
+
+    pub(crate) fn type_id(&self) -> TypeId {
+        // SAFETY: the funcref lives as long as its store.
+        TypeId(unsafe { (*self.func_ref).type_id })
+    }
+
+    /// The function's type.
+    pub fn ty(&self, store: impl AsContext) -> FuncType {
+        let ctx = store.as_context();
+        ctx.inner.opaque.check(self.store_id);
+        (*ctx.inner.opaque.engine.func_type(self.type_id())).clone()
+    }
+
+    /// Calls the function with `params`, writing its results into `results`.
+    ///
+    /// # Errors
+    /// Fails if the arguments do not match the function's type, or with a
+    /// [`Trap`] (downcast the error) if the guest traps.
+    ///
+    /// # Panics
+    /// Resumes a panic raised by a host function during the call.
+    pub fn call(&self, mut store: impl AsContextMut, params: &[Val], results: &mut [Val]) -> anyhow::Result<()> {
+        let ctx = store.as_context_mut();
+        let opaque = &mut ctx.inner.opaque;
+        opaque.check(self.store_id);
+        let ty = opaque.engine.func_type(self.type_id());
+        if params.len() != ty.params().len() {
+            anyhow::bail!("expected {} arguments, got {}", ty.params().len(), params.len());
+        }
+        if results.len() != ty.results().len() {
+            anyhow::bail!("expected {} results, got room for {}", ty.results().len(), results.len());
+        }
+        for (i, (p, t)) in params.iter().zip(ty.params()).enumerate() {
+            if !p.matches(opaque, t) {
+                anyhow::bail!("argument {i} does not match the parameter type {t}");
+            }
+        }
+        let mut values = vec![ValRaw::default(); ty.params().len().max(ty.results().len())];
+        for (slot, p) in values.iter_mut().zip(params) {
+            *slot = p.to_raw();
+        }
+        // SAFETY: the values array holds enough slots for the function's type.
+        unsafe { self.call_raw(opaque, &mut values)? };
+        for (i, (r, t)) in results.iter_mut().zip(ty.results()).enumerate() {
+            *r = Val::from_raw(opaque, values[i], t);
+        }
+        Ok(())
+    }
+
+    /// Calls with arguments and results in raw slots.
+    ///
+    /// # Safety
+    /// `values` must hold correctly typed arguments and enough slots for the results.
+    pub(crate) unsafe fn call_raw(&self, store: &mut StoreOpaque, values: &mut [ValRaw]) -> anyhow::Result<()> {
+        let trampolines = store.engine.trampolines(self.type_id())?;
+        let max_stack = store.engine.config().tunables.max_wasm_stack;
+        // SAFETY: the funcref belongs to this store (checked by callers).
+        let f = unsafe { *self.func_ref };
+        let store_ctx: *mut vmctx::VMStoreContext = &mut *store.vm;
+        // SAFETY: the trampoline matches the callee's type and `values` is large enough.
+        let r = unsafe {
+            signals::call_wasm(
+                store_ctx,
+                max_stack,
+                trampolines.host_to_wasm,
+                f.vmctx,
+                std::ptr::null_mut(),
+                f.code,
+                values.as_mut_ptr() as *mut u8,
+            )
+        };
+        r.map_err(|record| trap_from_record(*record))
+    }
+
+    /// A statically typed view of this function.
+    ///
+    /// # Errors
+    /// Fails if `Params` and `Results` do not match the function's type.
+    pub fn typed<Params: WasmParams, Results: WasmResults>(&self, store: impl AsContext) -> anyhow::Result<TypedFunc<Params, Results>> {
+        let ty = self.ty(store);
+        let expected = FuncType::new(Params::types(), Results::types());
+        if ty != expected {
+            anyhow::bail!("function type mismatch: the function is {ty}, but {expected} was requested");
+        }
+        Ok(TypedFunc { func: *self, _marker: PhantomData })
+    }
+}
+
+/// Converts a trap record into the error a call returns (or resumes a host panic).
+pub(crate) fn trap_from_record(record: TrapRecord) -> anyhow::Error {
+    if let Some(p) = record.panic {
+        std::panic::resume_unwind(p);
+    }
+    let backtrace = symbolize(&record.backtrace);
+    match record.cause {
+        TrapCause::Wasm(kind) => anyhow::Error::new(Trap::new(kind, backtrace)),
+        _ => anyhow::Error::new(Trap::host(record.host_error.unwrap_or_else(|| anyhow::anyhow!("unknown host error")), backtrace)),
+    }
+}
+
+fn symbolize(pcs: &[usize]) -> WasmBacktrace {
+    let mut frames = Vec::new();
+    for (i, &pc) in pcs.iter().enumerate() {
+        // Entries after the first are return addresses: look up the call itself.
+        let lookup = if i == 0 { pc } else { pc - 1 };
+        code::with_code_at(lookup, |found| {
+            if let Some((mem, offset)) = found {
+                if let Some(func_index) = mem.function_at(offset).and_then(|f| f.func_index) {
+                    frames.push(FrameInfo {
+                        func_index,
+                        func_name: mem.symbols.funcs.get(&func_index).cloned(),
+                        module_name: mem.symbols.module.clone(),
+                        module_offset: mem.wasm_offset_at(offset),
+                    });
+                }
+            }
+        });
+    }
+    WasmBacktrace { frames }
+}
+
+/// A function with statically known parameter and result types.
+pub struct TypedFunc<Params, Results> {
+    func: Func,
+    _marker: PhantomData<fn(Params) -> Results>,
+}
+
+impl<Params, Results> Clone for TypedFunc<Params, Results> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<Params, Results> Copy for TypedFunc<Params, Results> {}
+
+impl<Params: WasmParams, Results: WasmResults> TypedFunc<Params, Results> {
+    /// Calls the function.
+    ///
+    /// # Errors
+    /// A [`Trap`] if the guest traps.
+    pub fn call(&self, mut store: impl AsContextMut, params: Params) -> anyhow::Result<Results> {
+        let ctx = store.as_context_mut();
+        let opaque = &mut ctx.inner.opaque;
+        opaque.check(self.func.store_id);
+        let mut values = [ValRaw::default(); 16];
+        let n = Params::count().max(Results::count());
+        let mut heap;
+        let slots: &mut [ValRaw] = if n <= values.len() {
+            &mut values[..n.max(1)]
+        } else {
+            heap = vec![ValRaw::default(); n];
+            &mut heap
+        };
+        params.store(slots);
+        // SAFETY: the types were checked when this TypedFunc was made.
+        unsafe { self.func.call_raw(opaque, slots)? };
+        Ok(Results::load(opaque, slots))
+    }
+
+    /// The underlying function.
+    pub fn func(&self) -> &Func {
+        &self.func
+    }
+}
+
+/// A Rust type that maps to one Wasm value type.
+pub trait WasmTy: Sized {
+    fn valtype() -> ValType;
+    fn to_raw(self) -> ValRaw;
+    fn from_raw(store: &StoreOpaque, raw: ValRaw) -> Self;
+}
+
+macro_rules! wasm_ty {
+    ($t:ty, $vt:expr, |$s:ident| $to:expr, |$r:ident| $from:expr) => {
+        impl WasmTy for $t {
+            fn valtype() -> ValType {
+                $vt
+            }
+            fn to_raw(self) -> ValRaw {
+                let $s = self;
+                $to
+            }
+            fn from_raw(_store: &StoreOpaque, $r: ValRaw) -> Self {
+                $from
+            }
+        }
+    };
+}
+wasm_ty!(i32, ValType::I32, |v| ValRaw::i32(v), |r| r.get_i32());
+wasm_ty!(u32, ValType::I32, |v| ValRaw::i32(v as i32), |r| r.get_i32() as u32);
+wasm_ty!(i64, ValType::I64, |v| ValRaw::i64(v), |r| r.get_i64());
+wasm_ty!(u64, ValType::I64, |v| ValRaw::i64(v as i64), |r| r.get_i64() as u64);
+wasm_ty!(f32, ValType::F32, |v| ValRaw::f32(v.to_bits()), |r| f32::from_bits(r.get_f32()));
+wasm_ty!(f64, ValType::F64, |v| ValRaw::f64(v.to_bits()), |r| f64::from_bits(r.get_f64()));
+
+impl WasmTy for Option<Func> {
+    fn valtype() -> ValType {
+        ValType::FUNCREF
+    }
+    fn to_raw(self) -> ValRaw {
+        ValRaw::anyref(self.map_or(0, |f| f.func_ref as u64))
+    }
+    fn from_raw(store: &StoreOpaque, raw: ValRaw) -> Self {
+        let r = raw.get_ref();
+        (r != 0).then(|| Func { store_id: store.id, func_ref: r as *const VMFuncRef })
+    }
+}
+
+impl WasmTy for Option<crate::ExternRef> {
+    fn valtype() -> ValType {
+        ValType::EXTERNREF
+    }
+    fn to_raw(self) -> ValRaw {
+        ValRaw::anyref(self.map_or(0, |e| e.to_raw()))
+    }
+    fn from_raw(store: &StoreOpaque, raw: ValRaw) -> Self {
+        crate::ExternRef::from_raw(store, raw.get_ref())
+    }
+}
+
+/// Parameter lists of typed functions: `()`, a single [`WasmTy`], or tuples.
+pub trait WasmParams {
+    fn types() -> Vec<ValType>;
+    fn count() -> usize;
+    fn store(self, slots: &mut [ValRaw]);
+    fn load(store: &StoreOpaque, slots: &[ValRaw]) -> Self;
+}
+
+/// Result lists of typed functions (same shapes as [`WasmParams`]).
+pub trait WasmResults: WasmParams {}
+impl<T: WasmParams> WasmResults for T {}
+
+impl<T: WasmTy> WasmParams for T {
+    fn types() -> Vec<ValType> {
+        vec![T::valtype()]
+    }
+    fn count() -> usize {
+        1
+    }
+    fn store(self, slots: &mut [ValRaw]) {
+        slots[0] = self.to_raw();
+    }
+    fn load(store: &StoreOpaque, slots: &[ValRaw]) -> Self {
+        T::from_raw(store, slots[0])
+    }
+}
+
+macro_rules! tuple_params {
+    ($($t:ident $i:tt),*) => {
+        impl<$($t: WasmTy),*> WasmParams for ($($t,)*) {
+            fn types() -> Vec<ValType> {
+                vec![$($t::valtype()),*]
+            }
+            fn count() -> usize {
+                0 $(+ { let _ = $i; 1 })*
+            }
+            #[allow(unused_variables)]
+            fn store(self, slots: &mut [ValRaw]) {
+                $(slots[$i] = self.$i.to_raw();)*
+            }
+            #[allow(unused_variables)]
+            fn load(store: &StoreOpaque, slots: &[ValRaw]) -> Self {
+                ($($t::from_raw(store, slots[$i]),)*)
+            }
+        }
+    };
+}
+tuple_params!();
+tuple_params!(A 0);
+tuple_params!(A 0, B 1);
+tuple_params!(A 0, B 1, C 2);
+tuple_params!(A 0, B 1, C 2, D 3);
+tuple_params!(A 0, B 1, C 2, D 3, E 4);
+tuple_params!(A 0, B 1, C 2, D 3, E 4, F 5);
+tuple_params!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+tuple_params!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
+
+/// What a wrapped host closure may return: results, or `anyhow::Result` of them.
+pub trait HostResult {
+    type Results: WasmResults;
+    fn into_result(self) -> anyhow::Result<Self::Results>;
+}
+impl<R: WasmResults> HostResult for R {
+    type Results = R;
+    fn into_result(self) -> anyhow::Result<R> {
+        Ok(self)
+    }
+}
+impl<R: WasmResults> HostResult for anyhow::Result<R> {
+    type Results = R;
+    fn into_result(self) -> anyhow::Result<R> {
+        self
+    }
+}
+
+/// Closures that can become host functions (see [`Func::wrap`]).
+pub trait IntoFunc<T, Params, Results>: Send + Sync + 'static {
+    #[doc(hidden)]
+    fn into_func(self) -> (FuncType, Arc<HostFn<T>>);
+}
+
+macro_rules! into_func {
+    ($($a:ident $i:tt),*) => {
+        #[allow(non_snake_case)]
+        impl<T: 'static, Closure, Ret, $($a: WasmTy + 'static),*> IntoFunc<T, ($($a,)*), Ret> for Closure
+        where
+            Closure: Fn($($a),*) -> Ret + Send + Sync + 'static,
+            Ret: HostResult + 'static,
+        {
+            fn into_func(self) -> (FuncType, Arc<HostFn<T>>) {
+                let ty = FuncType::new(<($($a,)*) as WasmParams>::types(), Ret::Results::types());
+                let f = move |caller: Caller<'_, T>, values: &mut [ValRaw]| -> anyhow::Result<()> {
+                    #[allow(unused_variables)]
+                    let store = &caller.store.inner.opaque;
+                    let r = (self)($($a::from_raw(store, values[$i])),*).into_result()?;
+                    r.store(values);
+                    Ok(())
+                };
+                (ty, Arc::new(f))
+            }
+        }
+
+        #[allow(non_snake_case)]
+        impl<T: 'static, Closure, Ret, $($a: WasmTy + 'static),*> IntoFunc<T, (Caller<'static, T>, $($a,)*), Ret> for Closure
+        where
+            Closure: Fn(Caller<'_, T>, $($a),*) -> Ret + Send + Sync + 'static,
+            Ret: HostResult + 'static,
+        {
+            fn into_func(self) -> (FuncType, Arc<HostFn<T>>) {
+                let ty = FuncType::new(<($($a,)*) as WasmParams>::types(), Ret::Results::types());
+                let f = move |caller: Caller<'_, T>, values: &mut [ValRaw]| -> anyhow::Result<()> {
+                    $(let $a = { let store = &caller.store.inner.opaque; $a::from_raw(store, values[$i]) };)*
+                    let r = (self)(caller, $($a),*).into_result()?;
+                    r.store(values);
+                    Ok(())
+                };
+                (ty, Arc::new(f))
+            }
+        }
+    };
+}
+into_func!();
+into_func!(A 0);
+into_func!(A 0, B 1);
+into_func!(A 0, B 1, C 2);
+into_func!(A 0, B 1, C 2, D 3);
+into_func!(A 0, B 1, C 2, D 3, E 4);
+into_func!(A 0, B 1, C 2, D 3, E 4, F 5);
+into_func!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+
+impl<T> Caller<'_, T> {
+    fn reborrow(&mut self) -> Caller<'_, T> {
+        Caller { store: StoreContextMut { inner: self.store.inner }, caller_vmctx: self.caller_vmctx }
+    }
+}

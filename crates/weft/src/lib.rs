@@ -1,0 +1,52 @@
+//! Weft: a WebAssembly runtime with a Cranelift JIT.
+//!
+//! The pipeline flows one way: bytes → [`frontend`] (validated `ModuleInfo`) →
+//! [`translate`] (Cranelift IR) → [`compile`] (machine code in a code object) →
+//! [`runtime`] (instances, memories, tables, traps) → the public API
+//! ([`Engine`], [`Module`], [`Store`], [`Instance`], [`Linker`], [`Func`], ...).
+//!
+//! # Example
+//!
+//! ```
+//! use weft::{Engine, Module, Store, Instance};
+//!
+//! let engine = Engine::default();
+//! let module = Module::new(&engine, r#"
+//!     (module (func (export "add") (param i32 i32) (result i32)
+//!         local.get 0 local.get 1 i32.add))
+//! "#)?;
+//! let mut store = Store::new(&engine, ());
+//! let instance = Instance::new(&mut store, &module, &[])?;
+//! let add = instance.get_typed_func::<(i32, i32), i32>(&mut store, "add")?;
+//! assert_eq!(add.call(&mut store, (2, 40))?, 42);
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+pub mod compile;
+mod config;
+mod engine;
+mod externals;
+pub mod frontend;
+mod func;
+mod instance;
+mod linker;
+mod module;
+pub mod runtime;
+mod store;
+pub mod translate;
+mod trap;
+mod types;
+mod values;
+pub mod vmctx;
+
+pub use config::{Config, OptLevel, Tunables};
+pub use engine::Engine;
+pub use externals::{Extern, Global, Memory, Table};
+pub use func::{Caller, Func, HostResult, IntoFunc, TypedFunc, WasmParams, WasmResults, WasmTy};
+pub use instance::Instance;
+pub use linker::Linker;
+pub use module::Module;
+pub use store::{AsContext, AsContextMut, Store, StoreContext, StoreContextMut};
+pub use trap::{FrameInfo, Trap, TrapKind, WasmBacktrace};
+pub use types::{ExternType, FuncType, GlobalType, HeapType, MemoryType, Mutability, RefType, TableType, TypeId, ValType};
+pub use values::{ExternRef, Val, ValRaw};

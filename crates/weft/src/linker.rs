@@ -1,0 +1,158 @@
+//! The linker: resolves a module's imports by name from host functions and
+//! other instances' exports.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::externals::Extern;
+use crate::func::{Caller, Func, IntoFunc};
+use crate::instance::Instance;
+use crate::module::Module;
+use crate::store::{AsContext, AsContextMut};
+use crate::types::FuncType;
+use crate::values::{Val, ValRaw};
+use crate::Engine;
+
+type HostFn<T> = dyn Fn(Caller<'_, T>, &mut [ValRaw]) -> anyhow::Result<()> + Send + Sync;
+
+enum Definition<T> {
+    Extern(Extern),
+    HostFunc(FuncType, Arc<HostFn<T>>),
+}
+
+impl<T> Clone for Definition<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Definition::Extern(e) => Definition::Extern(*e),
+            Definition::HostFunc(t, f) => Definition::HostFunc(t.clone(), f.clone()),
+        }
+    }
+}
+
+/// Name-based import resolution.
+///
+/// # Example
+///
+/// ```
+/// let engine = weft::Engine::default();
+/// let mut linker = weft::Linker::<u32>::new(&engine);
+/// linker.func_wrap("host", "bump", |mut caller: weft::Caller<'_, u32>, by: u32| {
+///     *caller.data_mut() += by;
+/// }).unwrap();
+/// let module = weft::Module::new(&engine, r#"(module
+///     (import "host" "bump" (func $bump (param i32)))
+///     (func (export "run") (call $bump (i32.const 5))))"#).unwrap();
+/// let mut store = weft::Store::new(&engine, 0u32);
+/// let instance = linker.instantiate(&mut store, &module).unwrap();
+/// instance.get_typed_func::<(), ()>(&mut store, "run").unwrap().call(&mut store, ()).unwrap();
+/// assert_eq!(*store.data(), 5);
+/// ```
+pub struct Linker<T> {
+    engine: Engine,
+    defs: HashMap<(String, String), Definition<T>>,
+    allow_shadowing: bool,
+}
+
+impl<T: 'static> Linker<T> {
+    /// An empty linker for `engine`.
+    pub fn new(engine: &Engine) -> Self {
+        Linker { engine: engine.clone(), defs: HashMap::new(), allow_shadowing: false }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Whether a later definition may replace an earlier one of the same name.
+    pub fn allow_shadowing(&mut self, allow: bool) -> &mut Self {
+        self.allow_shadowing = allow;
+        self
+    }
+
+    fn insert(&mut self, module: &str, name: &str, def: Definition<T>) -> anyhow::Result<&mut Self> {
+        let key = (module.to_string(), name.to_string());
+        if !self.allow_shadowing && self.defs.contains_key(&key) {
+            anyhow::bail!("`{module}::{name}` is already defined");
+        }
+        self.defs.insert(key, def);
+        Ok(self)
+    }
+
+    /// Defines `module::name` as `item`.
+    pub fn define(&mut self, _store: impl AsContext<Data = T>, module: &str, name: &str, item: impl Into<Extern>) -> anyhow::Result<&mut Self> {
+        self.insert(module, name, Definition::Extern(item.into()))
+    }
+
+    /// Defines a host function from a Rust closure (see [`Func::wrap`]).
+    pub fn func_wrap<Params, Results>(&mut self, module: &str, name: &str, func: impl IntoFunc<T, Params, Results>) -> anyhow::Result<&mut Self> {
+        let (ty, f) = func.into_func();
+        self.insert(module, name, Definition::HostFunc(ty, f))
+    }
+
+    /// Defines a host function of type `ty` working on `Val` slices (see [`Func::new`]).
+    pub fn func_new(
+        &mut self,
+        module: &str,
+        name: &str,
+        ty: FuncType,
+        func: impl Fn(Caller<'_, T>, &[Val], &mut [Val]) -> anyhow::Result<()> + Send + Sync + 'static,
+    ) -> anyhow::Result<&mut Self> {
+        // Converts between raw slots and `Val`s on every call, like `Func::new`.
+        let f2 = func;
+        let ty3 = ty.clone();
+        self.insert(
+            module,
+            name,
+            Definition::HostFunc(
+                ty.clone(),
+                Arc::new(move |caller: Caller<'_, T>, values: &mut [ValRaw]| {
+                    let store = &caller.store.inner.opaque;
+                    let args: Vec<Val> = ty3.params().iter().zip(values.iter()).map(|(t, v)| Val::from_raw(store, *v, t)).collect();
+                    let mut rets: Vec<Val> = ty3.results().iter().map(|t| Val::default_for(t).unwrap_or(Val::I32(0))).collect();
+                    f2(caller, &args, &mut rets)?;
+                    for (i, r) in rets.into_iter().enumerate() {
+                        values[i] = r.to_raw();
+                    }
+                    Ok(())
+                }),
+            ),
+        )
+    }
+
+    /// Defines every export of `instance` under the module name `module`.
+    pub fn instance(&mut self, mut store: impl AsContextMut<Data = T>, module: &str, instance: Instance) -> anyhow::Result<&mut Self> {
+        for (name, item) in instance.exports(&mut store) {
+            self.insert(module, &name, Definition::Extern(item))?;
+        }
+        Ok(self)
+    }
+
+    /// Looks up `module::name`, creating host functions in `store` as needed.
+    pub fn get(&self, mut store: impl AsContextMut<Data = T>, module: &str, name: &str) -> Option<Extern> {
+        let def = self.defs.get(&(module.to_string(), name.to_string()))?;
+        Some(match def {
+            Definition::Extern(e) => *e,
+            Definition::HostFunc(ty, f) => {
+                let mut ctx = store.as_context_mut();
+                Extern::Func(Func::new_raw(&mut ctx, ty.clone(), f.clone()))
+            }
+        })
+    }
+
+    /// Instantiates `module`, resolving every import by name.
+    ///
+    /// # Errors
+    /// Fails if an import is not defined (the error names it) or has the wrong
+    /// type, or if instantiation traps.
+    pub fn instantiate(&self, mut store: impl AsContextMut<Data = T>, module: &Module) -> anyhow::Result<Instance> {
+        let mut imports = Vec::new();
+        for (m, n, _) in module.imports() {
+            match self.get(&mut store, m, n) {
+                Some(e) => imports.push(e),
+                None => anyhow::bail!("unknown import: `{m}::{n}` has not been defined"),
+            }
+        }
+        Instance::new(&mut store, module, &imports)
+    }
+}

@@ -1,0 +1,141 @@
+//! Compiled modules: the result of reading, validating and compiling a Wasm binary.
+
+use std::sync::Arc;
+
+use crate::compile::{self, CompiledModule};
+use crate::engine::Engine;
+use crate::frontend::{self, EntityIndex, ImportKind, ModuleInfo};
+use crate::translate::TranslateEnv;
+use crate::types::{convert_ref_type, convert_val_type, ExternType, GlobalType, MemoryType, Mutability, TableType, TypeId};
+use crate::vmctx::VMOffsets;
+
+pub(crate) struct ModuleInner {
+    pub engine: Engine,
+    pub info: ModuleInfo,
+    pub offsets: VMOffsets,
+    pub compiled: CompiledModule,
+    /// Canonical id of each module type index.
+    pub type_ids: Vec<TypeId>,
+    /// The same ids as compiled code reads them from the vmctx.
+    pub type_ids_raw: Box<[u32]>,
+    /// The binary (data segments are read from it).
+    pub bytes: Box<[u8]>,
+}
+
+/// A compiled WebAssembly module, ready to be instantiated any number of times.
+///
+/// Cheap to clone (reference-counted).
+///
+/// # Example
+///
+/// ```
+/// let engine = weft::Engine::default();
+/// let module = weft::Module::new(&engine, r#"(module (func (export "f") (result i32) i32.const 7))"#).unwrap();
+/// assert!(module.exports().any(|(name, _)| name == "f"));
+/// ```
+#[derive(Clone)]
+pub struct Module {
+    pub(crate) inner: Arc<ModuleInner>,
+}
+
+impl Module {
+    /// Compiles a module from its binary or text (WAT) form.
+    ///
+    /// # Errors
+    /// A malformed or invalid module is an error whose message carries the byte
+    /// offset of the problem; so is a module using a feature Weft does not
+    /// implement, with the feature named.
+    pub fn new(engine: &Engine, bytes: impl AsRef<[u8]>) -> anyhow::Result<Module> {
+        let bytes = bytes.as_ref();
+        let binary = wat::parse_bytes(bytes)?;
+        Module::from_binary(engine, &binary)
+    }
+
+    /// Compiles a module from its binary form.
+    pub fn from_binary(engine: &Engine, binary: &[u8]) -> anyhow::Result<Module> {
+        let (info, pending) = frontend::parse(binary)?;
+        let offsets = VMOffsets::new(&info);
+        let compiled = {
+            let env = TranslateEnv { info: &info, offsets: &offsets, tunables: &engine.config().tunables };
+            compile::compile_module(&engine.inner.isa, engine.config(), &env, pending)?
+        };
+        let type_ids = engine.inner.types.register_module(&info);
+        let type_ids_raw = type_ids.iter().map(|t| t.0).collect();
+        Ok(Module {
+            inner: Arc::new(ModuleInner {
+                engine: engine.clone(),
+                info,
+                offsets,
+                compiled,
+                type_ids,
+                type_ids_raw,
+                bytes: binary.into(),
+            }),
+        })
+    }
+
+    /// Validates a binary without compiling it.
+    pub fn validate(_engine: &Engine, binary: &[u8]) -> anyhow::Result<()> {
+        let mut validator = wasmparser::Validator::new_with_features(frontend::supported_features());
+        validator.validate_all(binary)?;
+        Ok(())
+    }
+
+    /// The engine the module was compiled for.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The module's name from its name section.
+    pub fn name(&self) -> Option<&str> {
+        self.inner.info.name.as_deref()
+    }
+
+    pub(crate) fn entity_type(&self, index: EntityIndex) -> ExternType {
+        let info = &self.inner.info;
+        match index {
+            EntityIndex::Func(f) => ExternType::Func((*self.inner.engine.func_type(self.func_type_id(f))).clone()),
+            EntityIndex::Table(t) => ExternType::Table(self.table_type(&info.tables[t as usize])),
+            EntityIndex::Memory(m) => ExternType::Memory(MemoryType::from_wasm(&info.memories[m as usize])),
+            EntityIndex::Global(g) => ExternType::Global(self.global_type(&info.globals[g as usize])),
+        }
+    }
+
+    pub(crate) fn func_type_id(&self, f: u32) -> TypeId {
+        self.inner.type_ids[self.inner.info.funcs[f as usize] as usize]
+    }
+
+    pub(crate) fn table_type(&self, t: &wasmparser::TableType) -> TableType {
+        TableType {
+            element: convert_ref_type(&t.element_type, &self.inner.type_ids),
+            minimum: t.initial,
+            maximum: t.maximum,
+            table64: t.table64,
+        }
+    }
+
+    pub(crate) fn global_type(&self, g: &wasmparser::GlobalType) -> GlobalType {
+        GlobalType {
+            content: convert_val_type(&g.content_type, &self.inner.type_ids),
+            mutability: if g.mutable { Mutability::Var } else { Mutability::Const },
+        }
+    }
+
+    /// The module's imports: (module, name, type), in order.
+    pub fn imports(&self) -> impl Iterator<Item = (&str, &str, ExternType)> + '_ {
+        self.inner.info.imports.iter().map(move |i| {
+            let ty = match &i.kind {
+                ImportKind::Func(t) => ExternType::Func((*self.inner.engine.func_type(self.inner.type_ids[*t as usize])).clone()),
+                ImportKind::Table(t) => ExternType::Table(self.table_type(t)),
+                ImportKind::Memory(m) => ExternType::Memory(MemoryType::from_wasm(m)),
+                ImportKind::Global(g) => ExternType::Global(self.global_type(g)),
+            };
+            (i.module.as_str(), i.name.as_str(), ty)
+        })
+    }
+
+    /// The module's exports: (name, type), in order.
+    pub fn exports(&self) -> impl Iterator<Item = (&str, ExternType)> + '_ {
+        self.inner.info.exports.iter().map(move |(name, index)| (name.as_str(), self.entity_type(*index)))
+    }
+}

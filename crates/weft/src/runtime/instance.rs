@@ -1,0 +1,410 @@
+//! Instances at run time: building a vmctx from a module and its imports,
+//! initialising memories, tables and globals, and the builtins compiled code
+//! calls for bulk operations.
+
+use std::alloc::Layout;
+
+use crate::frontend::{ConstOp, ConstExpression, DataMode, ElementMode};
+use crate::module::Module;
+use crate::runtime::memory::LinearMemory;
+use crate::runtime::table::TableData;
+use crate::store::{GlobalEntry, MemoryEntry, StoreOpaque};
+use crate::trap::TrapKind;
+use crate::types::{convert_ref_type, convert_val_type, GlobalType, MemoryType, Mutability, TableType};
+use crate::vmctx::{self, VMFuncRef, VMGlobal, VMOffsets, NUM_BUILTINS};
+
+/// An import resolved to store objects.
+#[derive(Clone, Copy)]
+pub enum ResolvedImport {
+    Func(VMFuncRef),
+    Memory(usize),
+    Table(usize),
+    Global(usize),
+}
+
+/// The run-time state of one instance.
+pub struct InstanceData {
+    pub module: Module,
+    vmctx: *mut u8,
+    layout: Layout,
+    pub store: *mut StoreOpaque,
+    /// Store indices of the instance's memories, tables and globals (imported and defined).
+    pub memories: Vec<usize>,
+    pub tables: Vec<usize>,
+    pub globals: Vec<usize>,
+    pub dropped_data: Vec<bool>,
+    /// Element segments' values; `None` once dropped.
+    pub elems: Vec<Option<Vec<u64>>>,
+}
+
+impl InstanceData {
+    pub fn vmctx(&self) -> *mut u8 {
+        self.vmctx
+    }
+    pub fn offsets(&self) -> &VMOffsets {
+        &self.module.inner.offsets
+    }
+    /// Pointer to function `f`'s funcref in the vmctx.
+    pub fn func_ref(&self, f: u32) -> *mut VMFuncRef {
+        // SAFETY: `f` is a valid function index, so the offset is inside the vmctx.
+        unsafe { self.vmctx.add(self.offsets().func_ref(f) as usize) as *mut VMFuncRef }
+    }
+    fn write<V>(&self, offset: u32, value: V) {
+        // SAFETY: offsets come from VMOffsets for this module, inside the allocation.
+        unsafe { std::ptr::write(self.vmctx.add(offset as usize) as *mut V, value) }
+    }
+}
+
+impl Drop for InstanceData {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `instantiate` with this layout.
+        unsafe { std::alloc::dealloc(self.vmctx, self.layout) };
+    }
+}
+
+struct BuiltinTable([*const u8; NUM_BUILTINS]);
+// SAFETY: immutable table of function addresses.
+unsafe impl Sync for BuiltinTable {}
+
+static BUILTINS: BuiltinTable = BuiltinTable([
+    memory_grow as *const u8,
+    memory_fill as *const u8,
+    memory_copy as *const u8,
+    memory_init as *const u8,
+    data_drop as *const u8,
+    table_grow as *const u8,
+    table_fill as *const u8,
+    table_copy as *const u8,
+    table_init as *const u8,
+    elem_drop as *const u8,
+]);
+
+/// Evaluates a constant expression in an instance under construction.
+fn eval_const(expr: &ConstExpression, inst: &InstanceData, store: &StoreOpaque) -> VMGlobal {
+    let mut stack: Vec<u64> = Vec::with_capacity(4);
+    for op in &expr.ops {
+        match *op {
+            ConstOp::I32Const(v) => stack.push(v as u32 as u64),
+            ConstOp::I64Const(v) => stack.push(v as u64),
+            ConstOp::F32Const(v) => stack.push(v as u64),
+            ConstOp::F64Const(v) => stack.push(v),
+            ConstOp::RefNull => stack.push(0),
+            ConstOp::RefFunc(f) => stack.push(inst.func_ref(f) as u64),
+            ConstOp::GlobalGet(g) => {
+                // SAFETY: the global's storage is alive in the store.
+                let v = unsafe { (*store.globals[inst.globals[g as usize]].ptr).bits[0] };
+                stack.push(v);
+            }
+            ConstOp::I32Add | ConstOp::I32Sub | ConstOp::I32Mul => {
+                let b = stack.pop().unwrap() as u32;
+                let a = stack.pop().unwrap() as u32;
+                let r = match op {
+                    ConstOp::I32Add => a.wrapping_add(b),
+                    ConstOp::I32Sub => a.wrapping_sub(b),
+                    _ => a.wrapping_mul(b),
+                };
+                stack.push(r as u64);
+            }
+            ConstOp::I64Add | ConstOp::I64Sub | ConstOp::I64Mul => {
+                let b = stack.pop().unwrap();
+                let a = stack.pop().unwrap();
+                let r = match op {
+                    ConstOp::I64Add => a.wrapping_add(b),
+                    ConstOp::I64Sub => a.wrapping_sub(b),
+                    _ => a.wrapping_mul(b),
+                };
+                stack.push(r);
+            }
+        }
+    }
+    VMGlobal { bits: [stack.pop().unwrap_or(0), 0] }
+}
+
+/// Why instantiation failed after the instance was created.
+pub enum InstantiateError {
+    /// Setting up failed (resource limits).
+    Error(anyhow::Error),
+    /// A segment did not fit: the instance exists (and earlier writes stay), but
+    /// instantiation traps.
+    Trap(TrapKind),
+}
+
+/// Creates an instance of `module` in `store` with resolved `imports` (one per
+/// import, in order). Returns the instance's index in the store. Does not run the
+/// start function.
+pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[ResolvedImport]) -> Result<usize, InstantiateError> {
+    let m = &module.inner;
+    let info = &m.info;
+    let offsets = &m.offsets;
+    let layout = Layout::from_size_align(offsets.size as usize, 16).unwrap();
+    // SAFETY: the layout has non-zero size (the header alone is 40 bytes).
+    let vmctx = unsafe { std::alloc::alloc_zeroed(layout) };
+    if vmctx.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    let store_ptr: *mut StoreOpaque = store;
+    let mut inst = Box::new(InstanceData {
+        module: module.clone(),
+        vmctx,
+        layout,
+        store: store_ptr,
+        memories: Vec::with_capacity(info.memories.len()),
+        tables: Vec::with_capacity(info.tables.len()),
+        globals: Vec::with_capacity(info.globals.len()),
+        dropped_data: vec![false; info.data.len()],
+        elems: Vec::with_capacity(info.elements.len()),
+    });
+    let inst_ptr: *mut InstanceData = &mut *inst;
+    inst.write(vmctx::VMCTX_MAGIC_OFFSET, vmctx::VMCTX_MAGIC);
+    inst.write(vmctx::VMCTX_STORE_CTX_OFFSET, &mut *store.vm as *mut _ as usize);
+    inst.write(vmctx::VMCTX_BUILTINS_OFFSET, BUILTINS.0.as_ptr() as usize);
+    inst.write(vmctx::VMCTX_INSTANCE_OFFSET, inst_ptr as usize);
+    inst.write(vmctx::VMCTX_TYPE_IDS_OFFSET, m.type_ids_raw.as_ptr() as usize);
+
+    // Imports.
+    let mut func_index = 0u32;
+    for import in imports {
+        match *import {
+            ResolvedImport::Func(f) => {
+                inst.write(offsets.func_ref(func_index), f);
+                func_index += 1;
+            }
+            ResolvedImport::Memory(i) => inst.memories.push(i),
+            ResolvedImport::Table(i) => inst.tables.push(i),
+            ResolvedImport::Global(i) => inst.globals.push(i),
+        }
+    }
+    // Defined functions.
+    let code_base = m.compiled.code.base();
+    for (i, start) in m.compiled.func_starts.iter().enumerate() {
+        let f = info.num_imported_funcs + i as u32;
+        let type_id = m.type_ids[info.funcs[f as usize] as usize].0;
+        // SAFETY: `start` is inside the module's code.
+        let code = unsafe { code_base.add(*start as usize) };
+        inst.write(offsets.func_ref(f), VMFuncRef { code, vmctx, type_id, _pad: 0 });
+    }
+    // Defined memories.
+    let guarded = m.engine.config().tunables.guarded_memory32;
+    for mt in &info.memories[info.num_imported_memories as usize..] {
+        let mem = match LinearMemory::new(mt.initial, mt.maximum, mt.memory64, guarded) {
+            Ok(mem) => mem,
+            Err(e) => return Err(InstantiateError::Error(e)),
+        };
+        store.memories.push(MemoryEntry { mem, ty: MemoryType::from_wasm(mt) });
+        inst.memories.push(store.memories.len() - 1);
+    }
+    for (i, &idx) in inst.memories.iter().enumerate() {
+        let def: *const _ = &*store.memories[idx].mem.def;
+        inst.write(offsets.memory_ptr(i as u32), def as usize);
+    }
+    // Globals (defined ones may refer to earlier globals and functions).
+    for g in 0..info.globals.len() as u32 {
+        if info.is_imported_global(g) {
+            continue;
+        }
+        let gt = &info.globals[g as usize];
+        let init = &info.global_inits[(g - info.num_imported_globals) as usize];
+        // Point the global at its vmctx slot before evaluating, so later
+        // initialisers can read it.
+        // SAFETY: the offset is inside the vmctx.
+        let ptr = unsafe { vmctx.add(offsets.defined_global(g) as usize) as *mut VMGlobal };
+        let value = eval_const(init, &inst, store);
+        // SAFETY: as above.
+        unsafe { ptr.write(value) };
+        let ty = GlobalType {
+            content: convert_val_type(&gt.content_type, &m.type_ids),
+            mutability: if gt.mutable { Mutability::Var } else { Mutability::Const },
+        };
+        store.globals.push(GlobalEntry { ty, ptr, _owned: None });
+        inst.globals.push(store.globals.len() - 1);
+    }
+    for (i, &idx) in inst.globals.iter().enumerate() {
+        inst.write(offsets.global_ptr(i as u32), store.globals[idx].ptr as usize);
+    }
+    // Defined tables.
+    for (i, tt) in info.tables[info.num_imported_tables as usize..].iter().enumerate() {
+        let init = match &info.table_inits[i] {
+            Some(e) => eval_const(e, &inst, store).bits[0],
+            None => 0,
+        };
+        let ty = TableType {
+            element: convert_ref_type(&tt.element_type, &m.type_ids),
+            minimum: tt.initial,
+            maximum: tt.maximum,
+            table64: tt.table64,
+        };
+        let table = match TableData::new(ty, init) {
+            Ok(t) => t,
+            Err(e) => return Err(InstantiateError::Error(e)),
+        };
+        store.tables.push(Box::new(table));
+        inst.tables.push(store.tables.len() - 1);
+    }
+    for (i, &idx) in inst.tables.iter().enumerate() {
+        let def: *const _ = &*store.tables[idx].def;
+        inst.write(offsets.table_ptr(i as u32), def as usize);
+    }
+    // Element segments: evaluate all, so passive ones are ready for table.init.
+    for seg in &info.elements {
+        let values: Vec<u64> = seg.items.iter().map(|e| eval_const(e, &inst, store).bits[0]).collect();
+        let keep = matches!(seg.mode, ElementMode::Passive);
+        inst.elems.push(if keep { Some(values.clone()) } else { None });
+        if let ElementMode::Active { table, offset } = &seg.mode {
+            let offset = eval_const(offset, &inst, store).bits[0];
+            let t = &mut store.tables[inst.tables[*table as usize]];
+            if !range_ok(offset, values.len() as u64, t.size()) {
+                // Keep the instance: earlier segments may have stored references to it.
+                store.instances.push(inst);
+                return Err(InstantiateError::Trap(TrapKind::TableOutOfBounds));
+            }
+            t.elements_mut()[offset as usize..offset as usize + values.len()].copy_from_slice(&values);
+        }
+    }
+    // Data segments.
+    for (i, seg) in info.data.iter().enumerate() {
+        if let DataMode::Active { memory, offset } = &seg.mode {
+            inst.dropped_data[i] = true;
+            let offset = eval_const(offset, &inst, store).bits[0];
+            let mem = &mut store.memories[inst.memories[*memory as usize]].mem;
+            let bytes = &m.bytes[seg.range.clone()];
+            let fits = offset.checked_add(bytes.len() as u64).is_some_and(|end| end <= mem.byte_size());
+            if !fits {
+                store.instances.push(inst);
+                return Err(InstantiateError::Trap(TrapKind::MemoryOutOfBounds));
+            }
+            mem.data_mut()[offset as usize..offset as usize + bytes.len()].copy_from_slice(bytes);
+        }
+    }
+    store.instances.push(inst);
+    Ok(store.instances.len() - 1)
+}
+
+/// Recovers the instance and its store from a vmctx passed to a builtin.
+///
+/// # Safety
+/// `vmctx` must be the vmctx of a live instance.
+unsafe fn instance_of<'a>(vmctx: *mut u8) -> (&'a mut InstanceData, &'a mut StoreOpaque) {
+    // SAFETY: the caller guarantees a live vmctx, whose header points to its
+    // instance, which points to its store.
+    unsafe {
+        let inst = &mut *(*(vmctx.add(vmctx::VMCTX_INSTANCE_OFFSET as usize) as *const *mut InstanceData));
+        let store = &mut *inst.store;
+        (inst, store)
+    }
+}
+
+fn range_ok(start: u64, len: u64, size: u64) -> bool {
+    start.checked_add(len).is_some_and(|end| end <= size)
+}
+
+unsafe extern "C" fn memory_grow(vmctx: *mut u8, mem: u32, delta: u64) -> i64 {
+    // SAFETY: called by compiled code with its own vmctx.
+    let (inst, store) = unsafe { instance_of(vmctx) };
+    match store.memories[inst.memories[mem as usize]].mem.grow(delta) {
+        Some(old) => old as i64,
+        None => -1,
+    }
+}
+
+unsafe extern "C" fn memory_fill(vmctx: *mut u8, mem: u32, dst: u64, val: u32, len: u64) -> u32 {
+    // SAFETY: called by compiled code with its own vmctx.
+    let (inst, store) = unsafe { instance_of(vmctx) };
+    let data = store.memories[inst.memories[mem as usize]].mem.data_mut();
+    if !range_ok(dst, len, data.len() as u64) {
+        return 1;
+    }
+    data[dst as usize..(dst + len) as usize].fill(val as u8);
+    0
+}
+
+unsafe extern "C" fn memory_copy(vmctx: *mut u8, dst_mem: u32, src_mem: u32, dst: u64, src: u64, len: u64) -> u32 {
+    // SAFETY: called by compiled code with its own vmctx.
+    let (inst, store) = unsafe { instance_of(vmctx) };
+    let d = &store.memories[inst.memories[dst_mem as usize]].mem;
+    let s = &store.memories[inst.memories[src_mem as usize]].mem;
+    if !range_ok(dst, len, d.byte_size()) || !range_ok(src, len, s.byte_size()) {
+        return 1;
+    }
+    // SAFETY: both ranges were checked against the accessible sizes; `copy`
+    // allows overlap within one memory.
+    unsafe { std::ptr::copy(s.def.base.add(src as usize), d.def.base.add(dst as usize), len as usize) };
+    0
+}
+
+unsafe extern "C" fn memory_init(vmctx: *mut u8, mem: u32, data: u32, dst: u64, src: u32, len: u32) -> u32 {
+    // SAFETY: called by compiled code with its own vmctx.
+    let (inst, store) = unsafe { instance_of(vmctx) };
+    let seg = if inst.dropped_data[data as usize] {
+        &[][..]
+    } else {
+        &inst.module.inner.bytes[inst.module.inner.info.data[data as usize].range.clone()]
+    };
+    let target = store.memories[inst.memories[mem as usize]].mem.data_mut();
+    if !range_ok(src as u64, len as u64, seg.len() as u64) || !range_ok(dst, len as u64, target.len() as u64) {
+        return 1;
+    }
+    target[dst as usize..dst as usize + len as usize].copy_from_slice(&seg[src as usize..(src + len) as usize]);
+    0
+}
+
+unsafe extern "C" fn data_drop(vmctx: *mut u8, data: u32) {
+    // SAFETY: called by compiled code with its own vmctx.
+    let (inst, _) = unsafe { instance_of(vmctx) };
+    inst.dropped_data[data as usize] = true;
+}
+
+unsafe extern "C" fn table_grow(vmctx: *mut u8, table: u32, init: u64, delta: u64) -> i64 {
+    // SAFETY: called by compiled code with its own vmctx.
+    let (inst, store) = unsafe { instance_of(vmctx) };
+    match store.tables[inst.tables[table as usize]].grow(delta, init) {
+        Some(old) => old as i64,
+        None => -1,
+    }
+}
+
+unsafe extern "C" fn table_fill(vmctx: *mut u8, table: u32, dst: u64, val: u64, len: u64) -> u32 {
+    // SAFETY: called by compiled code with its own vmctx.
+    let (inst, store) = unsafe { instance_of(vmctx) };
+    let t = &mut store.tables[inst.tables[table as usize]];
+    if !range_ok(dst, len, t.size()) {
+        return 1;
+    }
+    t.elements_mut()[dst as usize..(dst + len) as usize].fill(val);
+    0
+}
+
+unsafe extern "C" fn table_copy(vmctx: *mut u8, dst_table: u32, src_table: u32, dst: u64, src: u64, len: u64) -> u32 {
+    // SAFETY: called by compiled code with its own vmctx.
+    let (inst, store) = unsafe { instance_of(vmctx) };
+    let di = inst.tables[dst_table as usize];
+    let si = inst.tables[src_table as usize];
+    if !range_ok(dst, len, store.tables[di].size()) || !range_ok(src, len, store.tables[si].size()) {
+        return 1;
+    }
+    let (dst, src, len) = (dst as usize, src as usize, len as usize);
+    if di == si {
+        store.tables[di].elements_mut().copy_within(src..src + len, dst);
+    } else {
+        let values = store.tables[si].elements()[src..src + len].to_vec();
+        store.tables[di].elements_mut()[dst..dst + len].copy_from_slice(&values);
+    }
+    0
+}
+
+unsafe extern "C" fn table_init(vmctx: *mut u8, table: u32, elem: u32, dst: u64, src: u32, len: u32) -> u32 {
+    // SAFETY: called by compiled code with its own vmctx.
+    let (inst, store) = unsafe { instance_of(vmctx) };
+    let seg: &[u64] = inst.elems[elem as usize].as_deref().unwrap_or(&[]);
+    let t = &mut store.tables[inst.tables[table as usize]];
+    if !range_ok(src as u64, len as u64, seg.len() as u64) || !range_ok(dst, len as u64, t.size()) {
+        return 1;
+    }
+    t.elements_mut()[dst as usize..dst as usize + len as usize].copy_from_slice(&seg[src as usize..(src + len) as usize]);
+    0
+}
+
+unsafe extern "C" fn elem_drop(vmctx: *mut u8, elem: u32) {
+    // SAFETY: called by compiled code with its own vmctx.
+    let (inst, _) = unsafe { instance_of(vmctx) };
+    inst.elems[elem as usize] = None;
+}

@@ -1,0 +1,376 @@
+//! Entering Wasm, and leaving it abnormally: trap handling.
+//!
+//! Every call from the host into Wasm goes through [`call_wasm`], which records
+//! an [`Activation`] (a jump buffer and room for a trap record) in a thread-local
+//! chain and enters compiled code through `weft_enter`, a small assembly routine
+//! that saves the callee-saved registers so the activation can be resumed from
+//! anywhere below it.
+//!
+//! A trap unwinds to the innermost activation:
+//! - hardware faults (SIGSEGV, SIGBUS on guard pages; SIGILL on `ud2` trap
+//!   instructions; SIGFPE) reach [`trap_handler`], which runs on an alternate
+//!   signal stack, checks that the faulting PC is in compiled code and has a trap
+//!   table entry, records the trap and a backtrace, and rewrites the signal
+//!   context so that returning from the handler lands in the activation's resume
+//!   point. Faults that are not ours go to the handler installed before ours.
+//! - host functions that fail record the error and call [`raise`], which jumps to
+//!   the same resume point.
+//!
+//! Only Cranelift-generated frames (which hold no destructors) and the thin
+//! `extern "C"` host-call shims (which hold none at the point of raising) are
+//! skipped by such a jump.
+
+use std::cell::Cell;
+use std::mem::MaybeUninit;
+use std::ptr;
+use std::sync::Once;
+
+use crate::runtime::code;
+use crate::trap::TrapKind;
+use crate::vmctx::VMStoreContext;
+
+/// Saved state to resume an activation: stack pointer, frame pointer, resume PC.
+#[repr(C)]
+#[derive(Default)]
+pub struct JmpBuf {
+    sp: usize,
+    fp: usize,
+    pc: usize,
+}
+
+std::arch::global_asm!(
+    ".text",
+    ".globl weft_enter",
+    ".type weft_enter,@function",
+    "weft_enter:",
+    // rdi = jmpbuf, rsi = trampoline, rdx = callee vmctx, rcx = caller vmctx,
+    // r8 = code, r9 = values
+    "push rbp",
+    "mov rbp, rsp",
+    "push rbx",
+    "push r12",
+    "push r13",
+    "push r14",
+    "push r15",
+    "sub rsp, 8",
+    "mov [rdi], rsp",
+    "mov [rdi + 8], rbp",
+    "lea rax, [rip + 2f]",
+    "mov [rdi + 16], rax",
+    "mov rax, rsi",
+    "mov rdi, rdx",
+    "mov rsi, rcx",
+    "mov rdx, r8",
+    "mov rcx, r9",
+    "call rax",
+    "mov eax, 1",
+    "jmp 3f",
+    "2:",
+    "xor eax, eax",
+    "3:",
+    "add rsp, 8",
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop rbx",
+    "pop rbp",
+    "ret",
+    ".size weft_enter, .-weft_enter",
+    "",
+    ".globl weft_longjmp",
+    ".type weft_longjmp,@function",
+    "weft_longjmp:",
+    "mov rsp, [rdi]",
+    "mov rbp, [rdi + 8]",
+    "jmp qword ptr [rdi + 16]",
+    ".size weft_longjmp, .-weft_longjmp",
+);
+
+extern "C" {
+    fn weft_enter(buf: *mut JmpBuf, trampoline: *const u8, callee_vmctx: *mut u8, caller_vmctx: *mut u8, code: *const u8, values: *mut u8) -> u32;
+    fn weft_longjmp(buf: *const JmpBuf) -> !;
+}
+
+/// Frames recorded per trap; deeper backtraces are truncated.
+pub const MAX_BACKTRACE: usize = 128;
+
+/// How a trap was raised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrapCause {
+    None,
+    /// A fault in compiled code with this kind.
+    Wasm(TrapKind),
+    /// A host function returned an error (stored in `host_error`).
+    Host,
+    /// A host function panicked (payload in `panic`).
+    Panic,
+}
+
+/// One host-to-Wasm call in progress on this thread.
+pub struct Activation {
+    jmp: JmpBuf,
+    prev: *mut Activation,
+    /// Stack pointer at entry: frame pointers above it belong to the host.
+    entry_sp: usize,
+    pub cause: TrapCause,
+    /// PC of the trap and the frame return addresses above it.
+    pub backtrace: [usize; MAX_BACKTRACE],
+    pub backtrace_len: usize,
+    pub host_error: Option<anyhow::Error>,
+    pub panic: Option<Box<dyn std::any::Any + Send>>,
+}
+
+thread_local! {
+    static ACTIVATION: Cell<*mut Activation> = const { Cell::new(ptr::null_mut()) };
+    static ALT_STACK_READY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The innermost activation of this thread (null when not in Wasm).
+pub fn current_activation() -> *mut Activation {
+    ACTIVATION.with(|a| a.get())
+}
+
+/// The result of a call into Wasm that trapped.
+pub struct TrapRecord {
+    pub cause: TrapCause,
+    pub backtrace: Vec<usize>,
+    pub host_error: Option<anyhow::Error>,
+    pub panic: Option<Box<dyn std::any::Any + Send>>,
+}
+
+/// Calls `code` (Wasm calling convention) through the host-to-Wasm `trampoline`,
+/// with arguments and results in `values`.
+///
+/// # Safety
+/// `store_ctx` must be the live store context of the callee's store, the
+/// trampoline must match the callee's type, and `values` must hold enough slots.
+pub unsafe fn call_wasm(
+    store_ctx: *mut VMStoreContext,
+    max_wasm_stack: usize,
+    trampoline: *const u8,
+    callee_vmctx: *mut u8,
+    caller_vmctx: *mut u8,
+    code: *const u8,
+    values: *mut u8,
+) -> Result<(), Box<TrapRecord>> {
+    init_thread();
+    let here = 0u8;
+    let sp = &here as *const u8 as usize;
+    // SAFETY: the caller guarantees `store_ctx` is live.
+    let ctx = unsafe { &mut *store_ctx };
+    let old_limit = ctx.stack_limit;
+    if old_limit == usize::MAX || old_limit > sp {
+        // Outermost entry for this store on this stack: Wasm gets `max_wasm_stack` below here.
+        ctx.stack_limit = sp.saturating_sub(max_wasm_stack);
+    }
+    let mut activation = Box::new(Activation {
+        jmp: JmpBuf::default(),
+        prev: current_activation(),
+        entry_sp: sp,
+        cause: TrapCause::None,
+        backtrace: [0; MAX_BACKTRACE],
+        backtrace_len: 0,
+        host_error: None,
+        panic: None,
+    });
+    let act_ptr: *mut Activation = &mut *activation;
+    ACTIVATION.with(|a| a.set(act_ptr));
+    // SAFETY: the jump buffer lives in `activation`, which outlives the call;
+    // the caller guarantees the other arguments.
+    let ok = unsafe { weft_enter(&mut (*act_ptr).jmp, trampoline, callee_vmctx, caller_vmctx, code, values) };
+    ACTIVATION.with(|a| a.set(activation.prev));
+    ctx.stack_limit = old_limit;
+    if ok == 1 {
+        return Ok(());
+    }
+    let backtrace = activation.backtrace[..activation.backtrace_len].to_vec();
+    Err(Box::new(TrapRecord {
+        cause: activation.cause,
+        backtrace,
+        host_error: activation.host_error.take(),
+        panic: activation.panic.take(),
+    }))
+}
+
+/// Unwinds to the innermost activation after a host function failed.
+/// `fp` is the frame pointer of the Wasm-to-host trampoline, where the backtrace starts.
+///
+/// # Safety
+/// Must be called from a host function invoked by compiled code, with no live
+/// values that need dropping in the frames between here and the activation.
+pub unsafe fn raise(cause: TrapCause, error: Option<anyhow::Error>, panic: Option<Box<dyn std::any::Any + Send>>, fp: usize) -> ! {
+    let act = current_activation();
+    assert!(!act.is_null(), "raise outside of Wasm");
+    // SAFETY: the activation is live while its call is in progress.
+    let a = unsafe { &mut *act };
+    a.cause = cause;
+    a.host_error = error;
+    a.panic = panic;
+    a.backtrace_len = 0;
+    // SAFETY: `fp` is a frame pointer of compiled code below the activation.
+    unsafe {
+        let pc = *((fp + 8) as *const usize);
+        let next_fp = *(fp as *const usize);
+        record_backtrace(a, pc, next_fp, true);
+        weft_longjmp(&a.jmp)
+    }
+}
+
+/// Walks the frame-pointer chain from (pc, fp) while it stays in compiled code.
+/// `pc_is_return_address` says whether `pc` is a return address (not a fault PC).
+/// Async-signal-safe.
+unsafe fn record_backtrace(a: &mut Activation, mut pc: usize, mut fp: usize, pc_is_return_address: bool) {
+    let _ = pc_is_return_address;
+    let mut n = 0;
+    loop {
+        let in_code = code::with_code_at(pc, |c| c.is_some());
+        if !in_code || n == MAX_BACKTRACE {
+            break;
+        }
+        a.backtrace[n] = pc;
+        n += 1;
+        if fp == 0 || fp >= a.entry_sp || fp % 8 != 0 {
+            break;
+        }
+        // SAFETY: `fp` is a frame pointer on this stack below the entry point;
+        // compiled code keeps [fp] = caller fp and [fp + 8] = return address.
+        unsafe {
+            pc = *((fp + 8) as *const usize);
+            let next = *(fp as *const usize);
+            if next <= fp {
+                break;
+            }
+            fp = next;
+        }
+    }
+    a.backtrace_len = n;
+}
+
+static mut PREV_SIGSEGV: MaybeUninit<libc::sigaction> = MaybeUninit::uninit();
+static mut PREV_SIGBUS: MaybeUninit<libc::sigaction> = MaybeUninit::uninit();
+static mut PREV_SIGILL: MaybeUninit<libc::sigaction> = MaybeUninit::uninit();
+static mut PREV_SIGFPE: MaybeUninit<libc::sigaction> = MaybeUninit::uninit();
+static INSTALL: Once = Once::new();
+
+/// Installs Weft's signal handlers (once per process).
+pub fn install_handlers() {
+    INSTALL.call_once(|| {
+        for (sig, prev) in [
+            (libc::SIGSEGV, &raw mut PREV_SIGSEGV),
+            (libc::SIGBUS, &raw mut PREV_SIGBUS),
+            (libc::SIGILL, &raw mut PREV_SIGILL),
+            (libc::SIGFPE, &raw mut PREV_SIGFPE),
+        ] {
+            // SAFETY: a zeroed sigaction is a valid starting point; we fill in
+            // the handler, flags and mask, and `prev` is written once, here,
+            // before any handler can read it.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = trap_handler as *const () as usize;
+                action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+                libc::sigemptyset(&mut action.sa_mask);
+                if libc::sigaction(sig, &action, (*prev).as_mut_ptr()) != 0 {
+                    panic!("failed to install signal handler: {}", std::io::Error::last_os_error());
+                }
+            }
+        }
+    });
+}
+
+const ALT_STACK_SIZE: usize = 64 * 1024;
+
+/// Makes sure this thread has an alternate signal stack big enough for our handler.
+fn init_thread() {
+    if ALT_STACK_READY.with(|r| r.get()) {
+        return;
+    }
+    // SAFETY: querying and setting the alternate stack of the current thread.
+    unsafe {
+        let mut old: libc::stack_t = std::mem::zeroed();
+        libc::sigaltstack(ptr::null(), &mut old);
+        if old.ss_flags & libc::SS_DISABLE != 0 || old.ss_size < ALT_STACK_SIZE {
+            let page = code::page_size();
+            let size = ALT_STACK_SIZE + page;
+            let mem = libc::mmap(ptr::null_mut(), size, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+            assert!(mem != libc::MAP_FAILED, "failed to allocate a signal stack");
+            // The lowest page is a guard.
+            libc::mprotect(mem, page, libc::PROT_NONE);
+            let stack = libc::stack_t { ss_sp: (mem as usize + page) as *mut _, ss_flags: 0, ss_size: ALT_STACK_SIZE };
+            assert_eq!(libc::sigaltstack(&stack, ptr::null_mut()), 0, "sigaltstack failed");
+            // The stack is leaked with the thread: a handler may still be using
+            // it while the thread exits.
+        }
+    }
+    ALT_STACK_READY.with(|r| r.set(true));
+}
+
+unsafe extern "C" fn trap_handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid ucontext for SA_SIGINFO handlers.
+    let uc = unsafe { &mut *(ctx as *mut libc::ucontext_t) };
+    let act = current_activation();
+    if !act.is_null() {
+        let pc = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
+        let fp = uc.uc_mcontext.gregs[libc::REG_RBP as usize] as usize;
+        let kind = code::with_code_at(pc, |found| {
+            let (mem, offset) = found?;
+            match mem.trap_at(offset) {
+                Some(code) => TrapKind::from_code(code),
+                // Only the stack guard can fault at an instruction without a
+                // trap entry (a call or push past the end of the stack).
+                None if sig == libc::SIGSEGV || sig == libc::SIGBUS => {
+                    let sp = uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize;
+                    // SAFETY: reading si_addr of a fault signal.
+                    let addr = unsafe { (*info).si_addr() } as usize;
+                    (addr.abs_diff(sp) < 1 << 16).then_some(TrapKind::StackOverflow)
+                }
+                None => None,
+            }
+        });
+        if let Some(kind) = kind {
+            // SAFETY: the activation is live while its call is in progress, and
+            // this handler runs on the thread that owns it.
+            let a = unsafe { &mut *act };
+            a.cause = TrapCause::Wasm(kind);
+            // SAFETY: walking the faulting thread's frames, which are intact.
+            unsafe { record_backtrace(a, pc, fp, false) };
+            uc.uc_mcontext.gregs[libc::REG_RSP as usize] = a.jmp.sp as i64;
+            uc.uc_mcontext.gregs[libc::REG_RBP as usize] = a.jmp.fp as i64;
+            uc.uc_mcontext.gregs[libc::REG_RIP as usize] = a.jmp.pc as i64;
+            return;
+        }
+    }
+    // Not ours: hand it to whoever was installed before.
+    // SAFETY: PREV_* were written before our handler was installed.
+    unsafe {
+        let prev = match sig {
+            libc::SIGSEGV => (*(&raw const PREV_SIGSEGV)).assume_init_ref(),
+            libc::SIGBUS => (*(&raw const PREV_SIGBUS)).assume_init_ref(),
+            libc::SIGILL => (*(&raw const PREV_SIGILL)).assume_init_ref(),
+            _ => (*(&raw const PREV_SIGFPE)).assume_init_ref(),
+        };
+        forward(sig, info, ctx, prev);
+    }
+}
+
+/// Delivers a signal to a previously installed handler, or restores the default
+/// disposition so that the faulting instruction re-faults with it.
+unsafe fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void, prev: &libc::sigaction) {
+    let handler = prev.sa_sigaction;
+    if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
+        // SAFETY: resetting the disposition; returning re-executes the fault.
+        unsafe { libc::sigaction(sig, prev, ptr::null_mut()) };
+    } else if prev.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous handler expects exactly these arguments.
+        unsafe {
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = std::mem::transmute(handler);
+            f(sig, info, ctx);
+        }
+    } else {
+        // SAFETY: a plain handler takes only the signal number.
+        unsafe {
+            let f: extern "C" fn(libc::c_int) = std::mem::transmute(handler);
+            f(sig);
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The store: owner of every instance, memory, table, global and host function
+//! created in it, plus the embedder's data `T`.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::engine::Engine;
+use crate::runtime::instance::InstanceData;
+use crate::runtime::memory::LinearMemory;
+use crate::runtime::table::TableData;
+use crate::types::{GlobalType, MemoryType};
+use crate::vmctx::{VMGlobal, VMStoreContext};
+
+static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) struct MemoryEntry {
+    pub mem: LinearMemory,
+    pub ty: MemoryType,
+}
+
+pub(crate) struct GlobalEntry {
+    pub ty: GlobalType,
+    /// Storage: inside an instance's vmctx, or `owned`.
+    pub ptr: *mut VMGlobal,
+    pub _owned: Option<Box<VMGlobal>>,
+}
+
+/// The part of a store that does not depend on `T`.
+pub struct StoreOpaque {
+    pub(crate) engine: Engine,
+    pub(crate) id: u64,
+    pub(crate) vm: Box<VMStoreContext>,
+    pub(crate) instances: Vec<Box<InstanceData>>,
+    pub(crate) memories: Vec<MemoryEntry>,
+    pub(crate) tables: Vec<Box<TableData>>,
+    pub(crate) globals: Vec<GlobalEntry>,
+    pub(crate) host_funcs: Vec<Box<dyn Any>>,
+    pub(crate) externrefs: Vec<Box<dyn Any + Send + Sync>>,
+}
+
+impl StoreOpaque {
+    pub(crate) fn check(&self, id: u64) {
+        assert_eq!(self.id, id, "object used with the wrong store");
+    }
+}
+
+#[repr(C)]
+pub(crate) struct StoreInner<T> {
+    pub opaque: StoreOpaque,
+    pub data: T,
+}
+
+/// A collection of Wasm objects and host state, the unit of isolation.
+///
+/// Every instance, function, memory, table and global belongs to one store and
+/// lives as long as it does. A store is used by one thread at a time.
+///
+/// # Example
+///
+/// ```
+/// let engine = weft::Engine::default();
+/// let mut store = weft::Store::new(&engine, 42u32);
+/// assert_eq!(*store.data(), 42);
+/// ```
+pub struct Store<T> {
+    pub(crate) inner: Box<StoreInner<T>>,
+}
+
+// SAFETY: raw pointers inside refer to memory owned by the store itself.
+unsafe impl<T: Send> Send for Store<T> {}
+
+impl<T> Store<T> {
+    /// A new store in `engine` holding `data`.
+    pub fn new(engine: &Engine, data: T) -> Self {
+        let vm = Box::new(VMStoreContext {
+            stack_limit: usize::MAX,
+            epoch_counter: engine.epoch_counter() as *const AtomicU64,
+            epoch_deadline: u64::MAX,
+            interrupt_page: std::ptr::null(),
+            last_exit_fp: 0,
+            active_stack: std::ptr::null_mut(),
+            store: std::ptr::null_mut(),
+        });
+        let mut inner = Box::new(StoreInner {
+            opaque: StoreOpaque {
+                engine: engine.clone(),
+                id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
+                vm,
+                instances: Vec::new(),
+                memories: Vec::new(),
+                tables: Vec::new(),
+                globals: Vec::new(),
+                host_funcs: Vec::new(),
+                externrefs: Vec::new(),
+            },
+            data,
+        });
+        let opaque: *mut StoreOpaque = &mut inner.opaque;
+        inner.opaque.vm.store = opaque as *mut u8;
+        Store { inner }
+    }
+
+    /// The engine this store belongs to.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.opaque.engine
+    }
+    /// The host data.
+    pub fn data(&self) -> &T {
+        &self.inner.data
+    }
+    /// The host data, mutably.
+    pub fn data_mut(&mut self) -> &mut T {
+        &mut self.inner.data
+    }
+    /// Consumes the store and returns its host data.
+    pub fn into_data(self) -> T {
+        let inner = *self.inner;
+        inner.data
+    }
+}
+
+/// A borrowed store, as host functions and API calls see it.
+pub struct StoreContextMut<'a, T> {
+    pub(crate) inner: &'a mut StoreInner<T>,
+}
+
+/// A shared borrow of a store.
+pub struct StoreContext<'a, T> {
+    pub(crate) inner: &'a StoreInner<T>,
+}
+
+impl<T> StoreContextMut<'_, T> {
+    pub fn data(&self) -> &T {
+        &self.inner.data
+    }
+    pub fn data_mut(&mut self) -> &mut T {
+        &mut self.inner.data
+    }
+    pub fn engine(&self) -> &Engine {
+        &self.inner.opaque.engine
+    }
+}
+
+/// Types that can be read as a store: [`Store`], [`StoreContextMut`], [`Caller`](crate::Caller), and references to them.
+pub trait AsContext {
+    type Data;
+    fn as_context(&self) -> StoreContext<'_, Self::Data>;
+}
+
+/// Types that can be used as a mutable store.
+pub trait AsContextMut: AsContext {
+    fn as_context_mut(&mut self) -> StoreContextMut<'_, Self::Data>;
+}
+
+impl<T> AsContext for Store<T> {
+    type Data = T;
+    fn as_context(&self) -> StoreContext<'_, T> {
+        StoreContext { inner: &self.inner }
+    }
+}
+impl<T> AsContextMut for Store<T> {
+    fn as_context_mut(&mut self) -> StoreContextMut<'_, T> {
+        StoreContextMut { inner: &mut self.inner }
+    }
+}
+impl<T> AsContext for StoreContextMut<'_, T> {
+    type Data = T;
+    fn as_context(&self) -> StoreContext<'_, T> {
+        StoreContext { inner: self.inner }
+    }
+}
+impl<T> AsContextMut for StoreContextMut<'_, T> {
+    fn as_context_mut(&mut self) -> StoreContextMut<'_, T> {
+        StoreContextMut { inner: self.inner }
+    }
+}
+impl<T> AsContext for StoreContext<'_, T> {
+    type Data = T;
+    fn as_context(&self) -> StoreContext<'_, T> {
+        StoreContext { inner: self.inner }
+    }
+}
+impl<S: AsContext + ?Sized> AsContext for &S {
+    type Data = S::Data;
+    fn as_context(&self) -> StoreContext<'_, S::Data> {
+        (**self).as_context()
+    }
+}
+impl<S: AsContext + ?Sized> AsContext for &mut S {
+    type Data = S::Data;
+    fn as_context(&self) -> StoreContext<'_, S::Data> {
+        (**self).as_context()
+    }
+}
+impl<S: AsContextMut + ?Sized> AsContextMut for &mut S {
+    fn as_context_mut(&mut self) -> StoreContextMut<'_, S::Data> {
+        (**self).as_context_mut()
+    }
+}

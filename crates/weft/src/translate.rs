@@ -1,0 +1,1212 @@
+//! The translator: lowers one validated Wasm function body to Cranelift IR.
+//!
+//! Locals are Cranelift `Variable`s (SSA construction is left to the
+//! `FunctionBuilder`); the Wasm operand stack is a `Vec<Value>` during
+//! translation; structured control flow becomes blocks with parameters. Every
+//! access to instance state goes through the vmctx at offsets from
+//! [`VMOffsets`](crate::vmctx::VMOffsets). Each operator is validated just before
+//! it is translated, so the translator may assume well-typed input.
+
+use cranelift_codegen::ir::{
+    self, condcodes::FloatCC, condcodes::IntCC, types, AbiParam, ArgumentPurpose, Block, BlockArg,
+    ExtFuncData, ExternalName, Function, GlobalValueData, InstBuilder, JumpTableData, MemFlagsData,
+    Signature, SourceLoc, TrapCode, Type, UserExternalName, UserFuncName, Value,
+};
+use cranelift_codegen::isa::CallConv;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use wasmparser::{BlockType, FuncValidator, MemArg, Operator, ValidatorResources};
+
+use crate::config::Tunables;
+use crate::frontend::ModuleInfo;
+use crate::trap::codes;
+use crate::vmctx::{self, Builtin, VMOffsets};
+
+/// What the translator needs to know about the module and the engine.
+pub struct TranslateEnv<'a> {
+    pub info: &'a ModuleInfo,
+    pub offsets: &'a VMOffsets,
+    pub tunables: &'a Tunables,
+}
+
+/// The Cranelift type that holds values of a Wasm type.
+pub fn clif_type(ty: &wasmparser::ValType) -> Type {
+    match ty {
+        wasmparser::ValType::I32 => types::I32,
+        wasmparser::ValType::I64 => types::I64,
+        wasmparser::ValType::F32 => types::F32,
+        wasmparser::ValType::F64 => types::F64,
+        wasmparser::ValType::V128 => types::I8X16,
+        wasmparser::ValType::Ref(_) => types::I64,
+    }
+}
+
+/// The native signature of a Wasm function: callee vmctx, caller vmctx, then the
+/// Wasm parameters; Wasm results. Uses the tail calling convention so that
+/// `return_call` works everywhere.
+pub fn wasm_signature(params: impl IntoIterator<Item = Type>, results: impl IntoIterator<Item = Type>) -> Signature {
+    let mut sig = Signature::new(CallConv::Tail);
+    sig.params.push(AbiParam::special(types::I64, ArgumentPurpose::VMContext));
+    sig.params.push(AbiParam::new(types::I64));
+    sig.params.extend(params.into_iter().map(AbiParam::new));
+    sig.returns.extend(results.into_iter().map(AbiParam::new));
+    sig
+}
+
+/// The native signature of a Wasm function type of the module.
+pub fn func_type_signature(ty: &wasmparser::FuncType) -> Signature {
+    wasm_signature(ty.params().iter().map(clif_type), ty.results().iter().map(clif_type))
+}
+
+/// The native signature of a builtin (see [`Builtin`]).
+pub fn builtin_signature(b: Builtin) -> Signature {
+    use types::{I32, I64};
+    let (params, returns): (&[Type], &[Type]) = match b {
+        Builtin::MemoryGrow => (&[I64, I32, I64], &[I64]),
+        Builtin::MemoryFill => (&[I64, I32, I64, I32, I64], &[I32]),
+        Builtin::MemoryCopy => (&[I64, I32, I32, I64, I64, I64], &[I32]),
+        Builtin::MemoryInit => (&[I64, I32, I32, I64, I32, I32], &[I32]),
+        Builtin::DataDrop => (&[I64, I32], &[]),
+        Builtin::TableGrow => (&[I64, I32, I64, I64], &[I64]),
+        Builtin::TableFill => (&[I64, I32, I64, I64, I64], &[I32]),
+        Builtin::TableCopy => (&[I64, I32, I32, I64, I64, I64], &[I32]),
+        Builtin::TableInit => (&[I64, I32, I32, I64, I32, I32], &[I32]),
+        Builtin::ElemDrop => (&[I64, I32], &[]),
+    };
+    let mut sig = Signature::new(CallConv::SystemV);
+    sig.params.extend(params.iter().map(|t| AbiParam::new(*t)));
+    sig.returns.extend(returns.iter().map(|t| AbiParam::new(*t)));
+    sig
+}
+
+/// Flags for loads of vmctx fields that never change during an instance's life.
+fn readonly_flags() -> MemFlagsData {
+    MemFlagsData::trusted().with_readonly().with_can_move()
+}
+
+/// Flags for accesses to runtime structures that are always valid but may change.
+fn trusted_flags() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+/// Flags for linear-memory accesses: little-endian, trapping as out of bounds.
+fn heap_flags() -> MemFlagsData {
+    MemFlagsData::new()
+        .with_endianness(ir::Endianness::Little)
+        .with_trap_code(Some(TrapCode::HEAP_OUT_OF_BOUNDS))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FrameKind {
+    Block,
+    Loop,
+    If,
+}
+
+struct ControlFrame {
+    kind: FrameKind,
+    /// Where `end` (and branches to non-loops) continue.
+    destination: Block,
+    /// The loop header (branches to a loop go here).
+    header: Option<Block>,
+    num_params: usize,
+    num_results: usize,
+    /// Operand stack height below the block's parameters.
+    original_stack_size: usize,
+    /// Whether any edge into `destination` was emitted.
+    destination_reached: bool,
+    /// For `if`: the else block, the parameter values to start it with, whether
+    /// the `if` itself was reachable, and whether an `else` was seen.
+    else_block: Option<Block>,
+    else_params: Vec<Value>,
+    head_reachable: bool,
+    else_seen: bool,
+}
+
+impl ControlFrame {
+    fn branch_target(&self) -> (Block, usize) {
+        match self.kind {
+            FrameKind::Loop => (self.header.unwrap(), self.num_params),
+            _ => (self.destination, self.num_results),
+        }
+    }
+}
+
+/// Translates one function.
+pub struct FuncTranslator<'a, 'b> {
+    env: &'a TranslateEnv<'a>,
+    builder: FunctionBuilder<'b>,
+    validator: &'a mut FuncValidator<ValidatorResources>,
+    stack: Vec<Value>,
+    control: Vec<ControlFrame>,
+    reachable: bool,
+    /// Depth of blocks opened inside unreachable code.
+    dead_depth: u32,
+    locals: Vec<Variable>,
+    vmctx: Value,
+    memory_defs: Vec<Value>,
+    memory_bases: Vec<Value>,
+    type_ids: Option<Value>,
+    builtins: Option<Value>,
+    sig_refs: std::collections::HashMap<u32, ir::SigRef>,
+    builtin_sigs: std::collections::HashMap<u32, ir::SigRef>,
+    func_refs: std::collections::HashMap<u32, ir::FuncRef>,
+}
+
+/// Translates the body of defined function `func_index` into a Cranelift function.
+pub fn translate_function(
+    env: &TranslateEnv<'_>,
+    func_index: u32,
+    body: &wasmparser::FunctionBody<'_>,
+    validator: &mut FuncValidator<ValidatorResources>,
+    fctx: &mut FunctionBuilderContext,
+    frontend_config: cranelift_codegen::isa::TargetFrontendConfig,
+) -> anyhow::Result<Function> {
+    let ty = env.info.func_type(func_index);
+    let sig = func_type_signature(ty);
+    let mut func = Function::with_name_signature(UserFuncName::user(0, func_index), sig);
+
+    // The stack limit lives in the store context: vmctx -> store ctx -> limit.
+    let vmctx_gv = func.create_global_value(GlobalValueData::VMContext);
+    let ro = func.dfg.mem_flags.insert(readonly_flags()).unwrap();
+    let store_ctx = func.create_global_value(GlobalValueData::Load {
+        base: vmctx_gv,
+        offset: (vmctx::VMCTX_STORE_CTX_OFFSET as i32).into(),
+        global_type: types::I64,
+        flags: ro,
+    });
+    let trusted = func.dfg.mem_flags.insert(trusted_flags()).unwrap();
+    let limit = func.create_global_value(GlobalValueData::Load {
+        base: store_ctx,
+        offset: (vmctx::STORE_CTX_STACK_LIMIT_OFFSET as i32).into(),
+        global_type: types::I64,
+        flags: trusted,
+    });
+    func.stack_limit = Some(limit);
+
+    let builder = FunctionBuilder::new(&mut func, fctx);
+    let mut t = FuncTranslator {
+        env,
+        builder,
+        validator,
+        stack: Vec::new(),
+        control: Vec::new(),
+        reachable: true,
+        dead_depth: 0,
+        locals: Vec::new(),
+        vmctx: Value::from_u32(0),
+        memory_defs: Vec::new(),
+        memory_bases: Vec::new(),
+        type_ids: None,
+        builtins: None,
+        sig_refs: Default::default(),
+        builtin_sigs: Default::default(),
+        func_refs: Default::default(),
+    };
+    t.translate_body(ty, body)?;
+    t.builder.finalize(frontend_config);
+    Ok(func)
+}
+
+impl<'a, 'b> FuncTranslator<'a, 'b> {
+    fn translate_body(&mut self, ty: &wasmparser::FuncType, body: &wasmparser::FunctionBody<'_>) -> anyhow::Result<()> {
+        let entry = self.builder.create_block();
+        self.builder.append_block_params_for_function_params(entry);
+        self.builder.switch_to_block(entry);
+        self.builder.seal_block(entry);
+        let params = self.builder.block_params(entry).to_vec();
+        self.vmctx = params[0];
+
+        // Parameters, then declared locals (zero-initialised).
+        for (i, p) in ty.params().iter().enumerate() {
+            let var = self.builder.declare_var(clif_type(p));
+            self.builder.def_var(var, params[i + 2]);
+            self.locals.push(var);
+        }
+        let mut locals_reader = body.get_locals_reader()?;
+        for _ in 0..locals_reader.get_count() {
+            let offset = locals_reader.original_position();
+            let (count, ty) = locals_reader.read()?;
+            self.validator.define_locals(offset as u64, count, ty)?;
+            let clif = clif_type(&ty);
+            for _ in 0..count {
+                let var = self.builder.declare_var(clif);
+                let zero = self.zero_value(clif);
+                self.builder.def_var(var, zero);
+                self.locals.push(var);
+            }
+        }
+
+        // Memory definitions and bases never move: load them once, up front.
+        let offsets = self.env.offsets;
+        for m in 0..offsets.num_memories {
+            let def = self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, offsets.memory_ptr(m) as i32);
+            let base = self.builder.ins().load(types::I64, readonly_flags(), def, vmctx::MEMORY_BASE_OFFSET as i32);
+            self.memory_defs.push(def);
+            self.memory_bases.push(base);
+        }
+
+        let exit = self.builder.create_block();
+        for r in ty.results() {
+            self.builder.append_block_param(exit, clif_type(r));
+        }
+        self.control.push(ControlFrame {
+            kind: FrameKind::Block,
+            destination: exit,
+            header: None,
+            num_params: 0,
+            num_results: ty.results().len(),
+            original_stack_size: 0,
+            destination_reached: false,
+            else_block: None,
+            else_params: Vec::new(),
+            head_reachable: true,
+            else_seen: false,
+        });
+        self.interruption_point();
+
+        let mut reader = body.get_operators_reader()?;
+        while !reader.eof() {
+            let (op, offset) = reader.read_with_offset()?;
+            self.validator.op(offset as u64, &op)?;
+            self.builder.set_srcloc(SourceLoc::new(offset as u32));
+            if self.control.is_empty() {
+                anyhow::bail!("operators after the end of the function");
+            }
+            self.translate_op(&op)?;
+        }
+        reader.finish()?;
+        Ok(())
+    }
+
+    fn zero_value(&mut self, ty: Type) -> Value {
+        match ty {
+            types::F32 => self.builder.ins().f32const(0.0),
+            types::F64 => self.builder.ins().f64const(0.0),
+            types::I8X16 => {
+                let c = self.builder.func.dfg.constants.insert(vec![0u8; 16].into());
+                self.builder.ins().vconst(types::I8X16, c)
+            }
+            _ => self.builder.ins().iconst(ty, 0),
+        }
+    }
+
+    /// A point where a guest may be interrupted: function entry and loop headers.
+    /// Epoch and MMU interruption insert their checks here.
+    fn interruption_point(&mut self) {
+        let _ = &self.env.tunables;
+    }
+
+    fn pop(&mut self) -> Value {
+        self.stack.pop().expect("validated operand stack")
+    }
+    fn pop2(&mut self) -> (Value, Value) {
+        let b = self.pop();
+        let a = self.pop();
+        (a, b)
+    }
+    fn pop3(&mut self) -> (Value, Value, Value) {
+        let c = self.pop();
+        let (a, b) = self.pop2();
+        (a, b, c)
+    }
+    fn push(&mut self, v: Value) {
+        self.stack.push(v);
+    }
+    fn peekn(&self, n: usize) -> &[Value] {
+        &self.stack[self.stack.len() - n..]
+    }
+
+    fn block_type(&self, bt: BlockType) -> (Vec<Type>, Vec<Type>) {
+        match bt {
+            BlockType::Empty => (vec![], vec![]),
+            BlockType::Type(t) => (vec![], vec![clif_type(&t)]),
+            BlockType::FuncType(i) => {
+                let f = &self.env.info.types[i as usize];
+                (f.params().iter().map(clif_type).collect(), f.results().iter().map(clif_type).collect())
+            }
+        }
+    }
+
+    fn new_block_with_params(&mut self, tys: &[Type]) -> Block {
+        let b = self.builder.create_block();
+        for t in tys {
+            self.builder.append_block_param(b, *t);
+        }
+        b
+    }
+
+    fn jump_args(vals: &[Value]) -> Vec<BlockArg> {
+        vals.iter().map(|v| BlockArg::Value(*v)).collect()
+    }
+
+    /// Emits an unconditional branch to the frame at `depth` with the top values.
+    fn branch_to(&mut self, depth: u32) {
+        let idx = self.control.len() - 1 - depth as usize;
+        let (target, n) = self.control[idx].branch_target();
+        if self.control[idx].kind != FrameKind::Loop {
+            self.control[idx].destination_reached = true;
+        }
+        let args = Self::jump_args(self.peekn(n));
+        self.builder.ins().jump(target, &args);
+    }
+
+    fn translate_op(&mut self, op: &Operator<'_>) -> anyhow::Result<()> {
+        if !self.reachable {
+            return self.translate_unreachable_op(op);
+        }
+        use Operator as O;
+        let ins_flags = heap_flags();
+        match *op {
+            O::Unreachable => {
+                self.builder.ins().trap(codes::UNREACHABLE);
+                self.reachable = false;
+            }
+            O::Nop => {}
+            O::Block { blockty } => {
+                let (params, results) = self.block_type(blockty);
+                let dest = self.new_block_with_params(&results);
+                self.control.push(ControlFrame {
+                    kind: FrameKind::Block,
+                    destination: dest,
+                    header: None,
+                    num_params: params.len(),
+                    num_results: results.len(),
+                    original_stack_size: self.stack.len() - params.len(),
+                    destination_reached: false,
+                    else_block: None,
+                    else_params: Vec::new(),
+                    head_reachable: true,
+                    else_seen: false,
+                });
+            }
+            O::Loop { blockty } => {
+                let (params, results) = self.block_type(blockty);
+                let header = self.new_block_with_params(&params);
+                let dest = self.new_block_with_params(&results);
+                let args = Self::jump_args(self.peekn(params.len()));
+                self.builder.ins().jump(header, &args);
+                let base = self.stack.len() - params.len();
+                self.stack.truncate(base);
+                self.builder.switch_to_block(header);
+                let hp = self.builder.block_params(header).to_vec();
+                self.stack.extend(hp);
+                self.control.push(ControlFrame {
+                    kind: FrameKind::Loop,
+                    destination: dest,
+                    header: Some(header),
+                    num_params: params.len(),
+                    num_results: results.len(),
+                    original_stack_size: base,
+                    destination_reached: false,
+                    else_block: None,
+                    else_params: Vec::new(),
+                    head_reachable: true,
+                    else_seen: false,
+                });
+                self.interruption_point();
+            }
+            O::If { blockty } => {
+                let cond = self.pop();
+                let (params, results) = self.block_type(blockty);
+                let dest = self.new_block_with_params(&results);
+                let then_block = self.builder.create_block();
+                let else_block = self.builder.create_block();
+                self.builder.ins().brif(cond, then_block, &[], else_block, &[]);
+                self.builder.seal_block(then_block);
+                self.builder.seal_block(else_block);
+                self.builder.switch_to_block(then_block);
+                let else_params = self.peekn(params.len()).to_vec();
+                self.control.push(ControlFrame {
+                    kind: FrameKind::If,
+                    destination: dest,
+                    header: None,
+                    num_params: params.len(),
+                    num_results: results.len(),
+                    original_stack_size: self.stack.len() - params.len(),
+                    destination_reached: false,
+                    else_block: Some(else_block),
+                    else_params,
+                    head_reachable: true,
+                    else_seen: false,
+                });
+            }
+            O::Else => self.translate_else(),
+            O::End => self.translate_end(),
+            O::Br { relative_depth } => {
+                self.branch_to(relative_depth);
+                self.reachable = false;
+            }
+            O::BrIf { relative_depth } => {
+                let cond = self.pop();
+                let idx = self.control.len() - 1 - relative_depth as usize;
+                let (target, n) = self.control[idx].branch_target();
+                if self.control[idx].kind != FrameKind::Loop {
+                    self.control[idx].destination_reached = true;
+                }
+                let args = Self::jump_args(self.peekn(n));
+                let next = self.builder.create_block();
+                self.builder.ins().brif(cond, target, &args, next, &[]);
+                self.builder.seal_block(next);
+                self.builder.switch_to_block(next);
+            }
+            O::BrTable { ref targets } => {
+                let index = self.pop();
+                let default = targets.default();
+                let depths: Vec<u32> = targets.targets().collect::<Result<_, _>>()?;
+                let arity = {
+                    let idx = self.control.len() - 1 - default as usize;
+                    self.control[idx].branch_target().1
+                };
+                let args = Self::jump_args(self.peekn(arity));
+                // Branch through one intermediate block per distinct target when
+                // values are passed, so that the jump table itself carries none.
+                let mut landing: std::collections::HashMap<u32, Block> = Default::default();
+                let mut block_for = |t: &mut Self, depth: u32| -> Block {
+                    let idx = t.control.len() - 1 - depth as usize;
+                    let (target, _) = t.control[idx].branch_target();
+                    if t.control[idx].kind != FrameKind::Loop {
+                        t.control[idx].destination_reached = true;
+                    }
+                    if arity == 0 {
+                        return target;
+                    }
+                    *landing.entry(depth).or_insert_with(|| t.builder.create_block())
+                };
+                let default_block = block_for(self, default);
+                let table_blocks: Vec<Block> = depths.iter().map(|d| block_for(self, *d)).collect();
+                let dfg = &mut self.builder.func.dfg;
+                let default_call = dfg.block_call(default_block, &[]);
+                let calls: Vec<_> = table_blocks.iter().map(|b| dfg.block_call(*b, &[])).collect();
+                let jt = self.builder.create_jump_table(JumpTableData::new(default_call, &calls));
+                self.builder.ins().br_table(index, jt);
+                let mut landings: Vec<(u32, Block)> = landing.into_iter().collect();
+                landings.sort_by_key(|(_, b)| *b);
+                for (depth, block) in landings {
+                    self.builder.seal_block(block);
+                    self.builder.switch_to_block(block);
+                    let idx = self.control.len() - 1 - depth as usize;
+                    let (target, _) = self.control[idx].branch_target();
+                    self.builder.ins().jump(target, &args);
+                }
+                self.reachable = false;
+            }
+            O::Return => {
+                let n = self.control[0].num_results;
+                let vals = self.peekn(n).to_vec();
+                self.builder.ins().return_(&vals);
+                self.reachable = false;
+            }
+            O::Call { function_index } => self.translate_call(function_index, false)?,
+            O::ReturnCall { function_index } => self.translate_call(function_index, true)?,
+            O::CallIndirect { type_index, table_index } => self.translate_call_indirect(type_index, table_index, false)?,
+            O::ReturnCallIndirect { type_index, table_index } => {
+                self.translate_call_indirect(type_index, table_index, true)?
+            }
+            O::CallRef { type_index } => self.translate_call_ref(type_index, false)?,
+            O::ReturnCallRef { type_index } => self.translate_call_ref(type_index, true)?,
+            O::Drop => {
+                self.pop();
+            }
+            O::Select | O::TypedSelect { .. } => {
+                let (a, b, c) = self.pop3();
+                let v = self.builder.ins().select(c, a, b);
+                self.push(v);
+            }
+            O::TypedSelectMulti { .. } => anyhow::bail!("multi-value select is not supported"),
+            O::LocalGet { local_index } => {
+                let v = self.builder.use_var(self.locals[local_index as usize]);
+                self.push(v);
+            }
+            O::LocalSet { local_index } => {
+                let v = self.pop();
+                self.builder.def_var(self.locals[local_index as usize], v);
+            }
+            O::LocalTee { local_index } => {
+                let v = *self.stack.last().unwrap();
+                self.builder.def_var(self.locals[local_index as usize], v);
+            }
+            O::GlobalGet { global_index } => {
+                let (addr, offset, ty, mutable) = self.global_addr(global_index);
+                let flags = if mutable { trusted_flags() } else { readonly_flags() };
+                let v = self.builder.ins().load(ty, flags, addr, offset);
+                self.push(v);
+            }
+            O::GlobalSet { global_index } => {
+                let v = self.pop();
+                let (addr, offset, _, _) = self.global_addr(global_index);
+                self.builder.ins().store(trusted_flags(), v, addr, offset);
+            }
+
+            // Memory.
+            O::I32Load { memarg } => self.load(types::I32, 4, &memarg, LoadKind::Plain),
+            O::I64Load { memarg } => self.load(types::I64, 8, &memarg, LoadKind::Plain),
+            O::F32Load { memarg } => self.load(types::F32, 4, &memarg, LoadKind::Plain),
+            O::F64Load { memarg } => self.load(types::F64, 8, &memarg, LoadKind::Plain),
+            O::I32Load8S { memarg } => self.load(types::I32, 1, &memarg, LoadKind::S8),
+            O::I32Load8U { memarg } => self.load(types::I32, 1, &memarg, LoadKind::U8),
+            O::I32Load16S { memarg } => self.load(types::I32, 2, &memarg, LoadKind::S16),
+            O::I32Load16U { memarg } => self.load(types::I32, 2, &memarg, LoadKind::U16),
+            O::I64Load8S { memarg } => self.load(types::I64, 1, &memarg, LoadKind::S8),
+            O::I64Load8U { memarg } => self.load(types::I64, 1, &memarg, LoadKind::U8),
+            O::I64Load16S { memarg } => self.load(types::I64, 2, &memarg, LoadKind::S16),
+            O::I64Load16U { memarg } => self.load(types::I64, 2, &memarg, LoadKind::U16),
+            O::I64Load32S { memarg } => self.load(types::I64, 4, &memarg, LoadKind::S32),
+            O::I64Load32U { memarg } => self.load(types::I64, 4, &memarg, LoadKind::U32),
+            O::I32Store { memarg } | O::I64Store { memarg } | O::F32Store { memarg } | O::F64Store { memarg } => {
+                let v = self.pop();
+                let size = self.builder.func.dfg.value_type(v).bytes();
+                let (addr, off) = self.mem_addr(&memarg, size);
+                self.builder.ins().store(ins_flags, v, addr, off);
+            }
+            O::I32Store8 { memarg } | O::I64Store8 { memarg } => {
+                let v = self.pop();
+                let (addr, off) = self.mem_addr(&memarg, 1);
+                self.builder.ins().istore8(ins_flags, v, addr, off);
+            }
+            O::I32Store16 { memarg } | O::I64Store16 { memarg } => {
+                let v = self.pop();
+                let (addr, off) = self.mem_addr(&memarg, 2);
+                self.builder.ins().istore16(ins_flags, v, addr, off);
+            }
+            O::I64Store32 { memarg } => {
+                let v = self.pop();
+                let (addr, off) = self.mem_addr(&memarg, 4);
+                self.builder.ins().istore32(ins_flags, v, addr, off);
+            }
+            O::MemorySize { mem } => {
+                let def = self.memory_defs[mem as usize];
+                let len = self.builder.ins().load(types::I64, trusted_flags(), def, vmctx::MEMORY_LENGTH_OFFSET as i32);
+                let pages = self.builder.ins().ushr_imm_u(len, 16);
+                let v = if self.is_memory64(mem) { pages } else { self.builder.ins().ireduce(types::I32, pages) };
+                self.push(v);
+            }
+            O::MemoryGrow { mem } => {
+                let delta = self.pop();
+                let delta = self.index_to_i64(delta, self.is_memory64(mem));
+                let m = self.builder.ins().iconst(types::I32, mem as i64);
+                let r = self.call_builtin(Builtin::MemoryGrow, &[m, delta])[0];
+                let v = if self.is_memory64(mem) { r } else { self.builder.ins().ireduce(types::I32, r) };
+                self.push(v);
+            }
+            O::MemoryFill { mem } => {
+                let (dst, val, len) = self.pop3();
+                let m64 = self.is_memory64(mem);
+                let dst = self.index_to_i64(dst, m64);
+                let len = self.index_to_i64(len, m64);
+                let m = self.builder.ins().iconst(types::I32, mem as i64);
+                let s = self.call_builtin(Builtin::MemoryFill, &[m, dst, val, len])[0];
+                self.builder.ins().trapnz(s, TrapCode::HEAP_OUT_OF_BOUNDS);
+            }
+            O::MemoryCopy { dst_mem, src_mem } => {
+                let (dst, src, len) = self.pop3();
+                let d64 = self.is_memory64(dst_mem);
+                let s64 = self.is_memory64(src_mem);
+                let dst = self.index_to_i64(dst, d64);
+                let src = self.index_to_i64(src, s64);
+                let len = self.index_to_i64(len, d64 && s64);
+                let dm = self.builder.ins().iconst(types::I32, dst_mem as i64);
+                let sm = self.builder.ins().iconst(types::I32, src_mem as i64);
+                let s = self.call_builtin(Builtin::MemoryCopy, &[dm, sm, dst, src, len])[0];
+                self.builder.ins().trapnz(s, TrapCode::HEAP_OUT_OF_BOUNDS);
+            }
+            O::MemoryInit { data_index, mem } => {
+                let (dst, src, len) = self.pop3();
+                let dst = self.index_to_i64(dst, self.is_memory64(mem));
+                let m = self.builder.ins().iconst(types::I32, mem as i64);
+                let d = self.builder.ins().iconst(types::I32, data_index as i64);
+                let s = self.call_builtin(Builtin::MemoryInit, &[m, d, dst, src, len])[0];
+                self.builder.ins().trapnz(s, TrapCode::HEAP_OUT_OF_BOUNDS);
+            }
+            O::DataDrop { data_index } => {
+                let d = self.builder.ins().iconst(types::I32, data_index as i64);
+                self.call_builtin(Builtin::DataDrop, &[d]);
+            }
+
+            // Constants.
+            O::I32Const { value } => {
+                let v = self.builder.ins().iconst(types::I32, value as i64);
+                self.push(v);
+            }
+            O::I64Const { value } => {
+                let v = self.builder.ins().iconst(types::I64, value);
+                self.push(v);
+            }
+            O::F32Const { value } => {
+                let v = self.builder.ins().f32const(ir::immediates::Ieee32::with_bits(value.bits()));
+                self.push(v);
+            }
+            O::F64Const { value } => {
+                let v = self.builder.ins().f64const(ir::immediates::Ieee64::with_bits(value.bits()));
+                self.push(v);
+            }
+
+            // Integer comparisons.
+            O::I32Eqz | O::I64Eqz => {
+                let a = self.pop();
+                let c = self.builder.ins().icmp_imm_s(IntCC::Equal, a, 0);
+                let v = self.builder.ins().uextend(types::I32, c);
+                self.push(v);
+            }
+            O::I32Eq | O::I64Eq => self.icmp(IntCC::Equal),
+            O::I32Ne | O::I64Ne => self.icmp(IntCC::NotEqual),
+            O::I32LtS | O::I64LtS => self.icmp(IntCC::SignedLessThan),
+            O::I32LtU | O::I64LtU => self.icmp(IntCC::UnsignedLessThan),
+            O::I32GtS | O::I64GtS => self.icmp(IntCC::SignedGreaterThan),
+            O::I32GtU | O::I64GtU => self.icmp(IntCC::UnsignedGreaterThan),
+            O::I32LeS | O::I64LeS => self.icmp(IntCC::SignedLessThanOrEqual),
+            O::I32LeU | O::I64LeU => self.icmp(IntCC::UnsignedLessThanOrEqual),
+            O::I32GeS | O::I64GeS => self.icmp(IntCC::SignedGreaterThanOrEqual),
+            O::I32GeU | O::I64GeU => self.icmp(IntCC::UnsignedGreaterThanOrEqual),
+            O::F32Eq | O::F64Eq => self.fcmp(FloatCC::Equal),
+            O::F32Ne | O::F64Ne => self.fcmp(FloatCC::NotEqual),
+            O::F32Lt | O::F64Lt => self.fcmp(FloatCC::LessThan),
+            O::F32Gt | O::F64Gt => self.fcmp(FloatCC::GreaterThan),
+            O::F32Le | O::F64Le => self.fcmp(FloatCC::LessThanOrEqual),
+            O::F32Ge | O::F64Ge => self.fcmp(FloatCC::GreaterThanOrEqual),
+
+            // Integer arithmetic.
+            O::I32Clz | O::I64Clz => self.unary(|b, a| b.ins().clz(a)),
+            O::I32Ctz | O::I64Ctz => self.unary(|b, a| b.ins().ctz(a)),
+            O::I32Popcnt | O::I64Popcnt => self.unary(|b, a| b.ins().popcnt(a)),
+            O::I32Add | O::I64Add => self.binary(|b, x, y| b.ins().iadd(x, y)),
+            O::I32Sub | O::I64Sub => self.binary(|b, x, y| b.ins().isub(x, y)),
+            O::I32Mul | O::I64Mul => self.binary(|b, x, y| b.ins().imul(x, y)),
+            O::I32And | O::I64And => self.binary(|b, x, y| b.ins().band(x, y)),
+            O::I32Or | O::I64Or => self.binary(|b, x, y| b.ins().bor(x, y)),
+            O::I32Xor | O::I64Xor => self.binary(|b, x, y| b.ins().bxor(x, y)),
+            O::I32Shl | O::I64Shl => self.binary(|b, x, y| b.ins().ishl(x, y)),
+            O::I32ShrS | O::I64ShrS => self.binary(|b, x, y| b.ins().sshr(x, y)),
+            O::I32ShrU | O::I64ShrU => self.binary(|b, x, y| b.ins().ushr(x, y)),
+            O::I32Rotl | O::I64Rotl => self.binary(|b, x, y| b.ins().rotl(x, y)),
+            O::I32Rotr | O::I64Rotr => self.binary(|b, x, y| b.ins().rotr(x, y)),
+            O::I32DivU | O::I64DivU => {
+                let (x, y) = self.pop2();
+                self.builder.ins().trapz(y, TrapCode::INTEGER_DIVISION_BY_ZERO);
+                let v = self.builder.ins().udiv(x, y);
+                self.push(v);
+            }
+            O::I32RemU | O::I64RemU => {
+                let (x, y) = self.pop2();
+                self.builder.ins().trapz(y, TrapCode::INTEGER_DIVISION_BY_ZERO);
+                let v = self.builder.ins().urem(x, y);
+                self.push(v);
+            }
+            O::I32DivS | O::I64DivS => {
+                let (x, y) = self.pop2();
+                let ty = self.builder.func.dfg.value_type(x);
+                self.builder.ins().trapz(y, TrapCode::INTEGER_DIVISION_BY_ZERO);
+                let min = if ty == types::I32 { i32::MIN as i64 } else { i64::MIN };
+                let is_min = self.builder.ins().icmp_imm_s(IntCC::Equal, x, min);
+                let is_neg1 = self.builder.ins().icmp_imm_s(IntCC::Equal, y, -1);
+                let ovf = self.builder.ins().band(is_min, is_neg1);
+                self.builder.ins().trapnz(ovf, TrapCode::INTEGER_OVERFLOW);
+                let v = self.builder.ins().sdiv(x, y);
+                self.push(v);
+            }
+            O::I32RemS | O::I64RemS => {
+                let (x, y) = self.pop2();
+                let ty = self.builder.func.dfg.value_type(x);
+                self.builder.ins().trapz(y, TrapCode::INTEGER_DIVISION_BY_ZERO);
+                // x % -1 is 0 for every x; divide by 1 instead so INT_MIN % -1
+                // cannot fault in the hardware divider.
+                let is_neg1 = self.builder.ins().icmp_imm_s(IntCC::Equal, y, -1);
+                let one = self.builder.ins().iconst(ty, 1);
+                let divisor = self.builder.ins().select(is_neg1, one, y);
+                let v = self.builder.ins().srem(x, divisor);
+                self.push(v);
+            }
+
+            // Float arithmetic.
+            O::F32Abs | O::F64Abs => self.unary(|b, a| b.ins().fabs(a)),
+            O::F32Neg | O::F64Neg => self.unary(|b, a| b.ins().fneg(a)),
+            O::F32Ceil | O::F64Ceil => self.unary(|b, a| b.ins().ceil(a)),
+            O::F32Floor | O::F64Floor => self.unary(|b, a| b.ins().floor(a)),
+            O::F32Trunc | O::F64Trunc => self.unary(|b, a| b.ins().trunc(a)),
+            O::F32Nearest | O::F64Nearest => self.unary(|b, a| b.ins().nearest(a)),
+            O::F32Sqrt | O::F64Sqrt => self.unary(|b, a| b.ins().sqrt(a)),
+            O::F32Add | O::F64Add => self.binary(|b, x, y| b.ins().fadd(x, y)),
+            O::F32Sub | O::F64Sub => self.binary(|b, x, y| b.ins().fsub(x, y)),
+            O::F32Mul | O::F64Mul => self.binary(|b, x, y| b.ins().fmul(x, y)),
+            O::F32Div | O::F64Div => self.binary(|b, x, y| b.ins().fdiv(x, y)),
+            O::F32Min | O::F64Min => self.binary(|b, x, y| b.ins().fmin(x, y)),
+            O::F32Max | O::F64Max => self.binary(|b, x, y| b.ins().fmax(x, y)),
+            O::F32Copysign | O::F64Copysign => self.binary(|b, x, y| b.ins().fcopysign(x, y)),
+
+            // Conversions.
+            O::I32WrapI64 => self.unary(|b, a| b.ins().ireduce(types::I32, a)),
+            O::I64ExtendI32S => self.unary(|b, a| b.ins().sextend(types::I64, a)),
+            O::I64ExtendI32U => self.unary(|b, a| b.ins().uextend(types::I64, a)),
+            O::I32TruncF32S | O::I32TruncF64S => self.unary(|b, a| b.ins().fcvt_to_sint(types::I32, a)),
+            O::I32TruncF32U | O::I32TruncF64U => self.unary(|b, a| b.ins().fcvt_to_uint(types::I32, a)),
+            O::I64TruncF32S | O::I64TruncF64S => self.unary(|b, a| b.ins().fcvt_to_sint(types::I64, a)),
+            O::I64TruncF32U | O::I64TruncF64U => self.unary(|b, a| b.ins().fcvt_to_uint(types::I64, a)),
+            O::I32TruncSatF32S | O::I32TruncSatF64S => self.unary(|b, a| b.ins().fcvt_to_sint_sat(types::I32, a)),
+            O::I32TruncSatF32U | O::I32TruncSatF64U => self.unary(|b, a| b.ins().fcvt_to_uint_sat(types::I32, a)),
+            O::I64TruncSatF32S | O::I64TruncSatF64S => self.unary(|b, a| b.ins().fcvt_to_sint_sat(types::I64, a)),
+            O::I64TruncSatF32U | O::I64TruncSatF64U => self.unary(|b, a| b.ins().fcvt_to_uint_sat(types::I64, a)),
+            O::F32ConvertI32S | O::F32ConvertI64S => self.unary(|b, a| b.ins().fcvt_from_sint(types::F32, a)),
+            O::F32ConvertI32U | O::F32ConvertI64U => self.unary(|b, a| b.ins().fcvt_from_uint(types::F32, a)),
+            O::F64ConvertI32S | O::F64ConvertI64S => self.unary(|b, a| b.ins().fcvt_from_sint(types::F64, a)),
+            O::F64ConvertI32U | O::F64ConvertI64U => self.unary(|b, a| b.ins().fcvt_from_uint(types::F64, a)),
+            O::F32DemoteF64 => self.unary(|b, a| b.ins().fdemote(types::F32, a)),
+            O::F64PromoteF32 => self.unary(|b, a| b.ins().fpromote(types::F64, a)),
+            O::I32ReinterpretF32 => self.unary(|b, a| b.ins().bitcast(types::I32, MemFlagsData::new(), a)),
+            O::I64ReinterpretF64 => self.unary(|b, a| b.ins().bitcast(types::I64, MemFlagsData::new(), a)),
+            O::F32ReinterpretI32 => self.unary(|b, a| b.ins().bitcast(types::F32, MemFlagsData::new(), a)),
+            O::F64ReinterpretI64 => self.unary(|b, a| b.ins().bitcast(types::F64, MemFlagsData::new(), a)),
+            O::I32Extend8S => self.sign_extend_from(types::I8),
+            O::I32Extend16S => self.sign_extend_from(types::I16),
+            O::I64Extend8S => self.sign_extend_from(types::I8),
+            O::I64Extend16S => self.sign_extend_from(types::I16),
+            O::I64Extend32S => self.sign_extend_from(types::I32),
+
+            // References.
+            O::RefNull { .. } => {
+                let v = self.builder.ins().iconst(types::I64, 0);
+                self.push(v);
+            }
+            O::RefIsNull => {
+                let a = self.pop();
+                let c = self.builder.ins().icmp_imm_s(IntCC::Equal, a, 0);
+                let v = self.builder.ins().uextend(types::I32, c);
+                self.push(v);
+            }
+            O::RefFunc { function_index } => {
+                let v = self.builder.ins().iadd_imm_u(self.vmctx, self.env.offsets.func_ref(function_index) as i64);
+                self.push(v);
+            }
+            O::RefAsNonNull => {
+                let a = *self.stack.last().unwrap();
+                self.builder.ins().trapz(a, codes::NULL_REFERENCE);
+            }
+            O::BrOnNull { relative_depth } => {
+                let r = self.pop();
+                let idx = self.control.len() - 1 - relative_depth as usize;
+                let (target, n) = self.control[idx].branch_target();
+                if self.control[idx].kind != FrameKind::Loop {
+                    self.control[idx].destination_reached = true;
+                }
+                let args = Self::jump_args(self.peekn(n));
+                let next = self.builder.create_block();
+                self.builder.ins().brif(r, next, &[], target, &args);
+                self.builder.seal_block(next);
+                self.builder.switch_to_block(next);
+                self.push(r);
+            }
+            O::BrOnNonNull { relative_depth } => {
+                let r = *self.stack.last().unwrap();
+                let idx = self.control.len() - 1 - relative_depth as usize;
+                let (target, n) = self.control[idx].branch_target();
+                if self.control[idx].kind != FrameKind::Loop {
+                    self.control[idx].destination_reached = true;
+                }
+                let args = Self::jump_args(self.peekn(n));
+                let next = self.builder.create_block();
+                self.builder.ins().brif(r, target, &args, next, &[]);
+                self.builder.seal_block(next);
+                self.builder.switch_to_block(next);
+                self.pop();
+            }
+
+            // Tables.
+            O::TableGet { table } => {
+                let index = self.pop();
+                let addr = self.table_elem_addr(table, index, codes::TABLE_OUT_OF_BOUNDS);
+                let v = self.builder.ins().load(types::I64, trusted_flags(), addr, 0);
+                self.push(v);
+            }
+            O::TableSet { table } => {
+                let (index, value) = self.pop2();
+                let addr = self.table_elem_addr(table, index, codes::TABLE_OUT_OF_BOUNDS);
+                self.builder.ins().store(trusted_flags(), value, addr, 0);
+            }
+            O::TableSize { table } => {
+                let def = self.table_def(table);
+                let len = self.builder.ins().load(types::I64, trusted_flags(), def, vmctx::TABLE_LENGTH_OFFSET as i32);
+                let v = if self.is_table64(table) { len } else { self.builder.ins().ireduce(types::I32, len) };
+                self.push(v);
+            }
+            O::TableGrow { table } => {
+                let (init, delta) = self.pop2();
+                let t64 = self.is_table64(table);
+                let delta = self.index_to_i64(delta, t64);
+                let t = self.builder.ins().iconst(types::I32, table as i64);
+                let r = self.call_builtin(Builtin::TableGrow, &[t, init, delta])[0];
+                let v = if t64 { r } else { self.builder.ins().ireduce(types::I32, r) };
+                self.push(v);
+            }
+            O::TableFill { table } => {
+                let (dst, val, len) = self.pop3();
+                let t64 = self.is_table64(table);
+                let dst = self.index_to_i64(dst, t64);
+                let len = self.index_to_i64(len, t64);
+                let t = self.builder.ins().iconst(types::I32, table as i64);
+                let s = self.call_builtin(Builtin::TableFill, &[t, dst, val, len])[0];
+                self.builder.ins().trapnz(s, codes::TABLE_OUT_OF_BOUNDS);
+            }
+            O::TableCopy { dst_table, src_table } => {
+                let (dst, src, len) = self.pop3();
+                let d64 = self.is_table64(dst_table);
+                let s64 = self.is_table64(src_table);
+                let dst = self.index_to_i64(dst, d64);
+                let src = self.index_to_i64(src, s64);
+                let len = self.index_to_i64(len, d64 && s64);
+                let dt = self.builder.ins().iconst(types::I32, dst_table as i64);
+                let st = self.builder.ins().iconst(types::I32, src_table as i64);
+                let s = self.call_builtin(Builtin::TableCopy, &[dt, st, dst, src, len])[0];
+                self.builder.ins().trapnz(s, codes::TABLE_OUT_OF_BOUNDS);
+            }
+            O::TableInit { elem_index, table } => {
+                let (dst, src, len) = self.pop3();
+                let dst = self.index_to_i64(dst, self.is_table64(table));
+                let t = self.builder.ins().iconst(types::I32, table as i64);
+                let e = self.builder.ins().iconst(types::I32, elem_index as i64);
+                let s = self.call_builtin(Builtin::TableInit, &[t, e, dst, src, len])[0];
+                self.builder.ins().trapnz(s, codes::TABLE_OUT_OF_BOUNDS);
+            }
+            O::ElemDrop { elem_index } => {
+                let e = self.builder.ins().iconst(types::I32, elem_index as i64);
+                self.call_builtin(Builtin::ElemDrop, &[e]);
+            }
+
+            ref other => anyhow::bail!("unsupported operator: {other:?}"),
+        }
+        Ok(())
+    }
+
+    fn translate_unreachable_op(&mut self, op: &Operator<'_>) -> anyhow::Result<()> {
+        match op {
+            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => self.dead_depth += 1,
+            Operator::Else if self.dead_depth == 0 => self.translate_else(),
+            Operator::End if self.dead_depth == 0 => self.translate_end(),
+            Operator::End => self.dead_depth -= 1,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn translate_else(&mut self) {
+        let frame = self.control.last_mut().unwrap();
+        debug_assert_eq!(frame.kind, FrameKind::If);
+        if self.reachable {
+            frame.destination_reached = true;
+            let dest = frame.destination;
+            let n = frame.num_results;
+            let args = Self::jump_args(&self.stack[self.stack.len() - n..]);
+            self.builder.ins().jump(dest, &args);
+        }
+        let frame = self.control.last_mut().unwrap();
+        frame.else_seen = true;
+        self.stack.truncate(frame.original_stack_size);
+        self.stack.extend(frame.else_params.iter().copied());
+        self.reachable = frame.head_reachable;
+        let else_block = frame.else_block.unwrap();
+        self.builder.switch_to_block(else_block);
+    }
+
+    fn translate_end(&mut self) {
+        let mut frame = self.control.pop().unwrap();
+        if self.reachable {
+            frame.destination_reached = true;
+            let args = Self::jump_args(&self.stack[self.stack.len() - frame.num_results..]);
+            self.builder.ins().jump(frame.destination, &args);
+        }
+        if frame.kind == FrameKind::If && !frame.else_seen {
+            // No else: the else path passes the parameters straight through.
+            self.builder.switch_to_block(frame.else_block.unwrap());
+            if frame.head_reachable {
+                frame.destination_reached = true;
+                let args = Self::jump_args(&frame.else_params);
+                self.builder.ins().jump(frame.destination, &args);
+            }
+        }
+        if let Some(header) = frame.header {
+            self.builder.seal_block(header);
+        }
+        self.builder.switch_to_block(frame.destination);
+        self.builder.seal_block(frame.destination);
+        self.stack.truncate(frame.original_stack_size);
+        let params = self.builder.block_params(frame.destination).to_vec();
+        self.stack.extend(params);
+        self.reachable = frame.destination_reached;
+
+        if self.control.is_empty() && self.reachable {
+            // The end of the function body: return the results.
+            let n = frame.num_results;
+            let vals = self.stack[self.stack.len() - n..].to_vec();
+            self.builder.ins().return_(&vals);
+            self.reachable = false;
+        }
+    }
+
+    fn unary(&mut self, f: impl FnOnce(&mut FunctionBuilder<'b>, Value) -> Value) {
+        let a = self.pop();
+        let v = f(&mut self.builder, a);
+        self.push(v);
+    }
+    fn binary(&mut self, f: impl FnOnce(&mut FunctionBuilder<'b>, Value, Value) -> Value) {
+        let (a, b) = self.pop2();
+        let v = f(&mut self.builder, a, b);
+        self.push(v);
+    }
+    fn icmp(&mut self, cc: IntCC) {
+        let (a, b) = self.pop2();
+        let c = self.builder.ins().icmp(cc, a, b);
+        let v = self.builder.ins().uextend(types::I32, c);
+        self.push(v);
+    }
+    fn fcmp(&mut self, cc: FloatCC) {
+        let (a, b) = self.pop2();
+        let c = self.builder.ins().fcmp(cc, a, b);
+        let v = self.builder.ins().uextend(types::I32, c);
+        self.push(v);
+    }
+    fn sign_extend_from(&mut self, narrow: Type) {
+        let a = self.pop();
+        let ty = self.builder.func.dfg.value_type(a);
+        let n = self.builder.ins().ireduce(narrow, a);
+        let v = self.builder.ins().sextend(ty, n);
+        self.push(v);
+    }
+
+    fn is_memory64(&self, mem: u32) -> bool {
+        self.env.info.memories[mem as usize].memory64
+    }
+    fn is_table64(&self, table: u32) -> bool {
+        self.env.info.tables[table as usize].table64
+    }
+    fn index_to_i64(&mut self, v: Value, is64: bool) -> Value {
+        if is64 {
+            v
+        } else {
+            self.builder.ins().uextend(types::I64, v)
+        }
+    }
+
+    /// Address of a global's storage: (base, offset, type, mutable).
+    fn global_addr(&mut self, g: u32) -> (Value, i32, Type, bool) {
+        let gt = &self.env.info.globals[g as usize];
+        let ty = clif_type(&gt.content_type);
+        let mutable = gt.mutable;
+        if self.env.info.is_imported_global(g) {
+            let ptr = self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, self.env.offsets.global_ptr(g) as i32);
+            (ptr, 0, ty, mutable)
+        } else {
+            (self.vmctx, self.env.offsets.defined_global(g) as i32, ty, mutable)
+        }
+    }
+
+    /// Computes the native address of a linear-memory access of `size` bytes,
+    /// popping the index. Returns the address and a constant offset to apply.
+    fn mem_addr(&mut self, memarg: &MemArg, size: u32) -> (Value, i32) {
+        let mem = match memarg.target {
+            wasmparser::MemArgTarget::Memory(m) => m,
+            wasmparser::MemArgTarget::Array(_) => unreachable!("GC arrays are rejected by validation"),
+        };
+        let index = self.pop();
+        let memory64 = self.is_memory64(mem);
+        let base = self.memory_bases[mem as usize];
+        let offset = memarg.offset;
+        if !memory64 && self.env.tunables.guarded_memory32 {
+            // The reservation covers every u32 index plus u32 offset: no check needed.
+            let idx = self.builder.ins().uextend(types::I64, index);
+            let addr = self.builder.ins().iadd(base, idx);
+            if offset <= i32::MAX as u64 {
+                return (addr, offset as i32);
+            }
+            let addr = self.builder.ins().iadd_imm_u(addr, offset as i64);
+            return (addr, 0);
+        }
+        let idx = self.index_to_i64(index, memory64);
+        let def = self.memory_defs[mem as usize];
+        let len = self.builder.ins().load(types::I64, trusted_flags(), def, vmctx::MEMORY_LENGTH_OFFSET as i32);
+        match offset.checked_add(size as u64) {
+            Some(end_off) if end_off <= i64::MAX as u64 => {
+                let end_off = self.builder.ins().iconst(types::I64, end_off as i64);
+                let end = self.builder.ins().uadd_overflow_trap(idx, end_off, TrapCode::HEAP_OUT_OF_BOUNDS);
+                let oob = self.builder.ins().icmp(IntCC::UnsignedGreaterThan, end, len);
+                self.builder.ins().trapnz(oob, TrapCode::HEAP_OUT_OF_BOUNDS);
+            }
+            _ => {
+                self.builder.ins().trap(TrapCode::HEAP_OUT_OF_BOUNDS);
+                let next = self.builder.create_block();
+                self.builder.seal_block(next);
+                self.builder.switch_to_block(next);
+            }
+        }
+        let addr = self.builder.ins().iadd(base, idx);
+        if offset <= i32::MAX as u64 {
+            (addr, offset as i32)
+        } else {
+            (self.builder.ins().iadd_imm_u(addr, offset as i64), 0)
+        }
+    }
+
+    fn load(&mut self, ty: Type, size: u32, memarg: &MemArg, kind: LoadKind) {
+        let (addr, off) = self.mem_addr(memarg, size);
+        let f = heap_flags();
+        let ins = self.builder.ins();
+        let v = match kind {
+            LoadKind::Plain => ins.load(ty, f, addr, off),
+            LoadKind::S8 => ins.sload8(ty, f, addr, off),
+            LoadKind::U8 => ins.uload8(ty, f, addr, off),
+            LoadKind::S16 => ins.sload16(ty, f, addr, off),
+            LoadKind::U16 => ins.uload16(ty, f, addr, off),
+            LoadKind::S32 => ins.sload32(f, addr, off),
+            LoadKind::U32 => ins.uload32(f, addr, off),
+        };
+        self.push(v);
+    }
+
+    fn table_def(&mut self, table: u32) -> Value {
+        self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, self.env.offsets.table_ptr(table) as i32)
+    }
+
+    /// Bounds-checks `index` against the table and returns the element's address.
+    fn table_elem_addr(&mut self, table: u32, index: Value, code: TrapCode) -> Value {
+        let def = self.table_def(table);
+        let idx = self.index_to_i64(index, self.is_table64(table));
+        let len = self.builder.ins().load(types::I64, trusted_flags(), def, vmctx::TABLE_LENGTH_OFFSET as i32);
+        let oob = self.builder.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, idx, len);
+        self.builder.ins().trapnz(oob, code);
+        let base = self.builder.ins().load(types::I64, trusted_flags(), def, vmctx::TABLE_BASE_OFFSET as i32);
+        let scaled = self.builder.ins().ishl_imm_u(idx, 3);
+        self.builder.ins().iadd(base, scaled)
+    }
+
+    fn sig_ref(&mut self, type_index: u32) -> ir::SigRef {
+        if let Some(s) = self.sig_refs.get(&type_index) {
+            return *s;
+        }
+        let sig = func_type_signature(&self.env.info.types[type_index as usize]);
+        let s = self.builder.import_signature(sig);
+        self.sig_refs.insert(type_index, s);
+        s
+    }
+
+    fn call_builtin(&mut self, b: Builtin, args: &[Value]) -> Vec<Value> {
+        let sig = match self.builtin_sigs.get(&(b as u32)) {
+            Some(s) => *s,
+            None => {
+                let s = self.builder.import_signature(builtin_signature(b));
+                self.builtin_sigs.insert(b as u32, s);
+                s
+            }
+        };
+        let table = match self.builtins {
+            Some(t) => t,
+            None => {
+                // Loaded where first needed; it is cheap and cannot trap.
+                let t = self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, vmctx::VMCTX_BUILTINS_OFFSET as i32);
+                t
+            }
+        };
+        let f = self.builder.ins().load(types::I64, readonly_flags(), table, (b as u32 * 8) as i32);
+        let mut all = vec![self.vmctx];
+        all.extend_from_slice(args);
+        let call = self.builder.ins().call_indirect(sig, f, &all);
+        self.builder.inst_results(call).to_vec()
+    }
+
+    fn finish_call(&mut self, call: ir::Inst, num_params: usize) {
+        let n = self.stack.len() - num_params;
+        self.stack.truncate(n);
+        let results = self.builder.inst_results(call).to_vec();
+        self.stack.extend(results);
+    }
+
+    fn translate_call(&mut self, f: u32, tail: bool) -> anyhow::Result<()> {
+        let type_index = self.env.info.funcs[f as usize];
+        let num_params = self.env.info.types[type_index as usize].params().len();
+        let params = self.peekn(num_params).to_vec();
+        if self.env.info.is_imported_func(f) {
+            let off = self.env.offsets.func_ref(f) as i32;
+            let code = self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, off + vmctx::FUNCREF_CODE_OFFSET as i32);
+            let callee_vmctx =
+                self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, off + vmctx::FUNCREF_VMCTX_OFFSET as i32);
+            self.emit_indirect(type_index, code, callee_vmctx, &params, tail);
+        } else {
+            let fref = match self.func_refs.get(&f) {
+                Some(r) => *r,
+                None => {
+                    let sig = self.sig_ref(type_index);
+                    let name = self.builder.func.declare_imported_user_function(UserExternalName::new(0, f));
+                    let r = self.builder.import_function(ExtFuncData {
+                        name: ExternalName::user(name),
+                        signature: sig,
+                        colocated: true,
+                        patchable: false,
+                    });
+                    self.func_refs.insert(f, r);
+                    r
+                }
+            };
+            let mut args = vec![self.vmctx, self.vmctx];
+            args.extend_from_slice(&params);
+            if tail {
+                self.builder.ins().return_call(fref, &args);
+                self.reachable = false;
+            } else {
+                let call = self.builder.ins().call(fref, &args);
+                self.finish_call(call, num_params);
+            }
+        }
+        Ok(())
+    }
+
+    fn emit_indirect(&mut self, type_index: u32, code: Value, callee_vmctx: Value, params: &[Value], tail: bool) {
+        let sig = self.sig_ref(type_index);
+        let mut args = vec![callee_vmctx, self.vmctx];
+        args.extend_from_slice(params);
+        if tail {
+            self.builder.ins().return_call_indirect(sig, code, &args);
+            self.reachable = false;
+        } else {
+            let call = self.builder.ins().call_indirect(sig, code, &args);
+            self.finish_call(call, params.len());
+        }
+    }
+
+    fn translate_call_indirect(&mut self, type_index: u32, table: u32, tail: bool) -> anyhow::Result<()> {
+        let index = self.pop();
+        let addr = self.table_elem_addr(table, index, codes::TABLE_OUT_OF_BOUNDS);
+        let funcref = self.builder.ins().load(types::I64, trusted_flags(), addr, 0);
+        self.builder.ins().trapz(funcref, codes::INDIRECT_CALL_TO_NULL);
+        let actual = self.builder.ins().load(types::I32, readonly_flags(), funcref, vmctx::FUNCREF_TYPE_OFFSET as i32);
+        let type_ids = match self.type_ids {
+            Some(t) => t,
+            None => self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, vmctx::VMCTX_TYPE_IDS_OFFSET as i32),
+        };
+        let expected = self.builder.ins().load(types::I32, readonly_flags(), type_ids, (type_index * 4) as i32);
+        let mismatch = self.builder.ins().icmp(IntCC::NotEqual, actual, expected);
+        self.builder.ins().trapnz(mismatch, codes::BAD_SIGNATURE);
+        let code = self.builder.ins().load(types::I64, readonly_flags(), funcref, vmctx::FUNCREF_CODE_OFFSET as i32);
+        let callee_vmctx = self.builder.ins().load(types::I64, readonly_flags(), funcref, vmctx::FUNCREF_VMCTX_OFFSET as i32);
+        let num_params = self.env.info.types[type_index as usize].params().len();
+        let params = self.peekn(num_params).to_vec();
+        self.emit_indirect(type_index, code, callee_vmctx, &params, tail);
+        Ok(())
+    }
+
+    fn translate_call_ref(&mut self, type_index: u32, tail: bool) -> anyhow::Result<()> {
+        let funcref = self.pop();
+        self.builder.ins().trapz(funcref, codes::NULL_REFERENCE);
+        let code = self.builder.ins().load(types::I64, readonly_flags(), funcref, vmctx::FUNCREF_CODE_OFFSET as i32);
+        let callee_vmctx = self.builder.ins().load(types::I64, readonly_flags(), funcref, vmctx::FUNCREF_VMCTX_OFFSET as i32);
+        let num_params = self.env.info.types[type_index as usize].params().len();
+        let params = self.peekn(num_params).to_vec();
+        self.emit_indirect(type_index, code, callee_vmctx, &params, tail);
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum LoadKind {
+    Plain,
+    S8,
+    U8,
+    S16,
+    U16,
+    S32,
+    U32,
+}

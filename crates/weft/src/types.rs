@@ -1,0 +1,342 @@
+//! Wasm types as the public API sees them, and the engine-wide type registry that
+//! gives every function type a canonical id.
+//!
+//! Function types are canonicalised per recursion group (iso-recursive equality):
+//! two modules that declare structurally equal rec groups get the same ids, so an
+//! indirect call checks its callee's type with one integer compare.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use crate::frontend::ModuleInfo;
+
+/// A canonical function type id, unique within an [`Engine`](crate::Engine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TypeId(pub(crate) u32);
+
+/// The type of a heap reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HeapType {
+    /// Any function.
+    Func,
+    /// Any external (host) reference.
+    Extern,
+    /// The bottom of the function hierarchy: only null.
+    NoFunc,
+    /// The bottom of the extern hierarchy: only null.
+    NoExtern,
+    /// A function of one concrete type.
+    Concrete(TypeId),
+}
+
+/// A reference type: a heap type, nullable or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RefType {
+    pub nullable: bool,
+    pub heap: HeapType,
+}
+
+impl RefType {
+    /// `funcref`, i.e. `(ref null func)`.
+    pub const FUNCREF: RefType = RefType { nullable: true, heap: HeapType::Func };
+    /// `externref`, i.e. `(ref null extern)`.
+    pub const EXTERNREF: RefType = RefType { nullable: true, heap: HeapType::Extern };
+
+    /// Whether values of this type are functions (or null).
+    pub fn is_func(&self) -> bool {
+        matches!(self.heap, HeapType::Func | HeapType::NoFunc | HeapType::Concrete(_))
+    }
+}
+
+/// The type of a Wasm value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ValType {
+    I32,
+    I64,
+    F32,
+    F64,
+    V128,
+    Ref(RefType),
+}
+
+impl ValType {
+    /// `funcref`.
+    pub const FUNCREF: ValType = ValType::Ref(RefType::FUNCREF);
+    /// `externref`.
+    pub const EXTERNREF: ValType = ValType::Ref(RefType::EXTERNREF);
+}
+
+impl fmt::Display for ValType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValType::I32 => write!(f, "i32"),
+            ValType::I64 => write!(f, "i64"),
+            ValType::F32 => write!(f, "f32"),
+            ValType::F64 => write!(f, "f64"),
+            ValType::V128 => write!(f, "v128"),
+            ValType::Ref(r) => {
+                let null = if r.nullable { "null " } else { "" };
+                match r.heap {
+                    HeapType::Func => write!(f, "(ref {null}func)"),
+                    HeapType::Extern => write!(f, "(ref {null}extern)"),
+                    HeapType::NoFunc => write!(f, "(ref {null}nofunc)"),
+                    HeapType::NoExtern => write!(f, "(ref {null}noextern)"),
+                    HeapType::Concrete(t) => write!(f, "(ref {null}type#{})", t.0),
+                }
+            }
+        }
+    }
+}
+
+/// The type of a function: parameters and results.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FuncType {
+    params: Box<[ValType]>,
+    results: Box<[ValType]>,
+}
+
+impl FuncType {
+    /// A function type with the given parameters and results.
+    pub fn new(params: impl IntoIterator<Item = ValType>, results: impl IntoIterator<Item = ValType>) -> Self {
+        FuncType { params: params.into_iter().collect(), results: results.into_iter().collect() }
+    }
+    pub fn params(&self) -> &[ValType] {
+        &self.params
+    }
+    pub fn results(&self) -> &[ValType] {
+        &self.results
+    }
+}
+
+impl fmt::Display for FuncType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "(func")?;
+        if !self.params.is_empty() {
+            write!(f, " (param")?;
+            for p in self.params.iter() {
+                write!(f, " {p}")?;
+            }
+            write!(f, ")")?;
+        }
+        if !self.results.is_empty() {
+            write!(f, " (result")?;
+            for r in self.results.iter() {
+                write!(f, " {r}")?;
+            }
+            write!(f, ")")?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// The type of a linear memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryType {
+    /// Initial size in 64 KiB pages.
+    pub minimum: u64,
+    /// Maximum size in pages, if any.
+    pub maximum: Option<u64>,
+    /// Whether the memory is indexed with 64-bit addresses.
+    pub memory64: bool,
+}
+
+impl MemoryType {
+    /// A 32-bit memory with the given limits in pages.
+    pub fn new(minimum: u32, maximum: Option<u32>) -> Self {
+        MemoryType { minimum: minimum.into(), maximum: maximum.map(Into::into), memory64: false }
+    }
+    pub(crate) fn from_wasm(m: &wasmparser::MemoryType) -> Self {
+        MemoryType { minimum: m.initial, maximum: m.maximum, memory64: m.memory64 }
+    }
+}
+
+/// The type of a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableType {
+    pub element: RefType,
+    pub minimum: u64,
+    pub maximum: Option<u64>,
+    pub table64: bool,
+}
+
+impl TableType {
+    /// A 32-bit table of `element` with the given limits.
+    pub fn new(element: RefType, minimum: u32, maximum: Option<u32>) -> Self {
+        TableType { element, minimum: minimum.into(), maximum: maximum.map(Into::into), table64: false }
+    }
+}
+
+/// Whether a global can be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutability {
+    Const,
+    Var,
+}
+
+/// The type of a global.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GlobalType {
+    pub content: ValType,
+    pub mutability: Mutability,
+}
+
+impl GlobalType {
+    pub fn new(content: ValType, mutability: Mutability) -> Self {
+        GlobalType { content, mutability }
+    }
+}
+
+/// The type of an import or export.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExternType {
+    Func(FuncType),
+    Table(TableType),
+    Memory(MemoryType),
+    Global(GlobalType),
+}
+
+/// Structural key of a value type inside a rec group, for canonicalisation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum KeyValType {
+    Plain(ValType),
+    RecLocal { nullable: bool, index: u32 },
+}
+
+type RecGroupKey = Vec<(Vec<KeyValType>, Vec<KeyValType>)>;
+
+#[derive(Default)]
+struct RegistryInner {
+    groups: HashMap<RecGroupKey, Vec<TypeId>>,
+    types: Vec<Arc<FuncType>>,
+}
+
+/// The engine-wide registry of canonical function types.
+#[derive(Default)]
+pub(crate) struct TypeRegistry {
+    inner: RwLock<RegistryInner>,
+}
+
+impl TypeRegistry {
+    /// The type with id `id`.
+    pub fn get(&self, id: TypeId) -> Arc<FuncType> {
+        self.inner.read().unwrap().types[id.0 as usize].clone()
+    }
+
+    /// Registers a function type built by the host (no rec-group references).
+    pub fn register_host(&self, ty: &FuncType) -> TypeId {
+        let key: RecGroupKey = vec![(
+            ty.params().iter().map(|t| KeyValType::Plain(*t)).collect(),
+            ty.results().iter().map(|t| KeyValType::Plain(*t)).collect(),
+        )];
+        self.register_group(key)[0]
+    }
+
+    fn register_group(&self, key: RecGroupKey) -> Vec<TypeId> {
+        let mut inner = self.inner.write().unwrap();
+        if let Some(ids) = inner.groups.get(&key) {
+            return ids.clone();
+        }
+        let first = inner.types.len() as u32;
+        let ids: Vec<TypeId> = (0..key.len() as u32).map(|i| TypeId(first + i)).collect();
+        for (params, results) in key.iter() {
+            let resolve = |k: &KeyValType| match k {
+                KeyValType::Plain(t) => *t,
+                KeyValType::RecLocal { nullable, index } => {
+                    ValType::Ref(RefType { nullable: *nullable, heap: HeapType::Concrete(ids[*index as usize]) })
+                }
+            };
+            let ty = FuncType::new(params.iter().map(resolve), results.iter().map(resolve));
+            inner.types.push(Arc::new(ty));
+        }
+        inner.groups.insert(key, ids.clone());
+        ids
+    }
+
+    /// Canonicalises all of a module's types; returns the id of each type index.
+    pub fn register_module(&self, info: &ModuleInfo) -> Vec<TypeId> {
+        let mut ids: Vec<TypeId> = Vec::with_capacity(info.types.len());
+        for group in &info.rec_groups {
+            let key: RecGroupKey = (group.start..group.end)
+                .map(|t| {
+                    let f = &info.types[t as usize];
+                    let conv = |v: &wasmparser::ValType| key_val_type(v, group, &ids);
+                    (f.params().iter().map(conv).collect(), f.results().iter().map(conv).collect())
+                })
+                .collect();
+            let group_ids = self.register_group(key);
+            ids.extend(group_ids);
+        }
+        ids
+    }
+}
+
+fn key_val_type(v: &wasmparser::ValType, group: &std::ops::Range<u32>, ids: &[TypeId]) -> KeyValType {
+    use wasmparser::UnpackedIndex;
+    if let wasmparser::ValType::Ref(r) = v {
+        let index = match r.heap_type() {
+            wasmparser::HeapType::Concrete(i) | wasmparser::HeapType::Exact(i) => Some(i),
+            _ => None,
+        };
+        if let Some(index) = index {
+            match index {
+                UnpackedIndex::RecGroup(i) => {
+                    return KeyValType::RecLocal { nullable: r.is_nullable(), index: i };
+                }
+                UnpackedIndex::Module(i) if group.contains(&i) => {
+                    return KeyValType::RecLocal { nullable: r.is_nullable(), index: i - group.start };
+                }
+                _ => {}
+            }
+        }
+    }
+    KeyValType::Plain(convert_val_type(v, ids))
+}
+
+/// Converts a wasmparser value type of a module whose types have ids `ids`.
+pub(crate) fn convert_val_type(v: &wasmparser::ValType, ids: &[TypeId]) -> ValType {
+    match v {
+        wasmparser::ValType::I32 => ValType::I32,
+        wasmparser::ValType::I64 => ValType::I64,
+        wasmparser::ValType::F32 => ValType::F32,
+        wasmparser::ValType::F64 => ValType::F64,
+        wasmparser::ValType::V128 => ValType::V128,
+        wasmparser::ValType::Ref(r) => ValType::Ref(convert_ref_type(r, ids)),
+    }
+}
+
+pub(crate) fn convert_ref_type(r: &wasmparser::RefType, ids: &[TypeId]) -> RefType {
+    use wasmparser::{AbstractHeapType as A, HeapType as H, UnpackedIndex};
+    let heap = match r.heap_type() {
+        H::Abstract { ty: A::Func, .. } => HeapType::Func,
+        H::Abstract { ty: A::NoFunc, .. } => HeapType::NoFunc,
+        H::Abstract { ty: A::NoExtern, .. } => HeapType::NoExtern,
+        H::Abstract { .. } => HeapType::Extern,
+        H::Concrete(UnpackedIndex::Module(i)) | H::Exact(UnpackedIndex::Module(i)) => HeapType::Concrete(ids[i as usize]),
+        // Only appears inside type definitions, which use `key_val_type`.
+        H::Concrete(_) | H::Exact(_) => HeapType::Func,
+    };
+    RefType { nullable: r.is_nullable(), heap }
+}
+
+/// Whether a value of type `a` may be used where `b` is expected.
+pub(crate) fn is_subtype(a: &ValType, b: &ValType) -> bool {
+    match (a, b) {
+        (ValType::Ref(a), ValType::Ref(b)) => is_ref_subtype(a, b),
+        _ => a == b,
+    }
+}
+
+pub(crate) fn is_ref_subtype(a: &RefType, b: &RefType) -> bool {
+    if a.nullable && !b.nullable {
+        return false;
+    }
+    use HeapType::*;
+    match (a.heap, b.heap) {
+        (x, y) if x == y => true,
+        (NoFunc, Func | Concrete(_)) => true,
+        (Concrete(_), Func) => true,
+        (NoExtern, Extern) => true,
+        _ => false,
+    }
+}

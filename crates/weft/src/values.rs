@@ -1,0 +1,216 @@
+//! Wasm values as the host sees them ([`Val`]), their raw form in the slots
+//! trampolines read and write ([`ValRaw`]), and host references ([`ExternRef`]).
+
+use std::any::Any;
+
+use crate::func::Func;
+use crate::store::{AsContext, AsContextMut, StoreOpaque};
+use crate::types::{HeapType, RefType, ValType};
+use crate::vmctx::VMFuncRef;
+
+/// A value in the raw 16-byte slot format trampolines use.
+#[repr(C, align(16))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ValRaw {
+    bits: [u64; 2],
+}
+
+impl ValRaw {
+    pub fn i32(v: i32) -> Self {
+        ValRaw { bits: [v as u32 as u64, 0] }
+    }
+    pub fn i64(v: i64) -> Self {
+        ValRaw { bits: [v as u64, 0] }
+    }
+    pub fn f32(bits: u32) -> Self {
+        ValRaw { bits: [bits as u64, 0] }
+    }
+    pub fn f64(bits: u64) -> Self {
+        ValRaw { bits: [bits, 0] }
+    }
+    pub fn v128(v: u128) -> Self {
+        ValRaw { bits: [v as u64, (v >> 64) as u64] }
+    }
+    /// A reference: a funcref pointer or externref handle, 0 for null.
+    pub fn anyref(raw: u64) -> Self {
+        ValRaw { bits: [raw, 0] }
+    }
+    pub fn get_i32(&self) -> i32 {
+        self.bits[0] as u32 as i32
+    }
+    pub fn get_i64(&self) -> i64 {
+        self.bits[0] as i64
+    }
+    pub fn get_f32(&self) -> u32 {
+        self.bits[0] as u32
+    }
+    pub fn get_f64(&self) -> u64 {
+        self.bits[0]
+    }
+    pub fn get_v128(&self) -> u128 {
+        self.bits[0] as u128 | ((self.bits[1] as u128) << 64)
+    }
+    pub fn get_ref(&self) -> u64 {
+        self.bits[0]
+    }
+}
+
+/// A reference to a host value, owned by a store.
+///
+/// # Example
+///
+/// ```
+/// let engine = weft::Engine::default();
+/// let mut store = weft::Store::new(&engine, ());
+/// let r = weft::ExternRef::new(&mut store, 42u32);
+/// assert_eq!(r.data(&store).downcast_ref::<u32>(), Some(&42));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExternRef {
+    pub(crate) store_id: u64,
+    pub(crate) index: u32,
+}
+
+impl ExternRef {
+    /// Wraps `value` in a new reference owned by `store`.
+    pub fn new<T>(mut store: impl AsContextMut<Data = T>, value: impl Any + Send + Sync) -> ExternRef {
+        let ctx = store.as_context_mut();
+        let s = &mut ctx.inner.opaque;
+        s.externrefs.push(Box::new(value));
+        ExternRef { store_id: s.id, index: s.externrefs.len() as u32 - 1 }
+    }
+
+    /// The host value behind the reference.
+    ///
+    /// # Panics
+    /// Panics if `store` is not the store that owns the reference.
+    pub fn data<'a, S: AsContext>(&self, store: &'a S) -> &'a (dyn Any + Send + Sync) {
+        let ctx = store.as_context();
+        ctx.inner.opaque.check(self.store_id);
+        &*ctx.inner.opaque.externrefs[self.index as usize]
+    }
+
+    pub(crate) fn to_raw(self) -> u64 {
+        self.index as u64 + 1
+    }
+
+    pub(crate) fn from_raw(store: &StoreOpaque, raw: u64) -> Option<ExternRef> {
+        (raw != 0).then(|| ExternRef { store_id: store.id, index: (raw - 1) as u32 })
+    }
+}
+
+/// A Wasm value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Val {
+    I32(i32),
+    I64(i64),
+    /// An `f32`, by its bits (so NaN payloads survive).
+    F32(u32),
+    /// An `f64`, by its bits.
+    F64(u64),
+    V128(u128),
+    FuncRef(Option<Func>),
+    ExternRef(Option<ExternRef>),
+}
+
+impl Val {
+    /// The default (zero or null) value of a type, if it has one.
+    pub fn default_for(ty: &ValType) -> Option<Val> {
+        Some(match ty {
+            ValType::I32 => Val::I32(0),
+            ValType::I64 => Val::I64(0),
+            ValType::F32 => Val::F32(0),
+            ValType::F64 => Val::F64(0),
+            ValType::V128 => Val::V128(0),
+            ValType::Ref(r) if !r.nullable => return None,
+            ValType::Ref(r) if r.is_func() => Val::FuncRef(None),
+            ValType::Ref(_) => Val::ExternRef(None),
+        })
+    }
+
+    pub fn i32(&self) -> Option<i32> {
+        if let Val::I32(v) = self { Some(*v) } else { None }
+    }
+    pub fn i64(&self) -> Option<i64> {
+        if let Val::I64(v) = self { Some(*v) } else { None }
+    }
+    pub fn f32(&self) -> Option<f32> {
+        if let Val::F32(v) = self { Some(f32::from_bits(*v)) } else { None }
+    }
+    pub fn f64(&self) -> Option<f64> {
+        if let Val::F64(v) = self { Some(f64::from_bits(*v)) } else { None }
+    }
+
+    /// Whether this value may be used where `ty` is expected.
+    pub(crate) fn matches(&self, store: &StoreOpaque, ty: &ValType) -> bool {
+        match (self, ty) {
+            (Val::I32(_), ValType::I32) | (Val::I64(_), ValType::I64) => true,
+            (Val::F32(_), ValType::F32) | (Val::F64(_), ValType::F64) | (Val::V128(_), ValType::V128) => true,
+            (Val::FuncRef(None), ValType::Ref(r)) | (Val::ExternRef(None), ValType::Ref(r)) => {
+                r.nullable && (r.is_func() == matches!(self, Val::FuncRef(_)))
+            }
+            (Val::FuncRef(Some(f)), ValType::Ref(r)) => {
+                f.store_id == store.id
+                    && match r.heap {
+                        HeapType::Func => true,
+                        HeapType::Concrete(id) => f.type_id() == id,
+                        _ => false,
+                    }
+            }
+            (Val::ExternRef(Some(e)), ValType::Ref(r)) => e.store_id == store.id && r.heap == HeapType::Extern,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn to_raw(self) -> ValRaw {
+        match self {
+            Val::I32(v) => ValRaw::i32(v),
+            Val::I64(v) => ValRaw::i64(v),
+            Val::F32(v) => ValRaw::f32(v),
+            Val::F64(v) => ValRaw::f64(v),
+            Val::V128(v) => ValRaw::v128(v),
+            Val::FuncRef(f) => ValRaw::anyref(f.map_or(0, |f| f.func_ref as u64)),
+            Val::ExternRef(e) => ValRaw::anyref(e.map_or(0, |e| e.to_raw())),
+        }
+    }
+
+    pub(crate) fn from_raw(store: &StoreOpaque, raw: ValRaw, ty: &ValType) -> Val {
+        match ty {
+            ValType::I32 => Val::I32(raw.get_i32()),
+            ValType::I64 => Val::I64(raw.get_i64()),
+            ValType::F32 => Val::F32(raw.get_f32()),
+            ValType::F64 => Val::F64(raw.get_f64()),
+            ValType::V128 => Val::V128(raw.get_v128()),
+            ValType::Ref(r) => Val::from_raw_ref(store, raw.get_ref(), r),
+        }
+    }
+
+    pub(crate) fn from_raw_ref(store: &StoreOpaque, raw: u64, r: &RefType) -> Val {
+        if r.is_func() {
+            Val::FuncRef((raw != 0).then(|| Func { store_id: store.id, func_ref: raw as *const VMFuncRef }))
+        } else {
+            Val::ExternRef(ExternRef::from_raw(store, raw))
+        }
+    }
+}
+
+impl From<i32> for Val {
+    fn from(v: i32) -> Val {
+        Val::I32(v)
+    }
+}
+impl From<i64> for Val {
+    fn from(v: i64) -> Val {
+        Val::I64(v)
+    }
+}
+impl From<f32> for Val {
+    fn from(v: f32) -> Val {
+        Val::F32(v.to_bits())
+    }
+}
+impl From<f64> for Val {
+    fn from(v: f64) -> Val {
+        Val::F64(v.to_bits())
+    }
+}

@@ -1,0 +1,215 @@
+//! The VM context: the one source of truth for the memory layout that compiled
+//! code and the runtime share.
+//!
+//! Every compiled Wasm function receives a pointer to its instance's *VM context*
+//! (`vmctx`). [`VMOffsets`] computes, from a module's counts alone, where each
+//! field lives; the translator emits loads at those offsets and the runtime fills
+//! them in at the same offsets. The store-wide state that all instances of a store
+//! share (stack limit, epoch deadline, interrupt page, the chain of active stacks)
+//! lives in one [`VMStoreContext`] that every vmctx points to.
+//!
+//! Layout of a vmctx (all pointer-sized, 8-byte aligned, 16-byte for globals):
+//!
+//! | field                | size                 |
+//! |----------------------|----------------------|
+//! | magic                | 8                    |
+//! | store context ptr    | 8                    |
+//! | builtins table ptr   | 8                    |
+//! | instance ptr         | 8                    |
+//! | type ids ptr         | 8                    |
+//! | func refs            | 24 × functions       |
+//! | memory def ptrs      | 8 × memories         |
+//! | table def ptrs       | 8 × tables           |
+//! | global ptrs          | 8 × globals          |
+//! | defined globals      | 16 × defined globals |
+
+use std::sync::atomic::AtomicU64;
+
+use crate::frontend::ModuleInfo;
+
+/// Value of the vmctx magic field ("WEFTVMCX"), to catch wild pointers in debug checks.
+pub const VMCTX_MAGIC: u64 = u64::from_le_bytes(*b"WEFTVMCX");
+
+/// Offsets of the fixed vmctx header fields.
+pub const VMCTX_MAGIC_OFFSET: u32 = 0;
+pub const VMCTX_STORE_CTX_OFFSET: u32 = 8;
+pub const VMCTX_BUILTINS_OFFSET: u32 = 16;
+pub const VMCTX_INSTANCE_OFFSET: u32 = 24;
+pub const VMCTX_TYPE_IDS_OFFSET: u32 = 32;
+const VMCTX_HEADER_SIZE: u32 = 40;
+
+/// A function reference: what `ref.func`, tables and imports hold.
+///
+/// A `funcref` value is a pointer to one of these (null is 0). Calling it means
+/// calling `code` with `vmctx` as the callee context.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct VMFuncRef {
+    /// Native code, with the Wasm calling convention of its type.
+    pub code: *const u8,
+    /// The callee's context: an instance vmctx, or a host function's context.
+    pub vmctx: *mut u8,
+    /// The canonical type id of the function.
+    pub type_id: u32,
+    pub _pad: u32,
+}
+
+pub const FUNCREF_CODE_OFFSET: u32 = 0;
+pub const FUNCREF_VMCTX_OFFSET: u32 = 8;
+pub const FUNCREF_TYPE_OFFSET: u32 = 16;
+pub const FUNCREF_SIZE: u32 = 24;
+
+/// A linear memory as compiled code sees it.
+#[repr(C)]
+#[derive(Debug)]
+pub struct VMMemoryDefinition {
+    /// Start of the memory. Never moves during the memory's life.
+    pub base: *mut u8,
+    /// Accessible bytes.
+    pub current_length: AtomicU64,
+}
+
+pub const MEMORY_BASE_OFFSET: u32 = 0;
+pub const MEMORY_LENGTH_OFFSET: u32 = 8;
+
+/// A table as compiled code sees it: elements are 8 bytes (funcref pointer or
+/// externref handle, 0 = null).
+#[repr(C)]
+#[derive(Debug)]
+pub struct VMTableDefinition {
+    pub base: *mut u64,
+    pub current_elements: u64,
+}
+
+pub const TABLE_BASE_OFFSET: u32 = 0;
+pub const TABLE_LENGTH_OFFSET: u32 = 8;
+
+/// Storage of one global: 16 bytes so that a v128 fits later.
+#[repr(C, align(16))]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VMGlobal {
+    pub bits: [u64; 2],
+}
+
+pub const GLOBAL_SIZE: u32 = 16;
+
+/// State shared by all instances of a store and read by compiled code.
+#[repr(C)]
+#[derive(Debug)]
+pub struct VMStoreContext {
+    /// Lowest stack address Wasm code may use; checked in every prologue.
+    pub stack_limit: usize,
+    /// The engine's epoch counter (for epoch interruption).
+    pub epoch_counter: *const AtomicU64,
+    /// The epoch at which the running guest is interrupted.
+    pub epoch_deadline: u64,
+    /// The interrupt page loaded at every interruption point in MMU mode.
+    pub interrupt_page: *const u8,
+    /// Frame pointer of the last exit from Wasm to the host, for backtraces.
+    pub last_exit_fp: usize,
+    /// The innermost active stack (continuation) chain; null while on the native stack.
+    pub active_stack: *mut u8,
+    /// The store that owns this context.
+    pub store: *mut u8,
+}
+
+pub const STORE_CTX_STACK_LIMIT_OFFSET: u32 = 0;
+pub const STORE_CTX_EPOCH_COUNTER_OFFSET: u32 = 8;
+pub const STORE_CTX_EPOCH_DEADLINE_OFFSET: u32 = 16;
+pub const STORE_CTX_INTERRUPT_PAGE_OFFSET: u32 = 24;
+pub const STORE_CTX_LAST_EXIT_FP_OFFSET: u32 = 32;
+
+/// Where each field of a module's vmctx lives.
+#[derive(Debug, Clone)]
+pub struct VMOffsets {
+    pub num_funcs: u32,
+    pub num_memories: u32,
+    pub num_tables: u32,
+    pub num_globals: u32,
+    pub num_imported_globals: u32,
+    pub func_refs: u32,
+    pub memories: u32,
+    pub tables: u32,
+    pub globals: u32,
+    pub defined_globals: u32,
+    pub size: u32,
+}
+
+impl VMOffsets {
+    pub fn new(info: &ModuleInfo) -> Self {
+        let num_funcs = info.funcs.len() as u32;
+        let num_memories = info.memories.len() as u32;
+        let num_tables = info.tables.len() as u32;
+        let num_globals = info.globals.len() as u32;
+        let func_refs = VMCTX_HEADER_SIZE;
+        let memories = func_refs + FUNCREF_SIZE * num_funcs;
+        let tables = memories + 8 * num_memories;
+        let globals = tables + 8 * num_tables;
+        let defined_globals = (globals + 8 * num_globals + 15) & !15;
+        let size = defined_globals + GLOBAL_SIZE * (num_globals - info.num_imported_globals);
+        VMOffsets {
+            num_funcs,
+            num_memories,
+            num_tables,
+            num_globals,
+            num_imported_globals: info.num_imported_globals,
+            func_refs,
+            memories,
+            tables,
+            globals,
+            defined_globals,
+            size,
+        }
+    }
+
+    /// Offset of function `f`'s [`VMFuncRef`].
+    pub fn func_ref(&self, f: u32) -> u32 {
+        self.func_refs + FUNCREF_SIZE * f
+    }
+    /// Offset of the pointer to memory `m`'s [`VMMemoryDefinition`].
+    pub fn memory_ptr(&self, m: u32) -> u32 {
+        self.memories + 8 * m
+    }
+    /// Offset of the pointer to table `t`'s [`VMTableDefinition`].
+    pub fn table_ptr(&self, t: u32) -> u32 {
+        self.tables + 8 * t
+    }
+    /// Offset of the pointer to global `g`'s storage.
+    pub fn global_ptr(&self, g: u32) -> u32 {
+        self.globals + 8 * g
+    }
+    /// Offset of defined global `g`'s storage inside the vmctx (`g` is a module
+    /// global index, which must not be imported).
+    pub fn defined_global(&self, g: u32) -> u32 {
+        self.defined_globals + GLOBAL_SIZE * (g - self.num_imported_globals)
+    }
+}
+
+/// Indices into the builtins table that compiled code calls for work too large to
+/// inline. Each is an `extern "C"` function taking the caller's vmctx first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Builtin {
+    /// (vmctx, mem, delta: i64) -> i64 old pages or -1
+    MemoryGrow,
+    /// (vmctx, mem, dst, val: i32, len) -> i32 status
+    MemoryFill,
+    /// (vmctx, dst_mem, src_mem, dst, src, len) -> i32 status
+    MemoryCopy,
+    /// (vmctx, mem, data, dst, src: i32, len: i32) -> i32 status
+    MemoryInit,
+    /// (vmctx, data)
+    DataDrop,
+    /// (vmctx, table, init: i64, delta: i64) -> i64 old size or -1
+    TableGrow,
+    /// (vmctx, table, dst, val: i64, len) -> i32 status
+    TableFill,
+    /// (vmctx, dst_table, src_table, dst, src, len) -> i32 status
+    TableCopy,
+    /// (vmctx, table, elem, dst, src: i32, len: i32) -> i32 status
+    TableInit,
+    /// (vmctx, elem)
+    ElemDrop,
+}
+
+pub const NUM_BUILTINS: usize = 10;
