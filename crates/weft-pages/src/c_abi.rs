@@ -97,7 +97,14 @@ fn set_errno(_errno: Errno) {}
 /// Callable from C like libc's `mmap`; the caller owns the returned pages
 /// until it unmaps them.
 #[no_mangle]
-pub unsafe extern "C" fn mmap(_addr: *mut c_void, len: usize, prot: i32, flags: i32, fd: i32, offset: i64) -> *mut c_void {
+pub unsafe extern "C" fn mmap(
+    _addr: *mut c_void,
+    len: usize,
+    prot: i32,
+    flags: i32,
+    fd: i32,
+    offset: i64,
+) -> *mut c_void {
     let_libc_claim_its_heap_first();
     let result = check_mmap_request(len, prot, flags, fd, offset)
         .and_then(|()| with_global(|pages| pages.mmap(len, 1, true)).map_err(Errno::from));

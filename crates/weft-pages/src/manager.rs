@@ -218,7 +218,9 @@ impl<M: LinearMemory, const WORDS: usize> PageManager<M, WORDS> {
             .map(|rounded| rounded >> shift)
             .ok_or(Error::OutOfMemory)?;
         let align_pages = (align >> shift).max(1);
-        if page_count > self.table.capacity() as usize || align_pages > self.table.capacity() as usize {
+        if page_count > self.table.capacity() as usize
+            || align_pages > self.table.capacity() as usize
+        {
             return Err(Error::OutOfMemory);
         }
         let (page_count, align_pages) = (page_count as u32, align_pages as u32);
@@ -232,12 +234,15 @@ impl<M: LinearMemory, const WORDS: usize> PageManager<M, WORDS> {
             let page_size = self.page_size() as u64;
             let mut cleared_pages = 0u64;
             let memory = &mut self.memory;
-            self.table.for_each_dirty_run(start, page_count, |run_start, run_len| {
-                // SAFETY: the run consists of free pages owned by the manager,
-                // so it lies inside the memory and nobody else uses it.
-                unsafe { memory.fill_zero((run_start as usize) << shift, (run_len as usize) << shift) };
-                cleared_pages += u64::from(run_len);
-            });
+            self.table
+                .for_each_dirty_run(start, page_count, |run_start, run_len| {
+                    // SAFETY: the run consists of free pages owned by the manager,
+                    // so it lies inside the memory and nobody else uses it.
+                    unsafe {
+                        memory.fill_zero((run_start as usize) << shift, (run_len as usize) << shift)
+                    };
+                    cleared_pages += u64::from(run_len);
+                });
             self.bytes_memset += cleared_pages * page_size;
             self.bytes_avoided += (u64::from(page_count) - cleared_pages) * page_size;
         }
@@ -304,7 +309,11 @@ impl<M: LinearMemory, const WORDS: usize> PageManager<M, WORDS> {
             return PageState::Unmapped;
         }
         let page = page as u32;
-        match (self.table.is_owned(page), self.table.is_free(page), self.table.is_dirty(page)) {
+        match (
+            self.table.is_owned(page),
+            self.table.is_free(page),
+            self.table.is_dirty(page),
+        ) {
             (false, _, _) => PageState::Foreign,
             (true, false, _) => PageState::Allocated,
             (true, true, false) => PageState::FreeZeroed,
@@ -356,26 +365,34 @@ impl<M: LinearMemory, const WORDS: usize> PageManager<M, WORDS> {
             if needed_end > capacity {
                 return Err(Error::OutOfMemory);
             }
-            let needed_wasm_pages = (needed_end - end + pages_per_wasm_page - 1) / pages_per_wasm_page;
+            let needed_wasm_pages =
+                (needed_end - end + pages_per_wasm_page - 1) / pages_per_wasm_page;
             let room_wasm_pages = (capacity - end) / pages_per_wasm_page;
-            let mut delta = needed_wasm_pages.max(self.config.min_grow_wasm_pages as u64).min(room_wasm_pages);
+            let mut delta = needed_wasm_pages
+                .max(self.config.min_grow_wasm_pages as u64)
+                .min(room_wasm_pages);
 
             let previous = match self.memory.grow_wasm_pages(delta as usize) {
                 Some(previous) => previous,
                 // The big chunk did not fit: settle for exactly what is needed.
                 None if delta > needed_wasm_pages => {
                     delta = needed_wasm_pages;
-                    self.memory.grow_wasm_pages(delta as usize).ok_or(Error::OutOfMemory)?
+                    self.memory
+                        .grow_wasm_pages(delta as usize)
+                        .ok_or(Error::OutOfMemory)?
                 }
                 None => return Err(Error::OutOfMemory),
             } as u64;
             let grown_start = previous * pages_per_wasm_page;
             let grown_end = (grown_start + delta * pages_per_wasm_page).min(capacity);
-            self.known_end = self.known_end.max(grown_start + delta * pages_per_wasm_page);
+            self.known_end = self
+                .known_end
+                .max(grown_start + delta * pages_per_wasm_page);
             // Never hand out address 0 (it would read as a null pointer).
             let adopt_start = grown_start.max(1);
             if grown_end > adopt_start {
-                self.table.adopt_fresh(adopt_start as u32, (grown_end - adopt_start) as u32);
+                self.table
+                    .adopt_fresh(adopt_start as u32, (grown_end - adopt_start) as u32);
             }
             if let Some(found) = self.table.find_free_run(page_count, align_pages) {
                 return Ok(found);
@@ -388,4 +405,3 @@ impl<M: LinearMemory, const WORDS: usize> PageManager<M, WORDS> {
 fn align_up_u64(value: u64, align: u64) -> u64 {
     (value + align - 1) & !(align - 1)
 }
-

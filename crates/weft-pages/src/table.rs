@@ -156,7 +156,11 @@ impl<const WORDS: usize> PageTable<WORDS> {
     pub(crate) fn allocate(&mut self, start: u32, count: u32) {
         let (free, dirty) = (&mut self.free, &mut self.dirty);
         Self::for_each_word(start, count, |word, mask| {
-            debug_assert_eq!(free[word] & mask, mask, "allocating a page that is not free");
+            debug_assert_eq!(
+                free[word] & mask,
+                mask,
+                "allocating a page that is not free"
+            );
             free[word] &= !mask;
             dirty[word] |= mask;
         });
@@ -193,7 +197,12 @@ impl<const WORDS: usize> PageTable<WORDS> {
 
     /// Calls `visit(start, count)` for each maximal run of free-dirty pages
     /// inside `start..start + count`, in address order.
-    pub(crate) fn for_each_dirty_run(&self, start: u32, count: u32, mut visit: impl FnMut(u32, u32)) {
+    pub(crate) fn for_each_dirty_run(
+        &self,
+        start: u32,
+        count: u32,
+        mut visit: impl FnMut(u32, u32),
+    ) {
         let mut run_start = 0;
         let mut run_len = 0;
         Self::for_each_word(start, count, |word, mask| {
@@ -273,7 +282,8 @@ impl<const WORDS: usize> PageTable<WORDS> {
             low /= 2;
             high /= 2;
             for parent in low..=high {
-                let joined = RunSummary::join(self.node(2 * parent), self.node(2 * parent + 1), child_len);
+                let joined =
+                    RunSummary::join(self.node(2 * parent), self.node(2 * parent + 1), child_len);
                 self.set_node(parent, joined);
             }
             child_len *= 2;
@@ -313,7 +323,15 @@ impl<const WORDS: usize> PageTable<WORDS> {
     /// caller can carry the run into the next node. A node is only descended
     /// into when it straddles `from` (one path) or when its summary proves the
     /// answer lies inside, so the cost is `O(log pages)` plus one leaf scan.
-    fn search(&self, node: usize, start: u32, len: u32, from: u32, count: u32, run_before: u32) -> Result<u32, u32> {
+    fn search(
+        &self,
+        node: usize,
+        start: u32,
+        len: u32,
+        from: u32,
+        count: u32,
+        run_before: u32,
+    ) -> Result<u32, u32> {
         if start + len <= from {
             return Err(0);
         }
@@ -321,7 +339,11 @@ impl<const WORDS: usize> PageTable<WORDS> {
             let summary = self.node(node);
             if summary.prefix == len {
                 let run = run_before + len;
-                return if run >= count { Ok(start - run_before) } else { Err(run) };
+                return if run >= count {
+                    Ok(start - run_before)
+                } else {
+                    Err(run)
+                };
             }
             if run_before + summary.prefix >= count {
                 return Ok(start - run_before);
@@ -379,8 +401,22 @@ mod tests {
     #[test]
     fn word_summary_counts_runs() {
         let s = RunSummary::of_word(0b0111_0011_1110_0000u64 | (0b11 << 62) | 1);
-        assert_eq!(s, RunSummary { prefix: 1, suffix: 2, longest: 5 });
-        assert_eq!(RunSummary::of_word(u64::MAX), RunSummary { prefix: 64, suffix: 64, longest: 64 });
+        assert_eq!(
+            s,
+            RunSummary {
+                prefix: 1,
+                suffix: 2,
+                longest: 5
+            }
+        );
+        assert_eq!(
+            RunSummary::of_word(u64::MAX),
+            RunSummary {
+                prefix: 64,
+                suffix: 64,
+                longest: 64
+            }
+        );
         assert_eq!(RunSummary::of_word(0), RunSummary::NONE_FREE);
     }
 
@@ -394,7 +430,11 @@ mod tests {
         }
         for count in 1..=70 {
             for &align in &[1, 2, 4, 16, 64] {
-                assert_eq!(table.find_free_run(count, align), brute_force(&table, count, align), "count {count} align {align}");
+                assert_eq!(
+                    table.find_free_run(count, align),
+                    brute_force(&table, count, align),
+                    "count {count} align {align}"
+                );
             }
         }
         assert_eq!(table.longest_free_run(), 60);

@@ -1,13 +1,16 @@
 //! Property tests: random mmap/munmap/foreign-grow sequences checked against a
-//! simple page-by-page model.
+//! simple page-by-page model: no overlap, zeroed requests read as zero,
+//! memset bytes equal the dirty pages handed out, first-fit addresses and
+//! `find_free_run` agree with a brute-force scan, foreign pages untouched.
 
 use proptest::prelude::*;
-use weft_pages::{Config, Error, LinearMemory, PageManager, PageState, SliceMemory, WASM_PAGE_SIZE};
+use weft_pages::{
+    Config, Error, LinearMemory, PageManager, PageState, SliceMemory, WASM_PAGE_SIZE,
+};
 
-const PAGE: usize = 4096;
-const PAGES_PER_WASM_PAGE: usize = WASM_PAGE_SIZE / PAGE;
-/// 64 words * 64 = 4096 pages of 4 KiB = 16 MiB covered by the table.
+/// 64 words * 64 = 4096 pages: the whole 16 MiB buffer in 4 KiB pages.
 const WORDS: usize = 64;
+/// Small enough that 64 KiB-page runs also hit out-of-memory.
 const BUFFER: usize = 16 << 20;
 const FOREIGN_BYTE: u8 = 0xEE;
 
@@ -22,11 +25,24 @@ enum Model {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Map { pages: usize, align_log2: u32, zeroed: bool },
+    Map {
+        pages: usize,
+        align_log2: u32,
+        zeroed: bool,
+    },
     /// Unmap part of the `pick`-th live allocation: pages `skip..skip + count` of it (clamped).
-    Unmap { pick: usize, skip: usize, count: usize },
-    ForeignGrow { wasm_pages: usize },
-    Probe { pages: usize, align_log2: u32 },
+    Unmap {
+        pick: usize,
+        skip: usize,
+        count: usize,
+    },
+    ForeignGrow {
+        wasm_pages: usize,
+    },
+    Probe {
+        pages: usize,
+        align_log2: u32,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -39,40 +55,55 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn brute_force_first_fit(model: &[Model], pages: usize, align: usize) -> Option<usize> {
-    (0..model.len())
-        .step_by(align)
-        .find(|&start| start + pages <= model.len() && model[start..start + pages].iter().all(|s| matches!(s, Model::FreeZeroed | Model::FreeDirty)))
+    (0..model.len()).step_by(align).find(|&start| {
+        start + pages <= model.len()
+            && model[start..start + pages]
+                .iter()
+                .all(|s| matches!(s, Model::FreeZeroed | Model::FreeDirty))
+    })
 }
 
 fn longest_free_run(model: &[Model]) -> usize {
     let (mut longest, mut run) = (0, 0);
     for state in model {
-        run = if matches!(state, Model::FreeZeroed | Model::FreeDirty) { run + 1 } else { 0 };
+        run = if matches!(state, Model::FreeZeroed | Model::FreeDirty) {
+            run + 1
+        } else {
+            0
+        };
         longest = longest.max(run);
     }
     longest
 }
 
-fn run_ops(ops: Vec<Op>) -> Result<(), TestCaseError> {
+/// Runs `ops` on a manager with `page_size`-byte pages, checking every step.
+fn run_ops(ops: Vec<Op>, page_size: usize) -> Result<(), TestCaseError> {
+    let pages_per_wasm_page = WASM_PAGE_SIZE / page_size;
     let mut buffer = vec![0u8; BUFFER];
     buffer[..WASM_PAGE_SIZE].fill(FOREIGN_BYTE); // the program's own data
     let memory = SliceMemory::new(&mut buffer, 1);
-    let config = Config::DEFAULT.with_page_size(PAGE).with_min_grow_wasm_pages(2);
+    let config = Config::DEFAULT
+        .with_page_size(page_size)
+        .with_min_grow_wasm_pages(2);
     let mut manager: PageManager<_, WORDS> = PageManager::new(memory, config);
 
-    let mut model = vec![Model::Foreign; PAGES_PER_WASM_PAGE];
+    let mut model = vec![Model::Foreign; pages_per_wasm_page];
     let mut live: Vec<(u32, usize, usize)> = Vec::new(); // (id, first page, page count) of mapped pieces
     let mut next_id = 1u32;
 
     for op in ops {
         match op {
-            Op::Map { pages, align_log2, zeroed } => {
+            Op::Map {
+                pages,
+                align_log2,
+                zeroed,
+            } => {
                 let align_pages = 1usize << align_log2;
                 let memset_before = manager.stats().bytes_memset;
                 let avoided_before = manager.stats().bytes_avoided;
-                let result = manager.mmap(pages * PAGE - 7, align_pages * PAGE, zeroed);
+                let result = manager.mmap(pages * page_size - 7, align_pages * page_size, zeroed);
                 // Whatever the manager grew during the call is fresh and its own.
-                let end = manager.memory().size_in_wasm_pages() * PAGES_PER_WASM_PAGE;
+                let end = manager.memory().size_in_wasm_pages() * pages_per_wasm_page;
                 model.resize(end, Model::FreeZeroed);
                 let addr = match result {
                     Ok(addr) => addr,
@@ -82,21 +113,39 @@ fn run_ops(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         continue;
                     }
                 };
-                prop_assert_eq!(addr % (align_pages * PAGE), 0);
-                let start = addr / PAGE;
-                prop_assert_eq!(Some(start), brute_force_first_fit(&model, pages, align_pages), "not first fit");
-                let dirty = model[start..start + pages].iter().filter(|s| **s == Model::FreeDirty).count();
+                prop_assert_eq!(addr % (align_pages * page_size), 0);
+                let start = addr / page_size;
+                prop_assert_eq!(
+                    Some(start),
+                    brute_force_first_fit(&model, pages, align_pages),
+                    "not first fit"
+                );
+                let dirty = model[start..start + pages]
+                    .iter()
+                    .filter(|s| **s == Model::FreeDirty)
+                    .count();
                 let stats = manager.stats();
                 if zeroed {
-                    prop_assert_eq!(stats.bytes_memset - memset_before, (dirty * PAGE) as u64);
-                    prop_assert_eq!(stats.bytes_avoided - avoided_before, ((pages - dirty) * PAGE) as u64);
-                    prop_assert!(manager.memory().bytes()[addr..addr + pages * PAGE].iter().all(|b| *b == 0), "zeroed request not zero");
+                    prop_assert_eq!(
+                        stats.bytes_memset - memset_before,
+                        (dirty * page_size) as u64
+                    );
+                    prop_assert_eq!(
+                        stats.bytes_avoided - avoided_before,
+                        ((pages - dirty) * page_size) as u64
+                    );
+                    prop_assert!(
+                        manager.memory().bytes()[addr..addr + pages * page_size]
+                            .iter()
+                            .all(|b| *b == 0),
+                        "zeroed request not zero"
+                    );
                 } else {
                     prop_assert_eq!(stats.bytes_memset, memset_before);
                 }
                 let id = next_id;
                 next_id += 1;
-                manager.memory_mut().bytes_mut()[addr..addr + pages * PAGE].fill(id as u8);
+                manager.memory_mut().bytes_mut()[addr..addr + pages * page_size].fill(id as u8);
                 for state in &mut model[start..start + pages] {
                     *state = Model::Allocated(id);
                 }
@@ -111,7 +160,7 @@ fn run_ops(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let skip = skip % pages;
                 let count = count.min(pages - skip);
                 manager
-                    .munmap((first + skip) * PAGE, count * PAGE)
+                    .munmap((first + skip) * page_size, count * page_size)
                     .map_err(|e| TestCaseError::fail(format!("munmap failed: {e}")))?;
                 for state in &mut model[first + skip..first + skip + count] {
                     *state = Model::FreeDirty;
@@ -129,42 +178,68 @@ fn run_ops(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let memory = manager.memory_mut();
                 if let Some(previous) = memory.grow_wasm_pages(wasm_pages) {
                     let start = previous * WASM_PAGE_SIZE;
-                    memory.bytes_mut()[start..start + wasm_pages * WASM_PAGE_SIZE].fill(FOREIGN_BYTE);
-                    model.resize((previous + wasm_pages) * PAGES_PER_WASM_PAGE, Model::Foreign);
+                    memory.bytes_mut()[start..start + wasm_pages * WASM_PAGE_SIZE]
+                        .fill(FOREIGN_BYTE);
+                    model.resize(
+                        (previous + wasm_pages) * pages_per_wasm_page,
+                        Model::Foreign,
+                    );
                     // The manager must refuse to free foreign memory.
-                    prop_assert_eq!(manager.munmap(start, PAGE), Err(Error::NotOwned));
+                    prop_assert_eq!(manager.munmap(start, page_size), Err(Error::NotOwned));
                 }
             }
             Op::Probe { pages, align_log2 } => {
                 let align = 1usize << align_log2;
-                prop_assert_eq!(manager.find_free_run(pages, align), brute_force_first_fit(&model, pages, align));
+                prop_assert_eq!(
+                    manager.find_free_run(pages, align),
+                    brute_force_first_fit(&model, pages, align)
+                );
             }
         }
 
         // Invariants after every step.
         let stats = manager.stats();
-        let allocated = model.iter().filter(|s| matches!(s, Model::Allocated(_))).count();
+        let allocated = model
+            .iter()
+            .filter(|s| matches!(s, Model::Allocated(_)))
+            .count();
         prop_assert_eq!(stats.pages_in_use, allocated);
-        prop_assert_eq!(stats.largest_free_run_bytes, (longest_free_run(&model) * PAGE) as u64);
+        prop_assert_eq!(
+            stats.largest_free_run_bytes,
+            (longest_free_run(&model) * page_size) as u64
+        );
     }
 
     // Page states, contents of live pages and foreign pages are all intact.
     let bytes = manager.memory().bytes();
     for (page, state) in model.iter().enumerate() {
-        let content = &bytes[page * PAGE..(page + 1) * PAGE];
+        let content = &bytes[page * page_size..(page + 1) * page_size];
         match *state {
             Model::FreeZeroed => {
                 prop_assert_eq!(manager.page_state(page), PageState::FreeZeroed);
-                prop_assert!(content.iter().all(|b| *b == 0), "free-zeroed page {} not zero", page);
+                prop_assert!(
+                    content.iter().all(|b| *b == 0),
+                    "free-zeroed page {} not zero",
+                    page
+                );
             }
             Model::FreeDirty => prop_assert_eq!(manager.page_state(page), PageState::FreeDirty),
             Model::Allocated(id) => {
                 prop_assert_eq!(manager.page_state(page), PageState::Allocated);
-                prop_assert!(content.iter().all(|b| *b == id as u8), "page {} of allocation {} overwritten", page, id);
+                prop_assert!(
+                    content.iter().all(|b| *b == id as u8),
+                    "page {} of allocation {} overwritten",
+                    page,
+                    id
+                );
             }
             Model::Foreign => {
                 prop_assert_eq!(manager.page_state(page), PageState::Foreign);
-                prop_assert!(content.iter().all(|b| *b == FOREIGN_BYTE), "foreign page {} touched", page);
+                prop_assert!(
+                    content.iter().all(|b| *b == FOREIGN_BYTE),
+                    "foreign page {} touched",
+                    page
+                );
             }
         }
     }
@@ -172,10 +247,15 @@ fn run_ops(ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn random_sequences_match_the_model(ops in proptest::collection::vec(op(), 1..80)) {
-        run_ops(ops)?;
+    fn random_sequences_match_the_model_4k_pages(ops in proptest::collection::vec(op(), 1..120)) {
+        run_ops(ops, 4096)?;
+    }
+
+    #[test]
+    fn random_sequences_match_the_model_64k_pages(ops in proptest::collection::vec(op(), 1..120)) {
+        run_ops(ops, WASM_PAGE_SIZE)?;
     }
 }

@@ -55,7 +55,10 @@ impl WastRunner {
 
     /// Runs a script given as text; `name` is used in failure messages.
     pub fn run_script(&self, name: &str, text: &str) -> anyhow::Result<WastReport> {
-        let buf = ParseBuffer::new(text).map_err(|mut e| {
+        let mut lexer = wast::lexer::Lexer::new(text);
+        // The spec's names.wast deliberately uses bidirectional-override characters.
+        lexer.allow_confusing_unicode(true);
+        let buf = ParseBuffer::new_with_lexer(lexer).map_err(|mut e| {
             e.set_text(text);
             anyhow!("{name}: {e}")
         })?;

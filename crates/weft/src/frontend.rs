@@ -33,6 +33,10 @@ pub fn supported_features() -> WasmFeatures {
         WasmFeatures::FUNCTION_REFERENCES,
         WasmFeatures::CALL_INDIRECT_OVERLONG,
         WasmFeatures::BULK_MEMORY_OPT,
+        // The GC *types* (anyref, eqref, ...) without GC instructions: such
+        // references can only ever be null here, and the current spec's tests
+        // for reference types use them.
+        WasmFeatures::GC_TYPES,
     ] {
         f |= flag;
     }

@@ -38,6 +38,12 @@ pub struct Module {
     pub(crate) inner: Arc<ModuleInner>,
 }
 
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module").field("name", &self.name()).field("functions", &self.inner.info.funcs.len()).finish()
+    }
+}
+
 impl Module {
     /// Compiles a module from its binary or text (WAT) form.
     ///

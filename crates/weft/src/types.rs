@@ -26,6 +26,18 @@ pub enum HeapType {
     NoFunc,
     /// The bottom of the extern hierarchy: only null.
     NoExtern,
+    /// Any internal (GC) reference. Without the GC proposal only null exists.
+    Any,
+    /// Comparable internal references.
+    Eq,
+    /// Unboxed 31-bit integers.
+    I31,
+    /// GC structs.
+    Struct,
+    /// GC arrays.
+    Array,
+    /// The bottom of the internal hierarchy: only null.
+    None,
     /// A function of one concrete type.
     Concrete(TypeId),
 }
@@ -82,6 +94,12 @@ impl fmt::Display for ValType {
                     HeapType::Extern => write!(f, "(ref {null}extern)"),
                     HeapType::NoFunc => write!(f, "(ref {null}nofunc)"),
                     HeapType::NoExtern => write!(f, "(ref {null}noextern)"),
+                    HeapType::Any => write!(f, "(ref {null}any)"),
+                    HeapType::Eq => write!(f, "(ref {null}eq)"),
+                    HeapType::I31 => write!(f, "(ref {null}i31)"),
+                    HeapType::Struct => write!(f, "(ref {null}struct)"),
+                    HeapType::Array => write!(f, "(ref {null}array)"),
+                    HeapType::None => write!(f, "(ref {null}none)"),
                     HeapType::Concrete(t) => write!(f, "(ref {null}type#{})", t.0),
                 }
             }
@@ -311,7 +329,13 @@ pub(crate) fn convert_ref_type(r: &wasmparser::RefType, ids: &[TypeId]) -> RefTy
         H::Abstract { ty: A::Func, .. } => HeapType::Func,
         H::Abstract { ty: A::NoFunc, .. } => HeapType::NoFunc,
         H::Abstract { ty: A::NoExtern, .. } => HeapType::NoExtern,
-        H::Abstract { .. } => HeapType::Extern,
+        H::Abstract { ty: A::Extern, .. } => HeapType::Extern,
+        H::Abstract { ty: A::Eq, .. } => HeapType::Eq,
+        H::Abstract { ty: A::I31, .. } => HeapType::I31,
+        H::Abstract { ty: A::Struct, .. } => HeapType::Struct,
+        H::Abstract { ty: A::Array, .. } => HeapType::Array,
+        H::Abstract { ty: A::None, .. } => HeapType::None,
+        H::Abstract { .. } => HeapType::Any,
         H::Concrete(UnpackedIndex::Module(i)) | H::Exact(UnpackedIndex::Module(i)) => HeapType::Concrete(ids[i as usize]),
         // Only appears inside type definitions, which use `key_val_type`.
         H::Concrete(_) | H::Exact(_) => HeapType::Func,
@@ -337,6 +361,9 @@ pub(crate) fn is_ref_subtype(a: &RefType, b: &RefType) -> bool {
         (NoFunc, Func | Concrete(_)) => true,
         (Concrete(_), Func) => true,
         (NoExtern, Extern) => true,
+        (None, Any | Eq | I31 | Struct | Array) => true,
+        (I31 | Struct | Array, Eq | Any) => true,
+        (Eq, Any) => true,
         _ => false,
     }
 }

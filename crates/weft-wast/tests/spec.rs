@@ -1,0 +1,112 @@
+//! Runs the official spec test suite from `../shared/wasm-data/testsuite` (or
+//! `$WEFT_WASM_DATA/testsuite`).
+//!
+//! - Every top-level script not listed in `spec-scope.txt` must pass completely.
+//! - Scripts listed there (out of scope, or known to fail, each with its reason)
+//!   and every script under `legacy/`, `proposals/` and `custom/` must still end
+//!   normally: the runner reports failures but the process never crashes.
+//!
+//! Without the data the test fails under CI (`CI=true`) and is skipped, with a
+//! message, elsewhere.
+
+use std::path::{Path, PathBuf};
+
+use weft::{Config, Engine};
+use weft_wast::WastRunner;
+
+fn data_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("WEFT_WASM_DATA") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/wasm-data"),
+    };
+    dir.join("testsuite").is_dir().then_some(dir)
+}
+
+fn listed_files() -> Vec<(String, String)> {
+    include_str!("spec-scope.txt")
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (name, why) = l.split_once(':').unwrap_or((l, ""));
+            (name.trim().to_string(), why.trim().to_string())
+        })
+        .collect()
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            collect(&p, out);
+        } else if p.extension().is_some_and(|e| e == "wast") {
+            out.push(p);
+        }
+    }
+}
+
+fn main() {
+    let Some(data) = data_dir() else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            eprintln!("spec test data not found: set WEFT_WASM_DATA or place it at ../shared/wasm-data");
+            std::process::exit(1);
+        }
+        eprintln!("SKIPPED: spec test data not found (set WEFT_WASM_DATA); 0 passed, 0 failed");
+        return;
+    };
+    let suite = data.join("testsuite");
+    let listed = listed_files();
+    let is_listed = |name: &str| listed.iter().any(|(n, _)| n == name);
+    let mut config = Config::new();
+    config.parallel_compilation(false);
+    let engine = Engine::new(&config).unwrap();
+    let runner = WastRunner::new(&engine);
+
+    let mut files = Vec::new();
+    collect(&suite, &mut files);
+    let (mut passed, mut failed, mut tolerated) = (0usize, 0usize, 0usize);
+    let mut failing_files = Vec::new();
+    for path in &files {
+        let rel = path.strip_prefix(&suite).unwrap().to_string_lossy().to_string();
+        let top_level = !rel.contains('/');
+        let must_pass = top_level && !is_listed(rel.trim_end_matches(".wast"));
+        let report = match runner.run_file(path) {
+            Ok(r) => r,
+            Err(e) if must_pass => {
+                println!("FAIL {rel}: {e:#}");
+                failing_files.push(rel);
+                failed += 1;
+                continue;
+            }
+            Err(e) => {
+                println!("note {rel}: {e:#}");
+                tolerated += 1;
+                continue;
+            }
+        };
+        if must_pass {
+            if report.failed == 0 {
+                println!("ok   {rel}: {} directives", report.passed);
+                passed += 1;
+            } else {
+                println!("FAIL {rel}: {} passed, {} failed", report.passed, report.failed);
+                for f in report.failures.iter().take(10) {
+                    println!("     {f}");
+                }
+                failing_files.push(rel);
+                failed += 1;
+            }
+        } else {
+            println!("out-of-scope {rel}: {} passed, {} failed (ended normally)", report.passed, report.failed);
+            tolerated += 1;
+        }
+    }
+    println!("\nspec files: {passed} in scope passed, {failed} in scope failed, {tolerated} out of scope ended normally");
+    if !failing_files.is_empty() {
+        println!("failing: {}", failing_files.join(", "));
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,236 @@
+//! Every trap path runs: each trap kind with its backtrace, stack overflow with
+//! the store usable afterwards, host errors, re-entrancy, and instance churn.
+
+use weft::{Caller, Engine, Instance, Linker, Module, Store, Trap, TrapKind, Val};
+
+fn trap_of(err: anyhow::Error) -> Trap {
+    match err.downcast::<Trap>() {
+        Ok(t) => t,
+        Err(e) => panic!("expected a trap, got: {e:#}"),
+    }
+}
+
+fn instance(engine: &Engine, store: &mut Store<()>, wat: &str) -> Instance {
+    let module = Module::new(engine, wat).unwrap();
+    Instance::new(store, &module, &[]).unwrap()
+}
+
+#[test]
+fn every_trap_kind_with_backtrace() {
+    let engine = Engine::default();
+    let mut store = Store::new(&engine, ());
+    let inst = instance(
+        &engine,
+        &mut store,
+        r#"(module $m
+            (type $v (func))
+            (memory 1)
+            (table 2 funcref)
+            (elem (i32.const 0) $unreachable)
+            (func $unreachable (export "unreachable") unreachable)
+            (func $oob (export "oob") (drop (i32.load (i32.const 65536))))
+            (func $inner (i32.store (i32.const -1) (i32.const 0)))
+            (func (export "oob_nested") (call $inner))
+            (func (export "table_oob") (call_indirect (type $v) (i32.const 5)))
+            (func (export "null_elem") (call_indirect (type $v) (i32.const 1)))
+            (func (export "bad_sig") (drop (call_indirect (result i32) (i32.const 0))))
+            (func (export "div0") (result i32) (i32.div_s (i32.const 1) (i32.const 0)))
+            (func (export "overflow") (result i32) (i32.div_s (i32.const 0x80000000) (i32.const -1)))
+            (func (export "conv") (result i32) (i32.trunc_f32_s (f32.const nan)))
+            (func (export "conv_ovf") (result i32) (i32.trunc_f32_s (f32.const 1e10)))
+            (func (export "null_ref") (call_ref $v (ref.null $v)))
+            (func (export "table_get") (drop (table.get 0 (i32.const 9))))
+        )"#,
+    );
+    let cases = [
+        ("unreachable", TrapKind::Unreachable),
+        ("oob", TrapKind::MemoryOutOfBounds),
+        ("oob_nested", TrapKind::MemoryOutOfBounds),
+        ("table_oob", TrapKind::TableOutOfBounds),
+        ("null_elem", TrapKind::IndirectCallToNull),
+        ("bad_sig", TrapKind::BadSignature),
+        ("div0", TrapKind::IntegerDivisionByZero),
+        ("overflow", TrapKind::IntegerOverflow),
+        ("conv", TrapKind::BadConversionToInteger),
+        ("conv_ovf", TrapKind::IntegerOverflow),
+        ("null_ref", TrapKind::NullReference),
+        ("table_get", TrapKind::TableOutOfBounds),
+    ];
+    for (name, kind) in cases {
+        let f = inst.get_func(&mut store, name).unwrap();
+        let ty = f.ty(&store);
+        let mut results = vec![Val::I32(0); ty.results().len()];
+        let trap = trap_of(f.call(&mut store, &[], &mut results).unwrap_err());
+        assert_eq!(trap.kind(), kind, "{name}");
+        let frames = &trap.backtrace().frames;
+        assert!(!frames.is_empty(), "{name}: empty backtrace");
+        assert!(frames[0].module_offset.is_some(), "{name}: no offset");
+        assert_eq!(frames[0].module_name.as_deref(), Some("m"));
+    }
+    // The nested trap shows both frames, innermost first, with names.
+    let f = inst.get_func(&mut store, "oob_nested").unwrap();
+    let trap = trap_of(f.call(&mut store, &[], &mut []).unwrap_err());
+    let frames = &trap.backtrace().frames;
+    assert_eq!(frames.len(), 2, "{frames:?}");
+    assert_eq!(frames[0].func_name.as_deref(), Some("inner"));
+    assert_eq!(frames[1].func_index, 3);
+    let text = trap.to_string();
+    assert!(text.contains("out of bounds memory access") && text.contains("m!inner"), "{text}");
+}
+
+#[test]
+fn stack_overflow_then_store_still_works() {
+    let engine = Engine::default();
+    let mut store = Store::new(&engine, ());
+    let inst = instance(
+        &engine,
+        &mut store,
+        r#"(module
+            (func $rec (export "rec") (param i32) (result i32) (call $rec (i32.add (local.get 0) (i32.const 1))))
+            (func (export "ok") (result i32) (i32.const 7)))"#,
+    );
+    let rec = inst.get_typed_func::<i32, i32>(&mut store, "rec").unwrap();
+    let ok = inst.get_typed_func::<(), i32>(&mut store, "ok").unwrap();
+    for _ in 0..3 {
+        let trap = trap_of(rec.call(&mut store, 0).unwrap_err());
+        assert_eq!(trap.kind(), TrapKind::StackOverflow);
+        assert_eq!(ok.call(&mut store, ()).unwrap(), 7);
+    }
+}
+
+#[test]
+fn host_error_is_a_trap_with_the_error_attached() {
+    let engine = Engine::default();
+    let mut linker = Linker::<()>::new(&engine);
+    linker
+        .func_wrap("host", "fail", |x: i32| -> anyhow::Result<i32> {
+            if x > 2 {
+                anyhow::bail!("too big: {x}")
+            }
+            Ok(x * 2)
+        })
+        .unwrap();
+    let module = Module::new(
+        &engine,
+        r#"(module (import "host" "fail" (func $fail (param i32) (result i32)))
+            (func (export "run") (param i32) (result i32) (call $fail (local.get 0))))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, ());
+    let inst = linker.instantiate(&mut store, &module).unwrap();
+    let run = inst.get_typed_func::<i32, i32>(&mut store, "run").unwrap();
+    assert_eq!(run.call(&mut store, 2).unwrap(), 4);
+    let trap = trap_of(run.call(&mut store, 3).unwrap_err());
+    assert_eq!(trap.kind(), TrapKind::HostError);
+    assert_eq!(trap.host_error().unwrap().to_string(), "too big: 3");
+    assert_eq!(trap.backtrace().frames.len(), 1);
+    assert_eq!(run.call(&mut store, 1).unwrap(), 2);
+}
+
+#[test]
+fn reentrancy_host_wasm_host_wasm() {
+    let engine = Engine::default();
+    let mut linker = Linker::<u32>::new(&engine);
+    linker
+        .func_wrap("host", "call_back", |mut caller: Caller<'_, u32>, n: i32| -> anyhow::Result<i32> {
+            *caller.data_mut() += 1;
+            let f = caller.get_export("down").unwrap().into_func().unwrap();
+            let typed = f.typed::<i32, i32>(&caller)?;
+            typed.call(&mut caller, n - 1)
+        })
+        .unwrap();
+    let module = Module::new(
+        &engine,
+        r#"(module (import "host" "call_back" (func $cb (param i32) (result i32)))
+            (func (export "down") (param i32) (result i32)
+              (if (result i32) (i32.le_s (local.get 0) (i32.const 0))
+                (then (i32.const 100))
+                (else (i32.add (local.get 0) (call $cb (local.get 0)))))))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, 0u32);
+    let inst = linker.instantiate(&mut store, &module).unwrap();
+    let down = inst.get_typed_func::<i32, i32>(&mut store, "down").unwrap();
+    assert_eq!(down.call(&mut store, 5).unwrap(), 100 + 5 + 4 + 3 + 2 + 1);
+    assert_eq!(*store.data(), 5);
+    // A trap deep inside the re-entrant chain unwinds only to its own entry and
+    // surfaces through every host frame as an error.
+    let module = Module::new(
+        &engine,
+        r#"(module (import "host" "call_back" (func $cb (param i32) (result i32)))
+            (func (export "down") (param i32) (result i32)
+              (if (result i32) (i32.le_s (local.get 0) (i32.const 0))
+                (then unreachable)
+                (else (call $cb (local.get 0))))))"#,
+    )
+    .unwrap();
+    let inst = linker.instantiate(&mut store, &module).unwrap();
+    let down = inst.get_typed_func::<i32, i32>(&mut store, "down").unwrap();
+    let trap = trap_of(down.call(&mut store, 3).unwrap_err());
+    assert_eq!(trap.kind(), TrapKind::HostError);
+}
+
+#[test]
+fn host_panic_propagates_and_store_survives() {
+    let engine = Engine::default();
+    let mut linker = Linker::<()>::new(&engine);
+    linker.func_wrap("host", "boom", || -> i32 { panic!("boom") }).unwrap();
+    let module = Module::new(
+        &engine,
+        r#"(module (import "host" "boom" (func $b (result i32)))
+            (func (export "run") (result i32) (call $b))
+            (func (export "ok") (result i32) (i32.const 1)))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, ());
+    let inst = linker.instantiate(&mut store, &module).unwrap();
+    let run = inst.get_typed_func::<(), i32>(&mut store, "run").unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run.call(&mut store, ())));
+    assert!(r.is_err());
+    let ok = inst.get_typed_func::<(), i32>(&mut store, "ok").unwrap();
+    assert_eq!(ok.call(&mut store, ()).unwrap(), 1);
+}
+
+fn rss_kib() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn thousand_instantiations_keep_memory_flat() {
+    let engine = Engine::default();
+    let module = Module::new(
+        &engine,
+        r#"(module (memory 4) (table 100 funcref) (global (mut i32) (i32.const 0))
+            (data (i32.const 0) "hello")
+            (func (export "touch") (i32.store (i32.const 100000) (i32.const 1))))"#,
+    )
+    .unwrap();
+    let cycle = || {
+        let mut store = Store::new(&engine, ());
+        let inst = Instance::new(&mut store, &module, &[]).unwrap();
+        inst.get_typed_func::<(), ()>(&mut store, "touch").unwrap().call(&mut store, ()).unwrap();
+    };
+    for _ in 0..100 {
+        cycle();
+    }
+    let before = rss_kib();
+    for _ in 0..1000 {
+        cycle();
+    }
+    let after = rss_kib();
+    assert!(after < before + 4096, "RSS grew from {before} KiB to {after} KiB");
+}
+
+#[test]
+fn invalid_and_unsupported_modules_are_errors() {
+    let engine = Engine::default();
+    let err = Module::new(&engine, b"\0asm\x01\0\0\0\x01\x04\x01\x60\x00").unwrap_err();
+    assert!(err.to_string().contains("offset"), "{err}");
+    let err = Module::new(&engine, "(module (func (drop (i32.add (i32.const 1)))))").unwrap_err();
+    assert!(err.to_string().contains("type mismatch"), "{err:#}");
+    let err = Module::new(&engine, "(module (func (drop (v128.const i64x2 0 0))))").unwrap_err();
+    assert!(err.to_string().contains("SIMD"), "{err:#}");
+    assert!(Module::new(&engine, b"garbage").is_err());
+}
