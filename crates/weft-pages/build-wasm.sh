@@ -9,7 +9,8 @@
 #   apt-get install -y rustc libstd-rust-dev-wasm32 clang lld wasi-libc libclang-rt-14-dev-wasm32
 # Debian's rustc is used by full path (/usr/bin/rustc) so that it never
 # shadows the rustup toolchain. Exits 77 ("skipped") if a tool is missing.
-# Set WEFT_PAGES_FEATURES="threads" to add features (space-separated).
+# Set WEFT_PAGES_FEATURES="threads" to add features (space-separated);
+# WEFT_PAGES_RUSTC overrides the rustc path, WASI_SYSROOT the wasi-libc sysroot.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -17,7 +18,7 @@ out="${1:?usage: $0 OUT_DIR}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 
-rustc=/usr/bin/rustc
+rustc="${WEFT_PAGES_RUSTC:-/usr/bin/rustc}"
 clang="$(command -v clang-14 || command -v clang || true)"
 # Debian puts wasi-libc under /usr/{include,lib}/wasm32-wasi and clang finds
 # it without --sysroot; other layouts ship a sysroot directory.

@@ -333,7 +333,7 @@ impl LinearFirstFit {
 
 impl Mapper for LinearFirstFit {
     fn map(&mut self, len: usize, zeroed: bool) -> usize {
-        let pages = (len + PAGE - 1) / PAGE;
+        let pages = len.div_ceil(PAGE);
         let mut run = 0;
         let mut start = None;
         for (page, state) in self.states.iter().enumerate() {

@@ -20,11 +20,11 @@
 //! * Free runs are found through a segment tree that stores, per node, the
 //!   free prefix, free suffix and longest free run of its pages, so a search
 //!   costs `O(log pages)` instead of a scan over every page.
-//! * The "grow" primitive is abstracted by [`LinearMemory`]: [`Wasm32Memory`]
+//! * The "grow" primitive is abstracted by [`LinearMemory`]: `Wasm32Memory` (wasm32 only)
 //!   uses `memory.grow`/`memory.size` on wasm32, [`SliceMemory`] simulates a
 //!   linear memory over a caller-provided buffer for native tests.
 //!
-//! Cargo features: `threads` adds [`SpinLock`] and makes the C ABI global
+//! Cargo features: `threads` adds `SpinLock` and makes the C ABI global
 //! thread-safe; `c-abi` exports POSIX `mmap`/`munmap` and `weft_pages_stats`
 //! on wasm32 (see `include/weft_pages.h`); `panic-handler` lets the crate be
 //! built alone as a `no_std` staticlib; `std` adds `std::error::Error`.
@@ -52,6 +52,8 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+// `div_ceil` and `is_multiple_of` are newer than Rust 1.63, which must build this crate.
+#![allow(clippy::manual_div_ceil, clippy::manual_is_multiple_of)]
 
 mod manager;
 mod memory;

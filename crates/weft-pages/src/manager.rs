@@ -146,7 +146,7 @@ pub struct Stats {
 /// size 0, it leaves the first page unused.
 ///
 /// Not thread-safe by itself (methods take `&mut self`); wrap it in a
-/// [`SpinLock`](crate::SpinLock) (feature `threads`) to share it.
+/// `SpinLock` (feature `threads`) to share it.
 pub struct PageManager<M: LinearMemory, const WORDS: usize = DEFAULT_WORDS> {
     memory: M,
     config: Config,

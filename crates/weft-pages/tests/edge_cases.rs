@@ -152,7 +152,7 @@ fn munmap_keeps_free_zeroed_pages_zeroed() {
 fn alignment_larger_than_a_page() {
     let mut buffer = vec![0u8; 32 * MIB];
     let mut pages = manager(&mut buffer, 1);
-    let align = 1 * MIB;
+    let align = MIB;
     let a = pages.mmap(WASM_PAGE_SIZE, align, true).unwrap();
     assert_eq!(a % align, 0);
     assert_eq!(a, MIB, "lowest 1 MiB boundary above the program's page");

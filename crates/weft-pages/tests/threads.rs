@@ -30,7 +30,7 @@ fn threads_never_get_overlapping_pages() {
                     seed ^= seed << 13;
                     seed ^= seed >> 7;
                     seed ^= seed << 17;
-                    if mine.len() < 8 && seed % 3 != 0 {
+                    if mine.len() < 8 && !seed.is_multiple_of(3) {
                         let len = (1 + (seed >> 8) as usize % 16) * PAGE;
                         let mut pages = shared.lock();
                         let addr = pages.mmap(len, PAGE, true).expect("mmap");

@@ -869,7 +869,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 self.call_builtin(Builtin::ElemDrop, &[e]);
             }
 
-            ref other => anyhow::bail!("unsupported operator: {other:?}"),
+            ref other => anyhow::bail!("operator {other:?} belongs to a proposal Weft does not support yet (GC, exceptions, threads or SIMD)"),
         }
         Ok(())
     }
