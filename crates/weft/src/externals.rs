@@ -125,6 +125,14 @@ impl Memory {
         s.check(self.store_id);
         s.memories[self.index].mem.data_mut()
     }
+    /// The memory's contents and the store's host data, both mutably (for host
+    /// functions that read guest memory while updating their own state).
+    pub fn data_and_store_mut<'a, T: 'a, S: AsContextMut<Data = T>>(&self, store: &'a mut S) -> (&'a mut [u8], &'a mut T) {
+        let ctx = store.as_context_mut();
+        let inner = ctx.inner;
+        inner.opaque.check(self.store_id);
+        (inner.opaque.memories[self.index].mem.data_mut(), &mut inner.data)
+    }
     /// Base address of the memory. It never moves while the store lives.
     pub fn data_ptr(&self, store: impl AsContext) -> *mut u8 {
         let ctx = store.as_context();

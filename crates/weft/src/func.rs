@@ -456,6 +456,10 @@ tuple_params!(A 0, B 1, C 2, D 3, E 4);
 tuple_params!(A 0, B 1, C 2, D 3, E 4, F 5);
 tuple_params!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
 tuple_params!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
+tuple_params!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
+tuple_params!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
+tuple_params!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
+tuple_params!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
 
 /// What a wrapped host closure may return: results, or `anyhow::Result` of them.
 pub trait HostResult {
@@ -529,6 +533,11 @@ into_func!(A 0, B 1, C 2, D 3);
 into_func!(A 0, B 1, C 2, D 3, E 4);
 into_func!(A 0, B 1, C 2, D 3, E 4, F 5);
 into_func!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+into_func!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
+into_func!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
+into_func!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
+into_func!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
+into_func!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
 
 impl<T> Caller<'_, T> {
     fn reborrow(&mut self) -> Caller<'_, T> {
