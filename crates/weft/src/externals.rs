@@ -16,6 +16,7 @@ pub enum Extern {
     Memory(Memory),
     Table(Table),
     Global(Global),
+    Tag(Tag),
 }
 
 impl Extern {
@@ -38,6 +39,7 @@ impl Extern {
             Extern::Memory(m) => ExternType::Memory(m.ty(store)),
             Extern::Table(t) => ExternType::Table(t.ty(store)),
             Extern::Global(g) => ExternType::Global(g.ty(store)),
+            Extern::Tag(t) => ExternType::Tag(t.ty(store)),
         }
     }
 }
@@ -55,6 +57,11 @@ impl From<Memory> for Extern {
 impl From<Table> for Extern {
     fn from(t: Table) -> Extern {
         Extern::Table(t)
+    }
+}
+impl From<Tag> for Extern {
+    fn from(t: Tag) -> Extern {
+        Extern::Tag(t)
     }
 }
 impl From<Global> for Extern {
@@ -297,5 +304,30 @@ impl Global {
         // SAFETY: as in `get`.
         unsafe { (*e.ptr).bits = [v as u64, (v >> 64) as u64] };
         Ok(())
+    }
+}
+
+/// An exception tag in a store: an identity with a payload type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tag {
+    pub(crate) store_id: u64,
+    pub(crate) index: usize,
+}
+
+impl Tag {
+    /// Creates a new tag whose payload has the parameters of `ty`.
+    pub fn new(mut store: impl AsContextMut, ty: &crate::FuncType) -> Tag {
+        let mut ctx = store.as_context_mut();
+        let s = &mut ctx.inner.opaque;
+        let type_id = s.engine.register_type(ty);
+        s.tags.push(crate::store::TagEntry { type_id });
+        Tag { store_id: s.id, index: s.tags.len() - 1 }
+    }
+    /// The tag's type.
+    pub fn ty(&self, store: impl AsContext) -> crate::FuncType {
+        let ctx = store.as_context();
+        let s = &ctx.inner.opaque;
+        s.check(self.store_id);
+        (*s.engine.func_type(s.tags[self.index].type_id)).clone()
     }
 }

@@ -39,6 +39,9 @@ pub fn supported_features() -> WasmFeatures {
         // rejected by the front end and the translator with a clear error.
         WasmFeatures::GC_TYPES,
         WasmFeatures::GC,
+        // Tags are declared, imported and exported; `throw` and `try_table`
+        // are rejected by the translator until exception handling lands.
+        WasmFeatures::EXCEPTIONS,
     ] {
         f |= flag;
     }
@@ -113,6 +116,8 @@ pub enum ImportKind {
     Table(TableType),
     Memory(MemoryType),
     Global(GlobalType),
+    /// A tag of the given function type index.
+    Tag(u32),
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +134,7 @@ pub enum EntityIndex {
     Table(u32),
     Memory(u32),
     Global(u32),
+    Tag(u32),
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +185,9 @@ pub struct ModuleInfo {
     pub num_imported_memories: u32,
     pub globals: Vec<GlobalType>,
     pub num_imported_globals: u32,
+    /// Type index of each tag, imported ones first.
+    pub tags: Vec<u32>,
+    pub num_imported_tags: u32,
     /// Initialisers of defined globals.
     pub global_inits: Vec<ConstExpression>,
     pub imports: Vec<ImportInfo>,
@@ -283,7 +292,11 @@ pub fn parse(bytes: &[u8]) -> anyhow::Result<(ModuleInfo, Vec<PendingFunction<'_
                                 info.num_imported_globals += 1;
                                 ImportKind::Global(g)
                             }
-                            TypeRef::Tag(_) => anyhow::bail!("tags require the exceptions proposal, which Weft does not support yet"),
+                            TypeRef::Tag(t) => {
+                                info.tags.push(t.func_type_idx);
+                                info.num_imported_tags += 1;
+                                ImportKind::Tag(t.func_type_idx)
+                            }
                         };
                         info.imports.push(ImportInfo {
                             module: import.module.to_string(),
@@ -313,6 +326,11 @@ pub fn parse(bytes: &[u8]) -> anyhow::Result<(ModuleInfo, Vec<PendingFunction<'_
                     info.memories.push(m?);
                 }
             }
+            Payload::TagSection(reader) => {
+                for t in reader {
+                    info.tags.push(t?.func_type_idx);
+                }
+            }
             Payload::GlobalSection(reader) => {
                 for g in reader {
                     let g = g?;
@@ -331,7 +349,7 @@ pub fn parse(bytes: &[u8]) -> anyhow::Result<(ModuleInfo, Vec<PendingFunction<'_
                         ExternalKind::Table => EntityIndex::Table(e.index),
                         ExternalKind::Memory => EntityIndex::Memory(e.index),
                         ExternalKind::Global => EntityIndex::Global(e.index),
-                        ExternalKind::Tag => anyhow::bail!("tags require the exceptions proposal"),
+                        ExternalKind::Tag => EntityIndex::Tag(e.index),
                     };
                     info.exports.push((e.name.to_string(), index));
                     info.export_map.insert(e.name.to_string(), index);

@@ -1,14 +1,14 @@
 //! Instances: a module's functions, memories, tables and globals, linked to
 //! imports and living in a store.
 
-use crate::externals::{Extern, Global, Memory, Table};
+use crate::externals::{Extern, Global, Memory, Table, Tag};
 use crate::frontend::{EntityIndex, ImportKind};
 use crate::func::{Func, TypedFunc, WasmParams, WasmResults};
 use crate::module::Module;
 use crate::runtime::instance::{self as rt, InstanceData, InstantiateError, ResolvedImport};
 use crate::store::{AsContextMut, StoreOpaque};
 use crate::trap::{Trap, WasmBacktrace};
-use crate::types::{is_ref_subtype, is_subtype, Mutability};
+use crate::types::{is_subtype, Mutability};
 use crate::values::ValRaw;
 
 /// An instantiated module.
@@ -25,6 +25,7 @@ pub(crate) fn export_of(store: &StoreOpaque, inst: &InstanceData, index: EntityI
         EntityIndex::Memory(m) => Extern::Memory(Memory { store_id: store.id, index: inst.memories[m as usize] }),
         EntityIndex::Table(t) => Extern::Table(Table { store_id: store.id, index: inst.tables[t as usize] }),
         EntityIndex::Global(g) => Extern::Global(Global { store_id: store.id, index: inst.globals[g as usize] }),
+        EntityIndex::Tag(t) => Extern::Tag(Tag { store_id: store.id, index: inst.tags[t as usize] }),
     }
 }
 
@@ -100,11 +101,17 @@ impl Instance {
                     }
                     ResolvedImport::Global(g.index)
                 }
+                (ImportKind::Tag(t), Extern::Tag(tag)) => {
+                    s.check(tag.store_id);
+                    if s.tags[tag.index].type_id != module.inner.type_ids[*t as usize] {
+                        return Err(bad());
+                    }
+                    ResolvedImport::Tag(tag.index)
+                }
                 _ => return Err(bad()),
             };
             resolved.push(r);
         }
-        let _ = is_ref_subtype;
         let index = match rt::instantiate(s, module, &resolved) {
             Ok(i) => i,
             Err(InstantiateError::Error(e)) => return Err(e),

@@ -41,7 +41,7 @@ pub mod vmctx;
 
 pub use config::{Config, OptLevel, Tunables};
 pub use engine::Engine;
-pub use externals::{Extern, Global, Memory, Table};
+pub use externals::{Extern, Global, Memory, Table, Tag};
 pub use func::{Caller, Func, HostResult, IntoFunc, TypedFunc, WasmParams, WasmResults, WasmTy};
 pub use instance::Instance;
 pub use linker::Linker;

@@ -6,7 +6,7 @@ use crate::compile::{self, CompiledModule};
 use crate::engine::Engine;
 use crate::frontend::{self, EntityIndex, ImportKind, ModuleInfo};
 use crate::translate::TranslateEnv;
-use crate::types::{convert_ref_type, convert_val_type, ExternType, GlobalType, MemoryType, Mutability, TableType, TypeId};
+use crate::types::{convert_ref_type, convert_val_type, ExternType, FuncType, GlobalType, MemoryType, Mutability, TableType, TypeId};
 use crate::vmctx::VMOffsets;
 
 pub(crate) struct ModuleInner {
@@ -104,7 +104,13 @@ impl Module {
             EntityIndex::Table(t) => ExternType::Table(self.table_type(&info.tables[t as usize])),
             EntityIndex::Memory(m) => ExternType::Memory(MemoryType::from_wasm(&info.memories[m as usize])),
             EntityIndex::Global(g) => ExternType::Global(self.global_type(&info.globals[g as usize])),
+            EntityIndex::Tag(t) => ExternType::Tag(self.type_of_index(info.tags[t as usize])),
         }
+    }
+
+    /// The function type at module type index `t`.
+    pub(crate) fn type_of_index(&self, t: u32) -> FuncType {
+        (*self.inner.engine.func_type(self.inner.type_ids[t as usize])).clone()
     }
 
     pub(crate) fn func_type_id(&self, f: u32) -> TypeId {
@@ -135,6 +141,7 @@ impl Module {
                 ImportKind::Table(t) => ExternType::Table(self.table_type(t)),
                 ImportKind::Memory(m) => ExternType::Memory(MemoryType::from_wasm(m)),
                 ImportKind::Global(g) => ExternType::Global(self.global_type(g)),
+                ImportKind::Tag(t) => ExternType::Tag(self.type_of_index(*t)),
             };
             (i.module.as_str(), i.name.as_str(), ty)
         })

@@ -18,6 +18,10 @@ pub(crate) struct MemoryEntry {
     pub ty: MemoryType,
 }
 
+pub(crate) struct TagEntry {
+    pub type_id: crate::types::TypeId,
+}
+
 pub(crate) struct GlobalEntry {
     pub ty: GlobalType,
     /// Storage: inside an instance's vmctx, or `owned`.
@@ -34,6 +38,7 @@ pub struct StoreOpaque {
     pub(crate) memories: Vec<MemoryEntry>,
     pub(crate) tables: Vec<Box<TableData>>,
     pub(crate) globals: Vec<GlobalEntry>,
+    pub(crate) tags: Vec<TagEntry>,
     pub(crate) host_funcs: Vec<Box<dyn Any>>,
     pub(crate) externrefs: Vec<Box<dyn Any + Send + Sync>>,
 }
@@ -90,6 +95,7 @@ impl<T> Store<T> {
                 memories: Vec::new(),
                 tables: Vec::new(),
                 globals: Vec::new(),
+                tags: Vec::new(),
                 host_funcs: Vec::new(),
                 externrefs: Vec::new(),
             },

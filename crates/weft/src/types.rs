@@ -38,6 +38,10 @@ pub enum HeapType {
     Array,
     /// The bottom of the internal hierarchy: only null.
     None,
+    /// Exception references. Without exception handling only null exists.
+    Exn,
+    /// The bottom of the exception hierarchy: only null.
+    NoExn,
     /// A function of one concrete type.
     Concrete(TypeId),
 }
@@ -100,6 +104,8 @@ impl fmt::Display for ValType {
                     HeapType::Struct => write!(f, "(ref {null}struct)"),
                     HeapType::Array => write!(f, "(ref {null}array)"),
                     HeapType::None => write!(f, "(ref {null}none)"),
+                    HeapType::Exn => write!(f, "(ref {null}exn)"),
+                    HeapType::NoExn => write!(f, "(ref {null}noexn)"),
                     HeapType::Concrete(t) => write!(f, "(ref {null}type#{})", t.0),
                 }
             }
@@ -212,6 +218,8 @@ pub enum ExternType {
     Table(TableType),
     Memory(MemoryType),
     Global(GlobalType),
+    /// A tag, with the function type of its payload.
+    Tag(FuncType),
 }
 
 /// Structural key of a value type inside a rec group, for canonicalisation.
@@ -335,6 +343,8 @@ pub(crate) fn convert_ref_type(r: &wasmparser::RefType, ids: &[TypeId]) -> RefTy
         H::Abstract { ty: A::Struct, .. } => HeapType::Struct,
         H::Abstract { ty: A::Array, .. } => HeapType::Array,
         H::Abstract { ty: A::None, .. } => HeapType::None,
+        H::Abstract { ty: A::Exn, .. } => HeapType::Exn,
+        H::Abstract { ty: A::NoExn, .. } => HeapType::NoExn,
         H::Abstract { .. } => HeapType::Any,
         H::Concrete(UnpackedIndex::Module(i)) | H::Exact(UnpackedIndex::Module(i)) => HeapType::Concrete(ids[i as usize]),
         // Only appears inside type definitions, which use `key_val_type`.
@@ -364,6 +374,7 @@ pub(crate) fn is_ref_subtype(a: &RefType, b: &RefType) -> bool {
         (None, Any | Eq | I31 | Struct | Array) => true,
         (I31 | Struct | Array, Eq | Any) => true,
         (Eq, Any) => true,
+        (NoExn, Exn) => true,
         _ => false,
     }
 }

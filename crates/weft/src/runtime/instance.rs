@@ -8,7 +8,7 @@ use crate::frontend::{ConstOp, ConstExpression, DataMode, ElementMode};
 use crate::module::Module;
 use crate::runtime::memory::LinearMemory;
 use crate::runtime::table::TableData;
-use crate::store::{GlobalEntry, MemoryEntry, StoreOpaque};
+use crate::store::{GlobalEntry, MemoryEntry, StoreOpaque, TagEntry};
 use crate::trap::TrapKind;
 use crate::types::{convert_ref_type, convert_val_type, GlobalType, MemoryType, Mutability, TableType};
 use crate::vmctx::{self, VMFuncRef, VMGlobal, VMOffsets, NUM_BUILTINS};
@@ -20,6 +20,7 @@ pub enum ResolvedImport {
     Memory(usize),
     Table(usize),
     Global(usize),
+    Tag(usize),
 }
 
 /// The run-time state of one instance.
@@ -32,6 +33,7 @@ pub struct InstanceData {
     pub memories: Vec<usize>,
     pub tables: Vec<usize>,
     pub globals: Vec<usize>,
+    pub tags: Vec<usize>,
     pub dropped_data: Vec<bool>,
     /// Element segments' values; `None` once dropped.
     pub elems: Vec<Option<Vec<u64>>>,
@@ -151,6 +153,7 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
         memories: Vec::with_capacity(info.memories.len()),
         tables: Vec::with_capacity(info.tables.len()),
         globals: Vec::with_capacity(info.globals.len()),
+        tags: Vec::with_capacity(info.tags.len()),
         dropped_data: vec![false; info.data.len()],
         elems: Vec::with_capacity(info.elements.len()),
     });
@@ -172,7 +175,13 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
             ResolvedImport::Memory(i) => inst.memories.push(i),
             ResolvedImport::Table(i) => inst.tables.push(i),
             ResolvedImport::Global(i) => inst.globals.push(i),
+            ResolvedImport::Tag(i) => inst.tags.push(i),
         }
+    }
+    // Defined tags: each instantiation creates fresh tag identities.
+    for t in &info.tags[info.num_imported_tags as usize..] {
+        store.tags.push(TagEntry { type_id: m.type_ids[*t as usize] });
+        inst.tags.push(store.tags.len() - 1);
     }
     // Defined functions.
     let code_base = m.compiled.code.base();
