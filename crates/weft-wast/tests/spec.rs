@@ -101,6 +101,38 @@ fn main() {
             tolerated += 1;
         }
     }
+    // Memory accesses again with explicit bounds checks instead of guard pages.
+    let mut config = Config::new();
+    config.parallel_compilation(false).memory_guard(false);
+    let checked = WastRunner::new(&Engine::new(&config).unwrap());
+    const MEMORY_SCRIPTS: &[&str] = &["address", "align", "bulk", "endianness", "float_memory", "load", "memory", "store"];
+    for path in &files {
+        let rel = path.strip_prefix(&suite).unwrap().to_string_lossy().to_string();
+        let name = rel.trim_end_matches(".wast");
+        if rel.contains('/') || is_listed(name) || !MEMORY_SCRIPTS.iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        match checked.run_file(path) {
+            Ok(r) if r.failed == 0 => {
+                println!("ok   {rel} (bounds-checked memories): {} directives", r.passed);
+                passed += 1;
+            }
+            Ok(r) => {
+                println!("FAIL {rel} (bounds-checked memories): {} passed, {} failed", r.passed, r.failed);
+                for f in r.failures.iter().take(10) {
+                    println!("     {f}");
+                }
+                failing_files.push(format!("{rel} (bounds-checked)"));
+                failed += 1;
+            }
+            Err(e) => {
+                println!("FAIL {rel} (bounds-checked memories): {e:#}");
+                failing_files.push(format!("{rel} (bounds-checked)"));
+                failed += 1;
+            }
+        }
+    }
+
     println!("\nspec files: {passed} in scope passed, {failed} in scope failed, {tolerated} out of scope ended normally");
     if !failing_files.is_empty() {
         println!("failing: {}", failing_files.join(", "));
