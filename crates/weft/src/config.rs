@@ -38,16 +38,34 @@ impl Default for Tunables {
 /// let engine = weft::Engine::new(&config).unwrap();
 /// # let _ = engine;
 /// ```
+/// How instances' memories and tables are allocated.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum InstanceAllocationStrategy {
+    /// Each memory reserves its own address space when created (the default).
+    #[default]
+    OnDemand,
+    /// Memories come from slots reserved at engine creation and reused warm.
+    Pooling(crate::runtime::pool::PoolingConfig),
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub(crate) tunables: Tunables,
+    pub(crate) allocation: InstanceAllocationStrategy,
+    pub(crate) memory_images: bool,
     pub(crate) parallel_compilation: bool,
     pub(crate) opt_level: OptLevel,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { tunables: Tunables::default(), parallel_compilation: true, opt_level: OptLevel::Speed }
+        Config {
+            tunables: Tunables::default(),
+            allocation: InstanceAllocationStrategy::OnDemand,
+            memory_images: true,
+            parallel_compilation: true,
+            opt_level: OptLevel::Speed,
+        }
     }
 }
 
@@ -74,6 +92,23 @@ impl Config {
     /// 64-bit memories always use explicit checks.
     pub fn memory_guard(&mut self, enable: bool) -> &mut Self {
         self.tunables.guarded_memory32 = enable;
+        self
+    }
+
+    /// How memories and tables are allocated (default: on demand).
+    ///
+    /// With [`InstanceAllocationStrategy::Pooling`], the engine reserves all
+    /// memory slots up front and instantiation reuses them: re-instantiating a
+    /// module in a slot it used before costs one `madvise`.
+    pub fn allocation_strategy(&mut self, strategy: InstanceAllocationStrategy) -> &mut Self {
+        self.allocation = strategy;
+        self
+    }
+
+    /// Whether data segments become copy-on-write memory images at compile time
+    /// (default true). Without images, instantiation copies every segment.
+    pub fn memory_images(&mut self, enable: bool) -> &mut Self {
+        self.memory_images = enable;
         self
     }
 

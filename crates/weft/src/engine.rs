@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use cranelift_codegen::isa::OwnedTargetIsa;
 
 use crate::compile::{self, Trampolines};
-use crate::config::Config;
+use crate::config::{Config, InstanceAllocationStrategy};
+use crate::runtime::memory::GUARDED_RESERVATION;
+use crate::runtime::pool::{MemoryPool, TablePool};
 use crate::runtime::signals;
 use crate::types::{FuncType, TypeId, TypeRegistry};
 
@@ -18,6 +20,8 @@ pub(crate) struct EngineInner {
     pub types: TypeRegistry,
     trampolines: Mutex<HashMap<TypeId, Arc<Trampolines>>>,
     epoch: AtomicU64,
+    pub memory_pool: Option<Arc<MemoryPool>>,
+    pub table_pool: Option<TablePool>,
 }
 
 /// A compilation environment: configuration, code generator and type registry.
@@ -43,6 +47,13 @@ impl Engine {
     pub fn new(config: &Config) -> anyhow::Result<Engine> {
         signals::install_handlers();
         let isa = compile::build_isa(config)?;
+        let (memory_pool, table_pool) = match &config.allocation {
+            InstanceAllocationStrategy::OnDemand => (None, None),
+            InstanceAllocationStrategy::Pooling(p) => {
+                let slot = if config.tunables.guarded_memory32 { GUARDED_RESERVATION } else { p.max_memory_size };
+                (Some(MemoryPool::new(p.total_memories, slot, p.keep_resident)?), Some(TablePool::new(p)))
+            }
+        };
         Ok(Engine {
             inner: Arc::new(EngineInner {
                 config: config.clone(),
@@ -50,6 +61,8 @@ impl Engine {
                 types: TypeRegistry::default(),
                 trampolines: Mutex::new(HashMap::new()),
                 epoch: AtomicU64::new(0),
+                memory_pool,
+                table_pool,
             }),
         })
     }

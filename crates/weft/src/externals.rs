@@ -2,7 +2,7 @@
 //! everything a module can import or export.
 
 use crate::func::Func;
-use crate::runtime::memory::{LinearMemory, WASM_PAGE_SIZE};
+use crate::runtime::memory::{LinearMemory, MemoryPlan, WASM_PAGE_SIZE};
 use crate::runtime::table::TableData;
 use crate::store::{AsContext, AsContextMut, GlobalEntry, MemoryEntry, StoreOpaque};
 use crate::types::{ExternType, GlobalType, MemoryType, Mutability, TableType};
@@ -94,7 +94,8 @@ impl Memory {
         let ctx = store.as_context_mut();
         let s = &mut ctx.inner.opaque;
         let guarded = s.engine.config().tunables.guarded_memory32;
-        let mem = LinearMemory::new(ty.minimum, ty.maximum, ty.memory64, guarded)?;
+        let plan = MemoryPlan { minimum: ty.minimum, maximum: ty.maximum, memory64: ty.memory64, guarded };
+        let mem = LinearMemory::new(plan, None, None)?;
         s.memories.push(MemoryEntry { mem, ty });
         Ok(Memory { store_id: s.id, index: s.memories.len() - 1 })
     }
@@ -193,7 +194,7 @@ impl Table {
         if !init.matches(s, &crate::ValType::Ref(ty.element)) {
             anyhow::bail!("table initial value does not match the element type");
         }
-        let table = TableData::new(ty, init.to_raw().get_ref())?;
+        let table = TableData::new(ty, init.to_raw().get_ref(), None)?;
         s.tables.push(Box::new(table));
         Ok(Table { store_id: s.id, index: s.tables.len() - 1 })
     }

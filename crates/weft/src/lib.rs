@@ -39,7 +39,9 @@ mod types;
 mod values;
 pub mod vmctx;
 
-pub use config::{Config, OptLevel, Tunables};
+pub use config::{Config, InstanceAllocationStrategy, OptLevel, Tunables};
+pub use runtime::pool::PoolingConfig;
+pub use runtime::sys::{syscall_counts, SyscallCounts};
 pub use engine::Engine;
 pub use externals::{Extern, Global, Memory, Table, Tag};
 pub use func::{Caller, Func, HostResult, IntoFunc, TypedFunc, WasmParams, WasmResults, WasmTy};

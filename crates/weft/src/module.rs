@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::compile::{self, CompiledModule};
 use crate::engine::Engine;
 use crate::frontend::{self, EntityIndex, ImportKind, ModuleInfo};
+use crate::runtime::image::{self, ModuleImages};
 use crate::translate::TranslateEnv;
 use crate::types::{convert_ref_type, convert_val_type, ExternType, FuncType, GlobalType, MemoryType, Mutability, TableType, TypeId};
 use crate::vmctx::VMOffsets;
@@ -20,6 +21,8 @@ pub(crate) struct ModuleInner {
     pub type_ids_raw: Box<[u32]>,
     /// The binary (data segments are read from it).
     pub bytes: Box<[u8]>,
+    /// Copy-on-write images of the defined memories.
+    pub images: ModuleImages,
 }
 
 /// A compiled WebAssembly module, ready to be instantiated any number of times.
@@ -67,6 +70,11 @@ impl Module {
         };
         let type_ids = engine.inner.types.register_module(&info);
         let type_ids_raw = type_ids.iter().map(|t| t.0).collect();
+        let images = if engine.config().memory_images {
+            image::build(&info, binary)
+        } else {
+            ModuleImages { images: vec![None; info.memories.len() - info.num_imported_memories as usize], segment_in_image: vec![false; info.data.len()] }
+        };
         Ok(Module {
             inner: Arc::new(ModuleInner {
                 engine: engine.clone(),
@@ -76,6 +84,7 @@ impl Module {
                 type_ids,
                 type_ids_raw,
                 bytes: binary.into(),
+                images,
             }),
         })
     }

@@ -6,7 +6,7 @@ use std::alloc::Layout;
 
 use crate::frontend::{ConstOp, ConstExpression, DataMode, ElementMode};
 use crate::module::Module;
-use crate::runtime::memory::LinearMemory;
+use crate::runtime::memory::{LinearMemory, MemoryPlan};
 use crate::runtime::table::TableData;
 use crate::store::{GlobalEntry, MemoryEntry, StoreOpaque, TagEntry};
 use crate::trap::TrapKind;
@@ -59,6 +59,9 @@ impl InstanceData {
 
 impl Drop for InstanceData {
     fn drop(&mut self) {
+        if let Some(tp) = &self.module.inner.engine.inner.table_pool {
+            tp.leave_instance();
+        }
         // SAFETY: allocated in `instantiate` with this layout.
         unsafe { std::alloc::dealloc(self.vmctx, self.layout) };
     }
@@ -138,6 +141,9 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
     let m = &module.inner;
     let info = &m.info;
     let offsets = &m.offsets;
+    if let Some(tp) = &m.engine.inner.table_pool {
+        tp.enter_instance().map_err(InstantiateError::Error)?;
+    }
     let layout = Layout::from_size_align(offsets.size as usize, 16).unwrap();
     // SAFETY: the layout has non-zero size (the header alone is 40 bytes).
     let vmctx = unsafe { std::alloc::alloc_zeroed(layout) };
@@ -192,10 +198,12 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
         let code = unsafe { code_base.add(*start as usize) };
         inst.write(offsets.func_ref(f), VMFuncRef { code, vmctx, type_id, _pad: 0 });
     }
-    // Defined memories.
+    // Defined memories, with their copy-on-write images.
     let guarded = m.engine.config().tunables.guarded_memory32;
-    for mt in &info.memories[info.num_imported_memories as usize..] {
-        let mem = match LinearMemory::new(mt.initial, mt.maximum, mt.memory64, guarded) {
+    let pool = m.engine.inner.memory_pool.as_ref();
+    for (i, mt) in info.memories[info.num_imported_memories as usize..].iter().enumerate() {
+        let plan = MemoryPlan { minimum: mt.initial, maximum: mt.maximum, memory64: mt.memory64, guarded };
+        let mem = match LinearMemory::new(plan, m.images.images[i].clone(), pool) {
             Ok(mem) => mem,
             Err(e) => return Err(InstantiateError::Error(e)),
         };
@@ -242,7 +250,7 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
             maximum: tt.maximum,
             table64: tt.table64,
         };
-        let table = match TableData::new(ty, init) {
+        let table = match TableData::new(ty, init, Some(&m.engine)) {
             Ok(t) => t,
             Err(e) => return Err(InstantiateError::Error(e)),
         };
@@ -273,6 +281,9 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
     for (i, seg) in info.data.iter().enumerate() {
         if let DataMode::Active { memory, offset } = &seg.mode {
             inst.dropped_data[i] = true;
+            if m.images.segment_in_image[i] {
+                continue;
+            }
             let offset = eval_const(offset, &inst, store).bits[0];
             let mem = &mut store.memories[inst.memories[*memory as usize]].mem;
             let bytes = &m.bytes[seg.range.clone()];
@@ -286,6 +297,67 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
     }
     store.instances.push(inst);
     Ok(store.instances.len() - 1)
+}
+
+/// Restores instance `index`'s own memories, tables and globals (not imported
+/// ones) to their state right after instantiation, before the start function.
+pub fn reset(store: &mut StoreOpaque, index: usize) -> Result<(), InstantiateError> {
+    let inst: *mut InstanceData = &mut *store.instances[index];
+    // SAFETY: the instance is boxed, so it does not move, and `reset_instance`
+    // never touches `store.instances`: the two borrows are disjoint.
+    reset_instance(store, unsafe { &mut *inst })
+}
+
+fn reset_instance(store: &mut StoreOpaque, inst: &mut InstanceData) -> Result<(), InstantiateError> {
+    let m = &inst.module.inner;
+    let info = &m.info;
+    for &idx in &inst.memories[info.num_imported_memories as usize..] {
+        store.memories[idx].mem.reset().map_err(InstantiateError::Error)?;
+    }
+    for g in info.num_imported_globals..info.globals.len() as u32 {
+        let value = eval_const(&info.global_inits[(g - info.num_imported_globals) as usize], inst, store);
+        // SAFETY: the global's storage is in the live vmctx.
+        unsafe { store.globals[inst.globals[g as usize]].ptr.write(value) };
+    }
+    for (i, t) in (info.num_imported_tables..info.tables.len() as u32).enumerate() {
+        let init = match &info.table_inits[i] {
+            Some(e) => eval_const(e, inst, store).bits[0],
+            None => 0,
+        };
+        let minimum = info.tables[t as usize].initial as usize;
+        store.tables[inst.tables[t as usize]].reset(minimum, init);
+    }
+    for (i, seg) in info.elements.iter().enumerate() {
+        let values: Vec<u64> = seg.items.iter().map(|e| eval_const(e, inst, store).bits[0]).collect();
+        inst.elems[i] = matches!(seg.mode, ElementMode::Passive).then(|| values.clone());
+        if let ElementMode::Active { table, offset } = &seg.mode {
+            if *table < info.num_imported_tables {
+                continue;
+            }
+            let offset = eval_const(offset, inst, store).bits[0];
+            let t = &mut store.tables[inst.tables[*table as usize]];
+            if !range_ok(offset, values.len() as u64, t.size()) {
+                return Err(InstantiateError::Trap(TrapKind::TableOutOfBounds));
+            }
+            t.elements_mut()[offset as usize..offset as usize + values.len()].copy_from_slice(&values);
+        }
+    }
+    for (i, seg) in info.data.iter().enumerate() {
+        inst.dropped_data[i] = matches!(seg.mode, DataMode::Active { .. });
+        if let DataMode::Active { memory, offset } = &seg.mode {
+            if *memory < info.num_imported_memories || m.images.segment_in_image[i] {
+                continue;
+            }
+            let offset = eval_const(offset, inst, store).bits[0];
+            let mem = &mut store.memories[inst.memories[*memory as usize]].mem;
+            let bytes = &m.bytes[seg.range.clone()];
+            if !range_ok(offset, bytes.len() as u64, mem.byte_size()) {
+                return Err(InstantiateError::Trap(TrapKind::MemoryOutOfBounds));
+            }
+            mem.data_mut()[offset as usize..offset as usize + bytes.len()].copy_from_slice(bytes);
+        }
+    }
+    Ok(())
 }
 
 /// Recovers the instance and its store from a vmctx passed to a builtin.

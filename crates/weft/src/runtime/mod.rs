@@ -1,8 +1,12 @@
-//! The runtime: executable code and its registry, linear memories, tables,
+//! The runtime: executable code and its registry, linear memories (with
+//! copy-on-write images and the pooling allocator), tables,
 //! instances and their builtins, and entering and leaving Wasm (signals, traps).
 
 pub mod code;
+pub mod image;
 pub mod instance;
 pub mod memory;
+pub mod pool;
 pub mod signals;
+pub mod sys;
 pub mod table;

@@ -1,0 +1,189 @@
+//! The pooling allocator: memory slots reserved once, at engine creation, and
+//! reused warm.
+//!
+//! A slot remembers which memory image it holds, how much of it is accessible
+//! and how much the last tenant could have touched. Re-instantiating the same
+//! module in a slot costs one `madvise(MADV_DONTNEED)` over the touched range
+//! (which restores image pages to the image and other pages to zero), and no
+//! mmap, munmap or mprotect unless the last tenant grew the memory. Free slots
+//! are kept per image so that a module finds a slot that already holds its image
+//! (affinity). Optionally the first `keep_resident` bytes are restored with
+//! memset/memcpy instead, which avoids the syscall and the page faults after it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::runtime::image::MemoryImage;
+use crate::runtime::sys;
+
+/// Limits of the pooling allocator (see [`Config::allocation_strategy`](crate::Config::allocation_strategy)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolingConfig {
+    /// Memory slots reserved at engine creation.
+    pub total_memories: u32,
+    /// Largest memory a slot holds, in bytes, when memories are bounds-checked
+    /// (with guard regions every slot covers the whole 32-bit space).
+    pub max_memory_size: u64,
+    /// Tables that may be live at once.
+    pub total_tables: u32,
+    /// Largest table, in elements.
+    pub max_table_elements: u64,
+    /// Instances that may be live at once.
+    pub total_core_instances: u32,
+    /// Bytes at the start of each memory restored by memset/memcpy instead of
+    /// `madvise` on reuse (0: always madvise).
+    pub keep_resident: u64,
+}
+
+impl Default for PoolingConfig {
+    fn default() -> Self {
+        PoolingConfig {
+            total_memories: 1000,
+            max_memory_size: 4 << 30,
+            total_tables: 1000,
+            max_table_elements: 20_000,
+            total_core_instances: 1000,
+            keep_resident: 0,
+        }
+    }
+}
+
+/// What a slot holds between tenants.
+#[derive(Debug, Default)]
+pub struct SlotState {
+    pub image: Option<Arc<MemoryImage>>,
+    /// Accessible (read-write) bytes from the start of the slot.
+    pub accessible: u64,
+    /// Bytes the last tenant could have written.
+    pub dirty: u64,
+}
+
+struct FreeLists {
+    states: Vec<Option<SlotState>>,
+    /// Free slots by the id of the image they hold (`None`: no image).
+    by_image: HashMap<Option<u64>, Vec<usize>>,
+}
+
+/// Reserved memory slots.
+pub struct MemoryPool {
+    base: *mut u8,
+    pub slot_size: u64,
+    count: usize,
+    pub keep_resident: u64,
+    free: Mutex<FreeLists>,
+}
+
+// SAFETY: the reservation is owned by the pool; slot state is behind a mutex and
+// each slot is used by one memory at a time.
+unsafe impl Send for MemoryPool {}
+// SAFETY: as above.
+unsafe impl Sync for MemoryPool {}
+
+impl MemoryPool {
+    pub fn new(count: u32, slot_size: u64, keep_resident: u64) -> anyhow::Result<Arc<MemoryPool>> {
+        let page = crate::runtime::code::page_size() as u64;
+        let slot_size = slot_size.div_ceil(page) * page;
+        let total = slot_size.checked_mul(count as u64).ok_or_else(|| anyhow::anyhow!("memory pool too large"))?;
+        let base = if total == 0 { std::ptr::null_mut() } else { sys::reserve(total as usize)? };
+        let mut by_image = HashMap::new();
+        by_image.insert(None, (0..count as usize).rev().collect());
+        Ok(Arc::new(MemoryPool {
+            base,
+            slot_size,
+            count: count as usize,
+            keep_resident,
+            free: Mutex::new(FreeLists { states: (0..count).map(|_| Some(SlotState::default())).collect(), by_image }),
+        }))
+    }
+
+    /// Takes a free slot, preferring one that holds `image_id`. Returns the slot,
+    /// its base address and its state.
+    pub fn take(&self, image_id: Option<u64>) -> Option<(usize, *mut u8, SlotState)> {
+        let mut free = self.free.lock().unwrap();
+        let slot = match free.by_image.get_mut(&image_id).and_then(|v| v.pop()) {
+            Some(s) => s,
+            None => match free.by_image.get_mut(&None).and_then(|v| v.pop()) {
+                Some(s) => s,
+                None => free.by_image.values_mut().find_map(|v| v.pop())?,
+            },
+        };
+        let state = free.states[slot].take().expect("free slot has its state");
+        // SAFETY: `slot < count`, so the address is inside the reservation.
+        let base = unsafe { self.base.add(slot * self.slot_size as usize) };
+        Some((slot, base, state))
+    }
+
+    /// Returns a slot to the pool.
+    pub fn give_back(&self, slot: usize, state: SlotState) {
+        let mut free = self.free.lock().unwrap();
+        let key = state.image.as_ref().map(|i| i.id);
+        free.states[slot] = Some(state);
+        free.by_image.entry(key).or_default().push(slot);
+    }
+}
+
+impl Drop for MemoryPool {
+    fn drop(&mut self) {
+        if !self.base.is_null() {
+            // SAFETY: every memory holds an Arc to the pool, so none is alive.
+            unsafe { sys::unmap(self.base, self.slot_size as usize * self.count) };
+        }
+    }
+}
+
+/// Reusable table element buffers and the live-instance and table counts.
+pub struct TablePool {
+    buffers: Mutex<Vec<Vec<u64>>>,
+    pub max_elements: u64,
+    pub total_tables: usize,
+    pub live_tables: AtomicUsize,
+    pub total_instances: usize,
+    pub live_instances: AtomicUsize,
+}
+
+impl TablePool {
+    pub fn new(config: &PoolingConfig) -> Self {
+        TablePool {
+            buffers: Mutex::new(Vec::new()),
+            max_elements: config.max_table_elements,
+            total_tables: config.total_tables as usize,
+            live_tables: AtomicUsize::new(0),
+            total_instances: config.total_core_instances as usize,
+            live_instances: AtomicUsize::new(0),
+        }
+    }
+
+    /// A buffer of `len` elements set to `init`, reusing a previous allocation.
+    pub fn take(&self, len: usize, init: u64) -> anyhow::Result<Vec<u64>> {
+        if len as u64 > self.max_elements {
+            anyhow::bail!("table of {len} elements exceeds the pool's limit of {}", self.max_elements);
+        }
+        if self.live_tables.fetch_add(1, Ordering::Relaxed) >= self.total_tables {
+            self.live_tables.fetch_sub(1, Ordering::Relaxed);
+            anyhow::bail!("all {} pooled tables are in use", self.total_tables);
+        }
+        let mut buf = self.buffers.lock().unwrap().pop().unwrap_or_default();
+        buf.clear();
+        buf.resize(len, init);
+        Ok(buf)
+    }
+
+    pub fn give_back(&self, buf: Vec<u64>) {
+        self.live_tables.fetch_sub(1, Ordering::Relaxed);
+        self.buffers.lock().unwrap().push(buf);
+    }
+
+    /// Counts a new instance against the limit.
+    pub fn enter_instance(&self) -> anyhow::Result<()> {
+        if self.live_instances.fetch_add(1, Ordering::Relaxed) >= self.total_instances {
+            self.live_instances.fetch_sub(1, Ordering::Relaxed);
+            anyhow::bail!("all {} pooled instances are in use", self.total_instances);
+        }
+        Ok(())
+    }
+
+    pub fn leave_instance(&self) {
+        self.live_instances.fetch_sub(1, Ordering::Relaxed);
+    }
+}

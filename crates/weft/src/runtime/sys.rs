@@ -1,0 +1,130 @@
+//! The memory-mapping system calls the runtime makes, each counted per thread so
+//! tests and benchmarks can check exactly what instantiation costs.
+
+use std::cell::Cell;
+use std::io;
+use std::ptr;
+
+/// How many mapping system calls this thread has made through the runtime.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SyscallCounts {
+    pub mmap: u64,
+    pub munmap: u64,
+    pub mprotect: u64,
+    pub madvise: u64,
+    pub ftruncate: u64,
+}
+
+thread_local! {
+    static COUNTS: Cell<SyscallCounts> = const { Cell::new(SyscallCounts { mmap: 0, munmap: 0, mprotect: 0, madvise: 0, ftruncate: 0 }) };
+}
+
+/// The counts of the calling thread so far.
+pub fn syscall_counts() -> SyscallCounts {
+    COUNTS.with(|c| c.get())
+}
+
+fn count(f: impl FnOnce(&mut SyscallCounts)) {
+    COUNTS.with(|c| {
+        let mut v = c.get();
+        f(&mut v);
+        c.set(v);
+    });
+}
+
+/// Reserves `len` bytes of inaccessible address space.
+pub fn reserve(len: usize) -> io::Result<*mut u8> {
+    count(|c| c.mmap += 1);
+    // SAFETY: a fresh anonymous mapping; the result is checked.
+    let p = unsafe {
+        libc::mmap(ptr::null_mut(), len, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0)
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(p as *mut u8)
+}
+
+/// Maps `len` bytes of `fd` copy-on-write at `addr`, replacing what was there.
+///
+/// # Safety
+/// `addr..addr+len` must be inside a reservation owned by the caller.
+pub unsafe fn map_file_private_fixed(addr: *mut u8, len: usize, fd: i32) -> io::Result<()> {
+    count(|c| c.mmap += 1);
+    // SAFETY: the caller owns the range.
+    let p = unsafe {
+        libc::mmap(addr as *mut _, len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_FIXED, fd, 0)
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Replaces `addr..addr+len` with fresh inaccessible anonymous memory.
+///
+/// # Safety
+/// The range must be inside a reservation owned by the caller.
+pub unsafe fn map_anon_fixed(addr: *mut u8, len: usize) -> io::Result<()> {
+    count(|c| c.mmap += 1);
+    // SAFETY: the caller owns the range.
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut _,
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets the protection of a range.
+///
+/// # Safety
+/// The range must be inside a mapping owned by the caller, with nothing else
+/// relying on its current protection.
+pub unsafe fn protect(addr: *mut u8, len: usize, read_write: bool) -> io::Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    count(|c| c.mprotect += 1);
+    let prot = if read_write { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_NONE };
+    // SAFETY: the caller owns the range.
+    if unsafe { libc::mprotect(addr as *mut _, len, prot) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Discards the contents of a range: anonymous pages read as zero again and
+/// private file pages as the file's contents.
+///
+/// # Safety
+/// The range must be inside a mapping owned by the caller whose contents may be lost.
+pub unsafe fn discard(addr: *mut u8, len: usize) -> io::Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    count(|c| c.madvise += 1);
+    // SAFETY: the caller owns the range.
+    if unsafe { libc::madvise(addr as *mut _, len, libc::MADV_DONTNEED) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Unmaps a range.
+///
+/// # Safety
+/// The range must be a mapping owned by the caller that nothing uses any more.
+pub unsafe fn unmap(addr: *mut u8, len: usize) {
+    count(|c| c.munmap += 1);
+    // SAFETY: the caller owns the mapping.
+    unsafe { libc::munmap(addr as *mut _, len) };
+}

@@ -1,0 +1,188 @@
+//! Copy-on-write memory images, the pooling allocator and instance reset:
+//! what each instantiation costs in system calls, and that no state leaks
+//! between tenants of a slot.
+
+use weft::{Config, Engine, Instance, InstanceAllocationStrategy, Module, PoolingConfig, Store, Trap, TrapKind};
+
+const MODULE: &str = r#"(module
+    (memory (export "memory") 4)
+    (global $g (mut i32) (i32.const 7))
+    (data (i32.const 16) "hello")
+    (data (i32.const 70000) "far")
+    (func (export "read") (param i32) (result i32) (i32.load8_u (local.get 0)))
+    (func (export "write") (param i32 i32) (i32.store8 (local.get 0) (local.get 1)))
+    (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+    (func (export "size") (result i32) (memory.size))
+    (func (export "global") (result i32) (global.get $g))
+    (func (export "set_global") (param i32) (global.set $g (local.get 0)))
+    (func (export "trap_after_write") (i32.store8 (i32.const 100) (i32.const 9)) unreachable))"#;
+
+fn pooled_engine(keep_resident: u64) -> Engine {
+    let mut config = Config::new();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(PoolingConfig {
+        total_memories: 4,
+        total_tables: 4,
+        total_core_instances: 4,
+        keep_resident,
+        ..PoolingConfig::default()
+    }));
+    Engine::new(&config).unwrap()
+}
+
+fn call<P: weft::WasmParams, R: weft::WasmResults>(store: &mut Store<()>, inst: Instance, name: &str, p: P) -> R {
+    inst.get_typed_func::<P, R>(&mut *store, name).unwrap().call(&mut *store, p).unwrap()
+}
+
+#[test]
+fn warm_pooled_reinstantiation_is_one_madvise() {
+    let engine = pooled_engine(0);
+    let module = Module::new(&engine, MODULE).unwrap();
+    // Warm up: the first use of the slot maps the image.
+    for _ in 0..2 {
+        let mut store = Store::new(&engine, ());
+        let inst = Instance::new(&mut store, &module, &[]).unwrap();
+        call::<(i32, i32), ()>(&mut store, inst, "write", (16, b'J' as i32));
+    }
+    let before = weft::syscall_counts();
+    let mut store = Store::new(&engine, ());
+    let inst = Instance::new(&mut store, &module, &[]).unwrap();
+    let after = weft::syscall_counts();
+    assert_eq!(after.madvise - before.madvise, 1, "{before:?} -> {after:?}");
+    assert_eq!(after.mmap, before.mmap);
+    assert_eq!(after.munmap, before.munmap);
+    assert_eq!(after.mprotect, before.mprotect);
+    // And the tenant sees pristine data: the image, not the last tenant's write.
+    assert_eq!(call::<i32, i32>(&mut store, inst, "read", 16), b'h' as i32);
+    assert_eq!(call::<i32, i32>(&mut store, inst, "read", 70000), b'f' as i32);
+    assert_eq!(call::<i32, i32>(&mut store, inst, "read", 200), 0);
+}
+
+#[test]
+fn keep_resident_avoids_the_madvise() {
+    let engine = pooled_engine(1 << 20);
+    let module = Module::new(&engine, MODULE).unwrap();
+    for _ in 0..2 {
+        let mut store = Store::new(&engine, ());
+        let inst = Instance::new(&mut store, &module, &[]).unwrap();
+        call::<(i32, i32), ()>(&mut store, inst, "write", (17, 1));
+        call::<(i32, i32), ()>(&mut store, inst, "write", (200, 1));
+    }
+    let before = weft::syscall_counts();
+    let mut store = Store::new(&engine, ());
+    let inst = Instance::new(&mut store, &module, &[]).unwrap();
+    let after = weft::syscall_counts();
+    // 4 pages (256 KiB) of memory, all within keep_resident: no syscall at all.
+    assert_eq!(after, before);
+    assert_eq!(call::<i32, i32>(&mut store, inst, "read", 17), b'e' as i32);
+    assert_eq!(call::<i32, i32>(&mut store, inst, "read", 200), 0);
+    assert_eq!(call::<i32, i32>(&mut store, inst, "read", 70001), b'a' as i32);
+}
+
+#[test]
+fn growth_and_traps_do_not_leak_to_the_next_tenant() {
+    let engine = pooled_engine(0);
+    let module = Module::new(&engine, MODULE).unwrap();
+    {
+        let mut store = Store::new(&engine, ());
+        let inst = Instance::new(&mut store, &module, &[]).unwrap();
+        assert_eq!(call::<i32, i32>(&mut store, inst, "grow", 3), 4);
+        call::<(i32, i32), ()>(&mut store, inst, "write", (6 * 65536, 5));
+        call::<i32, ()>(&mut store, inst, "set_global", 99);
+        let err = inst.get_typed_func::<(), ()>(&mut store, "trap_after_write").unwrap().call(&mut store, ()).unwrap_err();
+        assert_eq!(err.downcast::<Trap>().unwrap().kind(), TrapKind::Unreachable);
+    }
+    for _ in 0..4 {
+        let mut store = Store::new(&engine, ());
+        let inst = Instance::new(&mut store, &module, &[]).unwrap();
+        assert_eq!(call::<(), i32>(&mut store, inst, "size", ()), 4);
+        assert_eq!(call::<i32, i32>(&mut store, inst, "read", 100), 0);
+        assert_eq!(call::<(), i32>(&mut store, inst, "global", ()), 7);
+        // The grown pages are out of bounds again...
+        let read = inst.get_typed_func::<i32, i32>(&mut store, "read").unwrap();
+        let err = read.call(&mut store, 6 * 65536).unwrap_err();
+        assert_eq!(err.downcast::<Trap>().unwrap().kind(), TrapKind::MemoryOutOfBounds);
+        // ... and zero once grown again.
+        assert_eq!(call::<i32, i32>(&mut store, inst, "grow", 3), 4);
+        assert_eq!(call::<i32, i32>(&mut store, inst, "read", 6 * 65536), 0);
+    }
+}
+
+#[test]
+fn pool_limits_are_enforced_and_slots_come_back() {
+    let engine = pooled_engine(0);
+    let module = Module::new(&engine, MODULE).unwrap();
+    let mut stores: Vec<Store<()>> = (0..4).map(|_| Store::new(&engine, ())).collect();
+    for s in &mut stores {
+        Instance::new(s, &module, &[]).unwrap();
+    }
+    let mut extra = Store::new(&engine, ());
+    assert!(Instance::new(&mut extra, &module, &[]).is_err());
+    stores.pop();
+    Instance::new(&mut extra, &module, &[]).unwrap();
+}
+
+#[test]
+fn images_of_many_overlapping_segments() {
+    for pooled in [false, true] {
+        let engine = if pooled { pooled_engine(0) } else { Engine::default() };
+        let mut wat = String::from("(module (memory (export \"memory\") 2)");
+        for i in 0..200 {
+            wat.push_str(&format!("(data (i32.const {}) \"{}\")", i * 300, "ab".repeat(100)));
+        }
+        // Later segments overwrite earlier ones.
+        wat.push_str("(data (i32.const 10) \"XYZ\") (data (i32.const 11) \"q\"))");
+        let module = Module::new(&engine, &wat).unwrap();
+        let mut store = Store::new(&engine, ());
+        let inst = Instance::new(&mut store, &module, &[]).unwrap();
+        let mem = inst.get_memory(&mut store, "memory").unwrap();
+        let data = mem.data(&store);
+        assert_eq!(&data[8..14], b"abXqZb");
+        assert_eq!(&data[300..302], b"ab");
+        assert_eq!(data[250], 0);
+        assert_eq!(&data[199 * 300..199 * 300 + 4], b"abab");
+    }
+}
+
+#[test]
+fn segments_beyond_the_initial_size_trap_in_order() {
+    let engine = Engine::default();
+    let module = Module::new(
+        &engine,
+        r#"(module (import "env" "mem" (memory 1))
+            (data (i32.const 0) "ok")
+            (data (i32.const 65535) "xx"))"#,
+    )
+    .unwrap();
+    let own = Module::new(&engine, r#"(module (memory 1) (data (i32.const 65535) "xx"))"#).unwrap();
+    let mut store = Store::new(&engine, ());
+    let mem = weft::Memory::new(&mut store, weft::MemoryType::new(1, None)).unwrap();
+    let err = Instance::new(&mut store, &module, &[mem.into()]).unwrap_err();
+    assert_eq!(err.downcast::<Trap>().unwrap().kind(), TrapKind::MemoryOutOfBounds);
+    // The first segment was written before the second trapped.
+    assert_eq!(&mem.data(&store)[..2], b"ok");
+    let err = Instance::new(&mut store, &own, &[]).unwrap_err();
+    assert_eq!(err.downcast::<Trap>().unwrap().kind(), TrapKind::MemoryOutOfBounds);
+}
+
+#[test]
+fn reset_restores_the_just_instantiated_state() {
+    for pooled in [false, true] {
+        let engine = if pooled { pooled_engine(0) } else { Engine::default() };
+        let module = Module::new(&engine, MODULE).unwrap();
+        let mut store = Store::new(&engine, ());
+        let inst = Instance::new(&mut store, &module, &[]).unwrap();
+        call::<(i32, i32), ()>(&mut store, inst, "write", (16, 0));
+        call::<(i32, i32), ()>(&mut store, inst, "write", (5000, 3));
+        call::<i32, ()>(&mut store, inst, "set_global", 1);
+        assert_eq!(call::<i32, i32>(&mut store, inst, "grow", 2), 4);
+        let before = weft::syscall_counts();
+        inst.reset(&mut store).unwrap();
+        let after = weft::syscall_counts();
+        assert_eq!(after.madvise - before.madvise, 1);
+        assert_eq!(after.mmap, before.mmap);
+        assert_eq!(call::<i32, i32>(&mut store, inst, "read", 16), b'h' as i32);
+        assert_eq!(call::<i32, i32>(&mut store, inst, "read", 5000), 0);
+        assert_eq!(call::<(), i32>(&mut store, inst, "global", ()), 7);
+        assert_eq!(call::<(), i32>(&mut store, inst, "size", ()), 4);
+    }
+}
