@@ -1,0 +1,78 @@
+//! Checks with strace (the real system calls, not Weft's own counters) that a
+//! warm re-instantiation in a pooled slot makes one madvise and no
+//! mmap/munmap/mprotect. Skipped with a message when strace is missing outside
+//! CI; CI installs it.
+
+use std::process::Command;
+
+use weft::{Config, Engine, Instance, InstanceAllocationStrategy, Module, PoolingConfig, Store};
+
+const ROUNDS: usize = 20;
+
+fn marker(text: &str) {
+    // SAFETY: writing a byte slice we own to stderr.
+    unsafe { libc::write(2, text.as_ptr() as *const _, text.len()) };
+}
+
+#[test]
+fn child_instantiate_in_a_loop() {
+    if std::env::var_os("WEFT_STRACE_CHILD").is_none() {
+        return;
+    }
+    let mut config = Config::new();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(PoolingConfig { total_memories: 2, ..Default::default() }));
+    let engine = Engine::new(&config).unwrap();
+    let module = Module::new(
+        &engine,
+        r#"(module (memory 16) (table 10 funcref) (global (mut i64) (i64.const 1))
+            (data (i32.const 1024) "some data") (func (export "f") (i32.store (i32.const 8) (i32.const 1))))"#,
+    )
+    .unwrap();
+    let cycle = |call: bool| {
+        let mut store = Store::new(&engine, ());
+        let inst = Instance::new(&mut store, &module, &[]).unwrap();
+        if call {
+            inst.get_typed_func::<(), ()>(&mut store, "f").unwrap().call(&mut store, ()).unwrap();
+        }
+    };
+    for _ in 0..3 {
+        cycle(true);
+    }
+    marker("WEFT-BEGIN\n");
+    for _ in 0..ROUNDS {
+        cycle(false);
+    }
+    marker("WEFT-END\n");
+}
+
+#[test]
+fn warm_pooled_instantiation_syscalls_under_strace() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("strace is required in CI");
+        }
+        eprintln!("SKIPPED: strace is not installed");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let log = std::env::temp_dir().join(format!("weft-strace-{}.log", std::process::id()));
+    let status = Command::new("strace")
+        .args(["-f", "-e", "trace=memory,write", "-o"])
+        .arg(&log)
+        .arg(&exe)
+        .args(["--exact", "child_instantiate_in_a_loop", "--test-threads=1", "--nocapture"])
+        .env("WEFT_STRACE_CHILD", "1")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let begin = text.find("WEFT-BEGIN").expect("begin marker");
+    let end = text.find("WEFT-END").expect("end marker");
+    let window = &text[begin..end];
+    let count = |name: &str| window.lines().filter(|l| l.contains(&format!(" {name}(")) || l.starts_with(&format!("{name}("))).count();
+    let (madvise, mmap, munmap, mprotect) = (count("madvise"), count("mmap"), count("munmap"), count("mprotect"));
+    println!("{ROUNDS} warm pooled instantiations: madvise={madvise} mmap={mmap} munmap={munmap} mprotect={mprotect}");
+    assert_eq!(madvise, ROUNDS, "{window}");
+    assert_eq!(mmap + munmap + mprotect, 0, "{window}");
+}
