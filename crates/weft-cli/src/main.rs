@@ -1,4 +1,6 @@
-//! The `weft` command-line tool: run modules and spec test scripts.
+//! The `weft` command-line tool: run modules (WASI commands, or one export
+//! with `--invoke`) and spec test scripts. `weft module.wasm ARGS...` is
+//! shorthand for `weft run module.wasm ARGS...`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand};
 use weft::{Engine, Instance, Linker, Module, Store, Val, ValType};
+use weft_wasi::WasiCtx;
 
 #[derive(Parser)]
 #[command(name = "weft", version, about = "A WebAssembly runtime")]
@@ -22,9 +25,17 @@ enum Command {
         /// by the export's parameter types and results are printed.
         #[arg(long)]
         invoke: Option<String>,
+        /// Preopen the host directory HOST for the guest, as GUEST if given
+        /// (`--dir HOST::GUEST`), else under the same name. Repeatable.
+        #[arg(long = "dir", value_name = "HOST[::GUEST]")]
+        dirs: Vec<String>,
+        /// Set NAME=VALUE in the guest's environment, or pass the host's NAME
+        /// through (`--env NAME`). Repeatable.
+        #[arg(long = "env", value_name = "NAME[=VALUE]")]
+        envs: Vec<String>,
         /// The module (.wasm or .wat).
         module: PathBuf,
-        /// Arguments for the invoked function.
+        /// Arguments for the program (or for the invoked function).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -37,7 +48,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(with_run_shorthand(std::env::args_os().collect()));
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -47,17 +58,86 @@ fn main() -> ExitCode {
     }
 }
 
+/// Turns `weft module.wasm ARGS...` into `weft run module.wasm ARGS...`, and
+/// makes everything after the module the guest's (`run [OPTIONS] MODULE --
+/// ARGS...`), so options after the module are never taken as weft's.
+fn with_run_shorthand(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let Some(first) = args.get(1).and_then(|a| a.to_str()).map(str::to_owned) else {
+        return args;
+    };
+    if matches!(first.as_str(), "wast" | "help") || (first.starts_with('-') && first != "run") {
+        return args;
+    }
+    if first != "run" {
+        args.insert(1, "run".into());
+    }
+    let mut i = 2;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        if a == "--" {
+            break;
+        }
+        if matches!(a.as_ref(), "--invoke" | "--dir" | "--env") {
+            i += 2;
+            continue;
+        }
+        if a.starts_with('-') {
+            i += 1;
+            continue;
+        }
+        // `a` is the module.
+        if args.get(i + 1).is_some_and(|n| n != "--") {
+            args.insert(i + 1, "--".into());
+        }
+        break;
+    }
+    args
+}
+
+/// Builds the WASI context of `weft run`: the program's arguments, the
+/// requested environment and preopens, and the inherited stdio.
+fn wasi_ctx(module: &std::path::Path, args: &[String], dirs: &[String], envs: &[String]) -> anyhow::Result<WasiCtx> {
+    let mut b = WasiCtx::builder().inherit_stdio().arg(module.to_string_lossy()).args(args);
+    for e in envs {
+        match e.split_once('=') {
+            Some((k, v)) => b = b.env(k, v),
+            None => {
+                if let Ok(v) = std::env::var(e) {
+                    b = b.env(e, v);
+                }
+            }
+        }
+    }
+    for d in dirs {
+        let (host, guest) = d.split_once("::").unwrap_or((d, d));
+        b = b.preopened_dir(host, guest).with_context(|| format!("failed to open directory `{host}`"))?;
+    }
+    Ok(b.build())
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let engine = Engine::default();
     match cli.command {
-        Command::Run { invoke, module, args } => {
+        Command::Run { invoke, dirs, envs, module, args } => {
             let bytes = std::fs::read(&module).with_context(|| format!("failed to read {}", module.display()))?;
+            let ctx = wasi_ctx(&module, if invoke.is_some() { &[] } else { &args }, &dirs, &envs)?;
             let module = Module::new(&engine, &bytes)?;
-            let mut store = Store::new(&engine, ());
-            let linker = Linker::new(&engine);
-            let instance: Instance = linker.instantiate(&mut store, &module)?;
+            let mut store = Store::new(&engine, ctx);
+            let mut linker = Linker::new(&engine);
+            weft_wasi::add_to_linker(&mut linker, |c: &mut WasiCtx| c)?;
+            let instance: Instance = match linker.instantiate(&mut store, &module) {
+                Ok(i) => i,
+                Err(e) => return guest_failure(e),
+            };
             let Some(name) = invoke else {
-                return Ok(ExitCode::SUCCESS);
+                let start = instance.get_func(&mut store, "_start").or_else(|| instance.get_func(&mut store, "_initialize"));
+                let Some(start) = start else {
+                    return Ok(ExitCode::SUCCESS);
+                };
+                return match start.typed::<(), ()>(&store)?.call(&mut store, ()) {
+                    Ok(()) => Ok(ExitCode::SUCCESS),
+                    Err(e) => guest_failure(e),
+                };
             };
             let func = instance.get_func(&mut store, &name).ok_or_else(|| anyhow!("no exported function `{name}`"))?;
             let ty = func.ty(&store);
@@ -66,7 +146,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let params = ty.params().iter().zip(&args).map(|(t, a)| parse_arg(t, a)).collect::<anyhow::Result<Vec<_>>>()?;
             let mut results = vec![Val::I32(0); ty.results().len()];
-            func.call(&mut store, &params, &mut results)?;
+            if let Err(e) = func.call(&mut store, &params, &mut results) {
+                return guest_failure(e);
+            }
             for r in results {
                 println!("{}", format_val(&r));
             }
@@ -87,6 +169,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
     }
+}
+
+/// The exit status for an error from the guest: its `proc_exit` code, or
+/// (for a trap) the trap message and Wasm backtrace on stderr and status 134
+/// (what a host abort gives, as other runtimes do).
+fn guest_failure(e: anyhow::Error) -> anyhow::Result<ExitCode> {
+    if let Some(code) = weft_wasi::exit_code(&e) {
+        return Ok(ExitCode::from(code as u8));
+    }
+    if e.downcast_ref::<weft::Trap>().is_some() {
+        eprintln!("error: {e:#}");
+        return Ok(ExitCode::from(134));
+    }
+    Err(e)
 }
 
 fn parse_arg(ty: &ValType, s: &str) -> anyhow::Result<Val> {

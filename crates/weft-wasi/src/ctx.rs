@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+
 
 use cap_rand::{Rng, RngCore, SeedableRng};
 use cap_std::ambient_authority;
@@ -159,7 +159,6 @@ pub struct WasiCtx {
     pub(crate) env: Vec<Vec<u8>>,
     pub(crate) fds: BTreeMap<u32, Desc>,
     pub(crate) rng: Box<dyn RngCore + Send + Sync>,
-    pub(crate) mono_start: Instant,
 }
 
 impl WasiCtx {
@@ -310,8 +309,8 @@ impl WasiCtxBuilder {
         }
         let rng = self.rng.unwrap_or_else(|| {
             let mut seed_rng = cap_rand::thread_rng(cap_rand::ambient_authority());
-            Box::new(cap_rand::rngs::StdRng::from_seed(seed_rng.gen()))
+            Box::new(cap_rand::rngs::StdRng::from_seed(seed_rng.random()))
         });
-        WasiCtx { args: self.args, env: self.env, fds, rng, mono_start: Instant::now() }
+        WasiCtx { args: self.args, env: self.env, fds, rng }
     }
 }

@@ -1,1 +1,50 @@
-//! stub
+//! WASI for Weft: the `wasi_snapshot_preview1` and legacy `wasi_unstable`
+//! (preview0) host functions, with filesystem access sandboxed to preopened
+//! directories through cap-std.
+//!
+//! # Example
+//!
+//! ```
+//! use weft::{Engine, Linker, Module, Store};
+//! use weft_wasi::{WasiCtx, OutputPipe, OutputSink};
+//!
+//! let engine = Engine::default();
+//! let module = Module::new(&engine, r#"(module
+//!     (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+//!     (memory (export "memory") 1)
+//!     (data (i32.const 16) "hi\n")
+//!     (func (export "_start")
+//!         (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 3))
+//!         (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#)?;
+//! let out = OutputPipe::new();
+//! let mut linker = Linker::new(&engine);
+//! weft_wasi::add_to_linker(&mut linker, |ctx: &mut WasiCtx| ctx)?;
+//! let mut store = Store::new(&engine, WasiCtx::builder().stdout(OutputSink::Pipe(out.clone())).build());
+//! let instance = linker.instantiate(&mut store, &module)?;
+//! instance.get_typed_func::<(), ()>(&mut store, "_start")?.call(&mut store, ())?;
+//! assert_eq!(out.contents(), b"hi\n");
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+mod ctx;
+mod imp;
+mod linker;
+pub mod types;
+
+pub use ctx::{OutputPipe, OutputSink, StdinSource, WasiCtx, WasiCtxBuilder};
+pub use linker::{add_to_linker, add_to_linker_preview0, add_to_linker_preview1};
+pub use types::Errno;
+
+/// The error `proc_exit(code)` raises to stop the guest: find it in the trap
+/// a call returns with [`exit_code`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("exit with status {0}")]
+pub struct I32Exit(pub i32);
+
+/// If `err` is the trap `proc_exit` raised, the guest's exit code.
+pub fn exit_code(err: &anyhow::Error) -> Option<i32> {
+    if let Some(e) = err.downcast_ref::<I32Exit>() {
+        return Some(e.0);
+    }
+    err.downcast_ref::<weft::Trap>().and_then(|t| t.host_error()).and_then(|e| e.downcast_ref::<I32Exit>()).map(|e| e.0)
+}
