@@ -11,6 +11,24 @@ pub enum OptLevel {
     SpeedAndSize,
 }
 
+/// How compiled code checks whether the embedder wants to interrupt it, at every
+/// function entry and loop header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Interruption {
+    /// No checks: a guest runs until it returns or traps.
+    #[default]
+    None,
+    /// Load the engine's epoch and compare it with the store's deadline.
+    Epoch,
+    /// One dead load from the store's interrupt page; interrupting revokes the
+    /// page (`mprotect`), and the fault becomes a call to the store's hook.
+    MmuPage,
+    /// Load the interrupt-page pointer from the store context, then a dead load
+    /// through it; interrupting swaps the pointer to a forbidden page (a plain
+    /// store, no system call).
+    MmuPointer,
+}
+
 /// Settings that compiled code depends on. Modules compiled with one set of
 /// tunables can only run in an engine with the same set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,11 +38,13 @@ pub struct Tunables {
     pub guarded_memory32: bool,
     /// Maximum bytes of native stack that Wasm code may use per call from the host.
     pub max_wasm_stack: usize,
+    /// The interruption checks compiled code makes.
+    pub interruption: Interruption,
 }
 
 impl Default for Tunables {
     fn default() -> Self {
-        Tunables { guarded_memory32: true, max_wasm_stack: 512 * 1024 }
+        Tunables { guarded_memory32: true, max_wasm_stack: 512 * 1024, interruption: Interruption::None }
     }
 }
 
@@ -109,6 +129,29 @@ impl Config {
     /// (default true). Without images, instantiation copies every segment.
     pub fn memory_images(&mut self, enable: bool) -> &mut Self {
         self.memory_images = enable;
+        self
+    }
+
+    /// Enables epoch interruption (default off): every function entry and loop
+    /// header compares the engine's epoch ([`Engine::increment_epoch`](crate::Engine::increment_epoch))
+    /// with the store's deadline ([`Store::set_epoch_deadline`](crate::Store::set_epoch_deadline)).
+    pub fn epoch_interruption(&mut self, enable: bool) -> &mut Self {
+        self.tunables.interruption = if enable { Interruption::Epoch } else { Interruption::None };
+        self
+    }
+
+    /// Enables MMU interruption (default off): every function entry and loop
+    /// header makes one dead load from the store's interrupt page, and
+    /// [`InterruptHandle::interrupt`](crate::InterruptHandle::interrupt) revokes
+    /// the page so that the next such load faults into the store's interrupt hook.
+    pub fn mmu_interruption(&mut self, enable: bool) -> &mut Self {
+        self.tunables.interruption = if enable { Interruption::MmuPage } else { Interruption::None };
+        self
+    }
+
+    /// Chooses the interruption mechanism directly (see [`Interruption`]).
+    pub fn interruption(&mut self, mode: Interruption) -> &mut Self {
+        self.tunables.interruption = mode;
         self
     }
 

@@ -76,6 +76,12 @@ impl Engine {
         &self.inner.epoch
     }
 
+    /// Advances the epoch by one. Stores whose deadline is reached stop at their
+    /// next interruption point. Async-signal-safe; callable from any thread.
+    pub fn increment_epoch(&self) {
+        self.inner.epoch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Whether two handles refer to the same engine.
     pub fn same(a: &Engine, b: &Engine) -> bool {
         Arc::ptr_eq(&a.inner, &b.inner)

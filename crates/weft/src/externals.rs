@@ -318,7 +318,7 @@ pub struct Tag {
 impl Tag {
     /// Creates a new tag whose payload has the parameters of `ty`.
     pub fn new(mut store: impl AsContextMut, ty: &crate::FuncType) -> Tag {
-        let mut ctx = store.as_context_mut();
+        let ctx = store.as_context_mut();
         let s = &mut ctx.inner.opaque;
         let type_id = s.engine.register_type(ty);
         s.tags.push(crate::store::TagEntry { type_id });

@@ -137,7 +137,7 @@ impl Instance {
     /// # Errors
     /// As for instantiation: a segment that does not fit, or a trapping start function.
     pub fn reset(&self, mut store: impl AsContextMut) -> anyhow::Result<()> {
-        let mut ctx = store.as_context_mut();
+        let ctx = store.as_context_mut();
         let s = &mut ctx.inner.opaque;
         s.check(self.store_id);
         match rt::reset(s, self.index) {

@@ -39,7 +39,8 @@ mod types;
 mod values;
 pub mod vmctx;
 
-pub use config::{Config, InstanceAllocationStrategy, OptLevel, Tunables};
+pub use config::{Config, InstanceAllocationStrategy, Interruption, OptLevel, Tunables};
+pub use runtime::interrupt::{InterruptAction, InterruptHandle, UpdateDeadline};
 pub use runtime::pool::PoolingConfig;
 pub use runtime::sys::{syscall_counts, SyscallCounts};
 pub use engine::Engine;

@@ -4,7 +4,11 @@
 use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::sync::Arc;
+
+use crate::config::Interruption;
 use crate::engine::Engine;
+use crate::runtime::interrupt::{InterruptAction, InterruptHandle, InterruptShared, UpdateDeadline};
 use crate::runtime::instance::InstanceData;
 use crate::runtime::memory::LinearMemory;
 use crate::runtime::table::TableData;
@@ -41,6 +45,20 @@ pub struct StoreOpaque {
     pub(crate) tags: Vec<TagEntry>,
     pub(crate) host_funcs: Vec<Box<dyn Any>>,
     pub(crate) externrefs: Vec<Box<dyn Any + Send + Sync>>,
+    /// Decides what happens when the epoch deadline is reached (None: trap).
+    pub(crate) epoch_callback: Option<Box<dyn FnMut(*mut u8) -> anyhow::Result<UpdateDeadline> + Send>>,
+    /// Decides what happens on an MMU interruption (None: trap).
+    pub(crate) interrupt_callback: Option<Box<dyn FnMut(*mut u8) -> anyhow::Result<InterruptAction> + Send>>,
+    /// The interrupt page and handles' shared state, in MMU modes.
+    pub(crate) interrupts: Option<Arc<InterruptShared>>,
+}
+
+impl Drop for StoreOpaque {
+    fn drop(&mut self) {
+        if let Some(i) = &self.interrupts {
+            i.detach();
+        }
+    }
 }
 
 impl StoreOpaque {
@@ -98,11 +116,21 @@ impl<T> Store<T> {
                 tags: Vec::new(),
                 host_funcs: Vec::new(),
                 externrefs: Vec::new(),
+                epoch_callback: None,
+                interrupt_callback: None,
+                interrupts: None,
             },
             data,
         });
         let opaque: *mut StoreOpaque = &mut inner.opaque;
         inner.opaque.vm.store = opaque as *mut u8;
+        let mode = engine.config().tunables.interruption;
+        if matches!(mode, Interruption::MmuPage | Interruption::MmuPointer) {
+            let ctx: *mut VMStoreContext = &mut *inner.opaque.vm;
+            let shared = InterruptShared::new(mode, ctx);
+            inner.opaque.vm.interrupt_page = shared.readable_page();
+            inner.opaque.interrupts = Some(shared);
+        }
         Store { inner }
     }
 
@@ -118,6 +146,61 @@ impl<T> Store<T> {
     pub fn data_mut(&mut self) -> &mut T {
         &mut self.inner.data
     }
+    /// Sets the epoch deadline to `ticks` increments of the engine's epoch from now
+    /// (with [`Config::epoch_interruption`](crate::Config::epoch_interruption)).
+    pub fn set_epoch_deadline(&mut self, ticks: u64) {
+        let now = self.inner.opaque.engine.epoch_counter().load(std::sync::atomic::Ordering::Relaxed);
+        self.inner.opaque.vm.epoch_deadline = now.saturating_add(ticks);
+    }
+
+    /// Makes reaching the epoch deadline trap with
+    /// [`TrapKind::Interrupted`](crate::TrapKind::Interrupted) (the default).
+    pub fn epoch_deadline_trap(&mut self) {
+        self.inner.opaque.epoch_callback = None;
+    }
+
+    /// Calls `callback` when the epoch deadline is reached; it decides whether the
+    /// guest continues (with a new deadline) or traps. An error traps too.
+    pub fn epoch_deadline_callback(
+        &mut self,
+        mut callback: impl FnMut(StoreContextMut<'_, T>) -> anyhow::Result<UpdateDeadline> + Send + 'static,
+    ) where
+        T: 'static,
+    {
+        self.inner.opaque.epoch_callback = Some(Box::new(move |store: *mut u8| {
+            // SAFETY: `store` is this store's `StoreOpaque`, the first field of
+            // the `#[repr(C)]` `StoreInner<T>`; the store is running this call.
+            let inner = unsafe { &mut *(store as *mut StoreInner<T>) };
+            callback(StoreContextMut { inner })
+        }));
+    }
+
+    /// A handle that interrupts this store's guest from any thread
+    /// (with [`Config::mmu_interruption`](crate::Config::mmu_interruption)).
+    ///
+    /// # Errors
+    /// Fails if the engine was not configured for MMU interruption.
+    pub fn interrupt_handle(&self) -> anyhow::Result<InterruptHandle> {
+        let shared = self.inner.opaque.interrupts.clone().ok_or_else(|| anyhow::anyhow!("MMU interruption is not enabled in this engine's Config"))?;
+        Ok(InterruptHandle { shared })
+    }
+
+    /// Calls `callback` when the guest is interrupted through an
+    /// [`InterruptHandle`]; it decides whether the guest continues or traps
+    /// (the default without a callback). An error traps too.
+    pub fn interrupt_callback(
+        &mut self,
+        mut callback: impl FnMut(StoreContextMut<'_, T>) -> anyhow::Result<InterruptAction> + Send + 'static,
+    ) where
+        T: 'static,
+    {
+        self.inner.opaque.interrupt_callback = Some(Box::new(move |store: *mut u8| {
+            // SAFETY: as in `epoch_deadline_callback`.
+            let inner = unsafe { &mut *(store as *mut StoreInner<T>) };
+            callback(StoreContextMut { inner })
+        }));
+    }
+
     /// Consumes the store and returns its host data.
     pub fn into_data(self) -> T {
         let inner = *self.inner;

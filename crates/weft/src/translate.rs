@@ -71,6 +71,7 @@ pub fn builtin_signature(b: Builtin) -> Signature {
         Builtin::TableCopy => (&[I64, I32, I32, I64, I64, I64], &[I32]),
         Builtin::TableInit => (&[I64, I32, I32, I64, I32, I32], &[I32]),
         Builtin::ElemDrop => (&[I64, I32], &[]),
+        Builtin::EpochDeadline => (&[I64], &[I32]),
     };
     let mut sig = Signature::new(CallConv::SystemV);
     sig.params.extend(params.iter().map(|t| AbiParam::new(*t)));
@@ -293,7 +294,44 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     /// A point where a guest may be interrupted: function entry and loop headers.
     /// Epoch and MMU interruption insert their checks here.
     fn interruption_point(&mut self) {
-        let _ = &self.env.tunables;
+        use crate::config::Interruption;
+        let mode = self.env.tunables.interruption;
+        if mode == Interruption::None {
+            return;
+        }
+        // The store context and what it points to never move: these loads are
+        // hoisted and shared by every check in the function.
+        let store_ctx = self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, vmctx::VMCTX_STORE_CTX_OFFSET as i32);
+        match mode {
+            Interruption::None => {}
+            Interruption::Epoch => {
+                let counter = self.builder.ins().load(types::I64, readonly_flags(), store_ctx, vmctx::STORE_CTX_EPOCH_COUNTER_OFFSET as i32);
+                // Atomic so that the check in a loop without stores is not
+                // merged with the one before it by redundant-load elimination.
+                let epoch = self.builder.ins().atomic_load(types::I64, trusted_flags(), counter);
+                let deadline = self.builder.ins().load(types::I64, trusted_flags(), store_ctx, vmctx::STORE_CTX_EPOCH_DEADLINE_OFFSET as i32);
+                let reached = self.builder.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, epoch, deadline);
+                let slow = self.builder.create_block();
+                let cont = self.builder.create_block();
+                self.builder.set_cold_block(slow);
+                self.builder.ins().brif(reached, slow, &[], cont, &[]);
+                self.builder.seal_block(slow);
+                self.builder.switch_to_block(slow);
+                let r = self.call_builtin(Builtin::EpochDeadline, &[])[0];
+                self.builder.ins().trapnz(r, codes::INTERRUPTED);
+                self.builder.ins().jump(cont, &[]);
+                self.builder.seal_block(cont);
+                self.builder.switch_to_block(cont);
+            }
+            Interruption::MmuPage | Interruption::MmuPointer => {
+                let flags = if mode == Interruption::MmuPage { readonly_flags() } else { trusted_flags() };
+                let page = self.builder.ins().load(types::I64, flags, store_ctx, vmctx::STORE_CTX_INTERRUPT_PAGE_OFFSET as i32);
+                // A dead load, kept because it carries a trap code; atomic so
+                // that it is never merged with an earlier probe.
+                let probe = MemFlagsData::new().with_aligned().with_trap_code(Some(codes::INTERRUPTION_POINT));
+                self.builder.ins().atomic_load(types::I8, probe, page);
+            }
+        }
     }
 
     fn pop(&mut self) -> Value {

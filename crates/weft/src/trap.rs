@@ -18,6 +18,9 @@ pub mod codes {
     pub const BAD_SIGNATURE: TrapCode = TrapCode::unwrap_user(4);
     pub const NULL_REFERENCE: TrapCode = TrapCode::unwrap_user(5);
     pub const INTERRUPTED: TrapCode = TrapCode::unwrap_user(6);
+    /// Marks the dead loads of MMU interruption points. A fault there is not a
+    /// trap but a call into the store's interrupt hook.
+    pub const INTERRUPTION_POINT: TrapCode = TrapCode::unwrap_user(7);
 }
 
 /// Why a guest trapped.

@@ -210,6 +210,8 @@ pub enum Builtin {
     TableInit,
     /// (vmctx, elem)
     ElemDrop,
+    /// (vmctx) -> i32: 0 to continue (the deadline was moved), 1 to trap.
+    EpochDeadline,
 }
 
-pub const NUM_BUILTINS: usize = 10;
+pub const NUM_BUILTINS: usize = 11;

@@ -82,6 +82,7 @@ static BUILTINS: BuiltinTable = BuiltinTable([
     table_copy as *const u8,
     table_init as *const u8,
     elem_drop as *const u8,
+    crate::runtime::interrupt::epoch_deadline as *const u8,
 ]);
 
 /// Evaluates a constant expression in an instance under construction.

@@ -5,6 +5,7 @@
 pub mod code;
 pub mod image;
 pub mod instance;
+pub mod interrupt;
 pub mod memory;
 pub mod pool;
 pub mod signals;

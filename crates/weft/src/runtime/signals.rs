@@ -26,7 +26,7 @@ use std::ptr;
 use std::sync::Once;
 
 use crate::runtime::code;
-use crate::trap::TrapKind;
+use crate::trap::{codes, TrapKind};
 use crate::vmctx::VMStoreContext;
 
 /// Saved state to resume an activation: stack pointer, frame pointer, resume PC.
@@ -113,6 +113,8 @@ pub struct Activation {
     prev: *mut Activation,
     /// Stack pointer at entry: frame pointers above it belong to the host.
     entry_sp: usize,
+    /// The store context of the store running this call.
+    pub store_ctx: *mut VMStoreContext,
     pub cause: TrapCause,
     /// PC of the trap and the frame return addresses above it.
     pub backtrace: [usize; MAX_BACKTRACE],
@@ -168,6 +170,7 @@ pub unsafe fn call_wasm(
         jmp: JmpBuf::default(),
         prev: current_activation(),
         entry_sp: sp,
+        store_ctx,
         cause: TrapCause::None,
         backtrace: [0; MAX_BACKTRACE],
         backtrace_len: 0,
@@ -213,6 +216,25 @@ pub unsafe fn raise(cause: TrapCause, error: Option<anyhow::Error>, panic: Optio
         let pc = *((fp + 8) as *const usize);
         let next_fp = *(fp as *const usize);
         record_backtrace(a, pc, next_fp, true);
+        weft_longjmp(&a.jmp)
+    }
+}
+
+/// Like [`raise`], for a trap at `pc` (not a return address) in the frame `fp`.
+///
+/// # Safety
+/// As for [`raise`].
+pub unsafe fn raise_at(cause: TrapCause, error: Option<anyhow::Error>, panic: Option<Box<dyn std::any::Any + Send>>, pc: usize, fp: usize) -> ! {
+    let act = current_activation();
+    assert!(!act.is_null(), "raise outside of Wasm");
+    // SAFETY: the activation is live while its call is in progress.
+    let a = unsafe { &mut *act };
+    a.cause = cause;
+    a.host_error = error;
+    a.panic = panic;
+    // SAFETY: `fp` is a frame pointer of compiled code below the activation.
+    unsafe {
+        record_backtrace(a, pc, fp, false);
         weft_longjmp(&a.jmp)
     }
 }
@@ -312,21 +334,67 @@ unsafe extern "C" fn trap_handler(sig: libc::c_int, info: *mut libc::siginfo_t, 
     if !act.is_null() {
         let pc = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
         let fp = uc.uc_mcontext.gregs[libc::REG_RBP as usize] as usize;
-        let kind = code::with_code_at(pc, |found| {
-            let (mem, offset) = found?;
-            match mem.trap_at(offset) {
-                Some(code) => TrapKind::from_code(code),
-                // Only the stack guard can fault at an instruction without a
-                // trap entry (a call or push past the end of the stack).
-                None if sig == libc::SIGSEGV || sig == libc::SIGBUS => {
-                    let sp = uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize;
-                    // SAFETY: reading si_addr of a fault signal.
-                    let addr = unsafe { (*info).si_addr() } as usize;
-                    (addr.abs_diff(sp) < 1 << 16).then_some(TrapKind::StackOverflow)
+        let sp = uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize;
+        // SAFETY: reading si_addr of a fault signal.
+        let addr = if sig == libc::SIGSEGV || sig == libc::SIGBUS { (unsafe { (*info).si_addr() }) as usize } else { 0 };
+        let code = code::with_code_at(pc, |found| found.map(|(mem, offset)| mem.trap_at(offset)));
+        // SAFETY: the activation is live and belongs to this thread; its store
+        // context and store are alive while it runs.
+        let on_interrupt_page = addr != 0
+            && unsafe {
+                let store = (*(*act).store_ctx).store as *const crate::store::StoreOpaque;
+                (*store).interrupts.as_ref().is_some_and(|i| i.owns_fault(addr))
+            };
+        if code == Some(Some(codes::INTERRUPTION_POINT)) && on_interrupt_page {
+            // An MMU interruption: run the hook on the guest's stack, then
+            // resume at the same load. See `interrupt.rs` for the stub's frame.
+            // In pointer mode the faulting load's base register holds the
+            // forbidden page, loaded before the flip back: point it at the
+            // readable page so that re-executing the load succeeds. (The register
+            // is found by value; it holds nothing but that pointer.)
+            // SAFETY: as above.
+            let readable = unsafe {
+                let store = (*(*act).store_ctx).store as *const crate::store::StoreOpaque;
+                (*store).interrupts.as_ref().map(|i| i.readable_page() as i64)
+            };
+            let forbidden = (addr & !(code::page_size() - 1)) as i64;
+            if let Some(readable) = readable.filter(|r| *r != forbidden) {
+                for reg in [
+                    libc::REG_RAX, libc::REG_RBX, libc::REG_RCX, libc::REG_RDX, libc::REG_RSI, libc::REG_RDI,
+                    libc::REG_R8, libc::REG_R9, libc::REG_R10, libc::REG_R11, libc::REG_R12, libc::REG_R13,
+                    libc::REG_R14, libc::REG_R15,
+                ] {
+                    if uc.uc_mcontext.gregs[reg as usize] == forbidden {
+                        uc.uc_mcontext.gregs[reg as usize] = readable;
+                    }
                 }
-                None => None,
             }
-        });
+            let new_sp = (sp - 128 - 16) & !15;
+            // SAFETY: below the red zone of the interrupted thread's own stack.
+            unsafe {
+                *(new_sp as *mut usize) = pc;
+                *((new_sp + 8) as *mut usize) = sp;
+            }
+            uc.uc_mcontext.gregs[libc::REG_RSP as usize] = new_sp as i64;
+            uc.uc_mcontext.gregs[libc::REG_RIP as usize] = crate::runtime::interrupt::stub_address() as i64;
+            return;
+        }
+        if on_interrupt_page {
+            // Only interruption points may touch the interrupt page.
+            let msg = b"weft: fault on the interrupt page outside an interruption point\n";
+            // SAFETY: write and abort are async-signal-safe.
+            unsafe {
+                libc::write(2, msg.as_ptr() as *const _, msg.len());
+                libc::abort();
+            }
+        }
+        let kind = match code {
+            Some(Some(code)) => TrapKind::from_code(code),
+            // Only the stack guard can fault at an instruction without a
+            // trap entry (a call or push past the end of the stack).
+            Some(None) if addr != 0 && addr.abs_diff(sp) < 1 << 16 => Some(TrapKind::StackOverflow),
+            _ => None,
+        };
         if let Some(kind) = kind {
             // SAFETY: the activation is live while its call is in progress, and
             // this handler runs on the thread that owns it.

@@ -1,0 +1,300 @@
+//! Interrupting running guests: epoch deadlines and MMU interruption.
+//!
+//! **Epochs.** Compiled code compares the engine's epoch counter with the
+//! store's deadline at every function entry and loop header; when the deadline
+//! is reached it calls [`epoch_deadline`] (a builtin), which asks the store's
+//! callback whether to continue with a new deadline or to trap.
+//!
+//! **MMU interruption.** At the same points compiled code makes one dead load
+//! from the store's interrupt page. [`InterruptHandle::interrupt`] makes that
+//! load fault, either by revoking the page (`mprotect`) or, in pointer mode, by
+//! pointing the store context at a forbidden page (a plain store). The signal
+//! handler recognises the interruption point by its trap code and redirects the
+//! thread to `weft_interrupt_stub`, which saves every register (general purpose,
+//! flags, x87/SSE state), calls [`weft_interrupt_hook`] with the store recovered
+//! from the thread's activation, and on continue restores everything and
+//! re-executes the load, the page having been made readable again first.
+//! Both operations are async-signal-safe: an atomic store or one `mprotect`.
+
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crate::config::Interruption;
+use crate::runtime::signals::{self, TrapCause};
+use crate::runtime::sys;
+use crate::trap::TrapKind;
+use crate::vmctx::{self, VMStoreContext};
+
+/// What the epoch callback decides when the deadline is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateDeadline {
+    /// Keep running; the new deadline is this many ticks after the current epoch.
+    Continue(u64),
+    /// Stop the guest with [`TrapKind::Interrupted`].
+    Trap,
+}
+
+/// What the MMU interrupt hook decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterruptAction {
+    /// Resume the guest where it was interrupted.
+    Continue,
+    /// Stop the guest with [`TrapKind::Interrupted`].
+    Trap,
+}
+
+/// A page that reads as zero, never written; compiled code loads from it.
+struct Page(*mut u8);
+// SAFETY: the page is only ever read or re-protected, never written.
+unsafe impl Send for Page {}
+// SAFETY: as above.
+unsafe impl Sync for Page {}
+
+impl Page {
+    fn new(readable: bool) -> Page {
+        let size = crate::runtime::code::page_size();
+        let p = sys::reserve(size).expect("failed to map an interrupt page");
+        if readable {
+            // SAFETY: our fresh mapping.
+            unsafe { sys::protect(p, size, true).expect("failed to protect an interrupt page") };
+        }
+        Page(p)
+    }
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        // SAFETY: our mapping, no longer referenced by any store context.
+        unsafe { sys::unmap(self.0, crate::runtime::code::page_size()) };
+    }
+}
+
+/// The page that faults in pointer mode (shared by every store).
+fn forbidden_page() -> *mut u8 {
+    static FORBIDDEN: OnceLock<Page> = OnceLock::new();
+    FORBIDDEN.get_or_init(|| Page::new(false)).0
+}
+
+/// State shared by a store and its interrupt handles.
+pub(crate) struct InterruptShared {
+    mode: Interruption,
+    page: Page,
+    /// The store context, or null once the store is gone.
+    ctx: AtomicPtr<VMStoreContext>,
+    /// Handles currently writing to `ctx` (the store waits for them on drop).
+    writers: AtomicUsize,
+}
+
+impl InterruptShared {
+    pub fn new(mode: Interruption, ctx: *mut VMStoreContext) -> Arc<Self> {
+        Arc::new(InterruptShared { mode, page: Page::new(true), ctx: AtomicPtr::new(ctx), writers: AtomicUsize::new(0) })
+    }
+
+    /// The page the store context should point at while not interrupted.
+    pub fn readable_page(&self) -> *const u8 {
+        self.page.0
+    }
+
+    fn interrupt(&self) {
+        match self.mode {
+            Interruption::MmuPage => {
+                // SAFETY: our own page; mprotect is async-signal-safe.
+                unsafe {
+                    libc::mprotect(self.page.0 as *mut _, crate::runtime::code::page_size(), libc::PROT_NONE);
+                }
+            }
+            Interruption::MmuPointer => {
+                self.writers.fetch_add(1, Ordering::SeqCst);
+                let ctx = self.ctx.load(Ordering::SeqCst);
+                if !ctx.is_null() {
+                    // SAFETY: the store waits for `writers` to drain before freeing `ctx`.
+                    unsafe { (*(std::ptr::addr_of_mut!((*ctx).interrupt_page) as *const AtomicPtr<u8>)).store(forbidden_page(), Ordering::SeqCst) };
+                }
+                self.writers.fetch_sub(1, Ordering::SeqCst);
+            }
+            Interruption::Epoch | Interruption::None => {}
+        }
+    }
+
+    /// Makes interruption points pass again.
+    fn restore(&self, ctx: *mut VMStoreContext) {
+        match self.mode {
+            Interruption::MmuPage => {
+                // SAFETY: our own page.
+                unsafe {
+                    libc::mprotect(self.page.0 as *mut _, crate::runtime::code::page_size(), libc::PROT_READ);
+                }
+            }
+            Interruption::MmuPointer => {
+                // SAFETY: `ctx` is the running store's context.
+                unsafe { (*(std::ptr::addr_of_mut!((*ctx).interrupt_page) as *const AtomicPtr<u8>)).store(self.page.0, Ordering::SeqCst) };
+            }
+            _ => {}
+        }
+    }
+
+    /// Called by the store as it is dropped: no handle writes to its context after this.
+    pub fn detach(&self) {
+        self.ctx.store(std::ptr::null_mut(), Ordering::SeqCst);
+        while self.writers.load(Ordering::SeqCst) != 0 {
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Whether `addr` is on a page an interruption point may fault on.
+    pub fn owns_fault(&self, addr: usize) -> bool {
+        let size = crate::runtime::code::page_size();
+        let on = |p: *mut u8| addr >= p as usize && addr < p as usize + size;
+        on(self.page.0) || (self.mode == Interruption::MmuPointer && on(forbidden_page()))
+    }
+}
+
+/// Interrupts a store's guest from any thread (or a signal handler).
+///
+/// Obtained from [`Store::interrupt_handle`](crate::Store::interrupt_handle).
+/// The guest stops at its next function entry or loop header and the store's
+/// interrupt hook decides whether it continues or traps. Interrupting a store
+/// that is not running takes effect when it next runs Wasm.
+#[derive(Clone)]
+pub struct InterruptHandle {
+    pub(crate) shared: Arc<InterruptShared>,
+}
+
+impl InterruptHandle {
+    /// Requests an interruption. Async-signal-safe.
+    pub fn interrupt(&self) {
+        self.shared.interrupt();
+    }
+}
+
+impl std::fmt::Debug for InterruptHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InterruptHandle").field("mode", &self.shared.mode).finish()
+    }
+}
+
+/// The store behind a store context.
+///
+/// # Safety
+/// `ctx` must be a live store context.
+unsafe fn store_of(ctx: *mut VMStoreContext) -> *mut crate::store::StoreOpaque {
+    // SAFETY: guaranteed by the caller.
+    unsafe { (*ctx).store as *mut crate::store::StoreOpaque }
+}
+
+/// Builtin: the epoch deadline was reached. Returns 0 to continue, 1 to trap.
+pub(crate) unsafe extern "C" fn epoch_deadline(vmctx: *mut u8) -> u32 {
+    // SAFETY: called by compiled code with its vmctx, whose header points to the store context.
+    let ctx = unsafe { *(vmctx.add(vmctx::VMCTX_STORE_CTX_OFFSET as usize) as *const *mut VMStoreContext) };
+    // SAFETY: the store is running this call.
+    let store = unsafe { &mut *store_of(ctx) };
+    let Some(mut callback) = store.epoch_callback.take() else { return 1 };
+    let decision = callback(store as *mut _ as *mut u8);
+    store.epoch_callback = Some(callback);
+    match decision {
+        Ok(UpdateDeadline::Continue(delta)) => {
+            let now = store.engine.epoch_counter().load(Ordering::Relaxed);
+            // SAFETY: as above.
+            unsafe { (*ctx).epoch_deadline = now.saturating_add(delta) };
+            0
+        }
+        Ok(UpdateDeadline::Trap) | Err(_) => 1,
+    }
+}
+
+/// Called by `weft_interrupt_stub` on an interrupted thread, with the faulting
+/// PC and frame pointer. Returns to resume the guest, or raises a trap.
+#[no_mangle]
+unsafe extern "C" fn weft_interrupt_hook(fault_pc: usize, fp: usize) {
+    let act = signals::current_activation();
+    // SAFETY: the stub only runs for a fault inside an activation.
+    let ctx = unsafe { (*act).store_ctx };
+    // SAFETY: the activation's store is running.
+    let store = unsafe { &mut *store_of(ctx) };
+    if let Some(shared) = &store.interrupts {
+        shared.restore(ctx);
+    }
+    let decision = match store.interrupt_callback.take() {
+        Some(mut cb) => {
+            let d = cb(store as *mut _ as *mut u8);
+            store.interrupt_callback = Some(cb);
+            d
+        }
+        None => Ok(InterruptAction::Trap),
+    };
+    match decision {
+        Ok(InterruptAction::Continue) => {}
+        Ok(InterruptAction::Trap) => {
+            // SAFETY: called from compiled code's interrupted frame; nothing to drop here.
+            unsafe { signals::raise_at(TrapCause::Wasm(TrapKind::Interrupted), None, None, fault_pc, fp) }
+        }
+        // SAFETY: as above.
+        Err(e) => unsafe { signals::raise_at(TrapCause::Host, Some(e), None, fault_pc, fp) },
+    }
+}
+
+// The stub the signal handler redirects an interrupted thread to. On entry:
+// rsp is 16-byte aligned, [rsp] = faulting PC, [rsp + 8] = the guest's rsp.
+std::arch::global_asm!(
+    ".text",
+    ".globl weft_interrupt_stub",
+    ".type weft_interrupt_stub,@function",
+    "weft_interrupt_stub:",
+    "pushfq",
+    "push rax",
+    "push rbx",
+    "push rcx",
+    "push rdx",
+    "push rsi",
+    "push rdi",
+    "push rbp",
+    "push r8",
+    "push r9",
+    "push r10",
+    "push r11",
+    "push r12",
+    "push r13",
+    "push r14",
+    "push r15",
+    // 16 pushes keep 16-byte alignment; fxsave needs it.
+    "sub rsp, 512",
+    "fxsave [rsp]",
+    "mov rdi, [rsp + 640]",
+    "mov rsi, rbp",
+    "call weft_interrupt_hook",
+    // Resume: put the faulting PC just below the guest's rsp, restore
+    // everything, switch back to the guest's rsp and jump to the PC.
+    "mov rax, [rsp + 640]",
+    "mov rcx, [rsp + 648]",
+    "mov [rcx - 8], rax",
+    "fxrstor [rsp]",
+    "add rsp, 512",
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop r11",
+    "pop r10",
+    "pop r9",
+    "pop r8",
+    "pop rbp",
+    "pop rdi",
+    "pop rsi",
+    "pop rdx",
+    "pop rcx",
+    "pop rbx",
+    "pop rax",
+    "popfq",
+    "mov rsp, [rsp + 8]",
+    "jmp qword ptr [rsp - 8]",
+    ".size weft_interrupt_stub, .-weft_interrupt_stub",
+);
+
+extern "C" {
+    fn weft_interrupt_stub();
+}
+
+/// Address of the stub, for the signal handler.
+pub(crate) fn stub_address() -> usize {
+    weft_interrupt_stub as *const () as usize
+}

@@ -1,0 +1,296 @@
+//! Interrupting guests: epochs and MMU interruption (page revocation and
+//! pointer flip), trapping or continuing, across host calls, on several threads,
+//! with every register preserved across an interruption.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weft::{Config, Engine, InterruptAction, Interruption, Linker, Module, Store, Trap, TrapKind, UpdateDeadline};
+
+const GUEST: &str = r#"(module
+    (import "host" "sleep" (func $sleep))
+    (import "host" "reenter" (func $reenter))
+    (func (export "spin") (loop $l (br $l)))
+    (func $fib (export "fib") (param i64) (result i64)
+      (if (result i64) (i64.lt_u (local.get 0) (i64.const 2)) (then (local.get 0))
+        (else (i64.add (call $fib (i64.sub (local.get 0) (i64.const 1))) (call $fib (i64.sub (local.get 0) (i64.const 2)))))))
+    (func (export "fib_forever") (loop $l (drop (call $fib (i64.const 25))) (br $l)))
+    (func (export "sleep_then_spin") (call $sleep) (loop $l (br $l)))
+    (func (export "reenter") (call $reenter))
+    (func (export "checksum") (param i64) (result i64) (local $acc i64)
+      (loop $l
+        (local.set $acc (i64.add (i64.mul (local.get $acc) (i64.const 6364136223846793005)) (local.get 0)))
+        (br_if $l (i64.ne (local.tee 0 (i64.sub (local.get 0) (i64.const 1))) (i64.const 0))))
+      (local.get $acc))
+    (func (export "ok") (result i32) (i32.const 42)))"#;
+
+fn checksum(mut n: u64) -> u64 {
+    let mut acc = 0u64;
+    loop {
+        acc = acc.wrapping_mul(6364136223846793005).wrapping_add(n);
+        n -= 1;
+        if n == 0 {
+            return acc;
+        }
+    }
+}
+
+fn engine(mode: Interruption) -> Engine {
+    let mut config = Config::new();
+    config.interruption(mode);
+    Engine::new(&config).unwrap()
+}
+
+fn setup(engine: &Engine) -> (Store<()>, weft::Instance) {
+    let mut linker = Linker::<()>::new(engine);
+    linker.func_wrap("host", "sleep", || std::thread::sleep(Duration::from_millis(30))).unwrap();
+    linker
+        .func_wrap("host", "reenter", |mut caller: weft::Caller<'_, ()>| -> anyhow::Result<()> {
+            let spin = caller.get_export("spin").unwrap().into_func().unwrap();
+            spin.typed::<(), ()>(&caller)?.call(&mut caller, ())
+        })
+        .unwrap();
+    let module = Module::new(engine, GUEST).unwrap();
+    let mut store = Store::new(engine, ());
+    let inst = linker.instantiate(&mut store, &module).unwrap();
+    (store, inst)
+}
+
+const MODES: [Interruption; 3] = [Interruption::Epoch, Interruption::MmuPage, Interruption::MmuPointer];
+
+/// Requests an interruption of `store` from another thread after `delay`;
+/// returns when it was requested.
+fn interrupt_later(engine: &Engine, store: &mut Store<()>, mode: Interruption, delay: Duration) -> std::thread::JoinHandle<Instant> {
+    if mode == Interruption::Epoch {
+        store.set_epoch_deadline(1);
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            let at = Instant::now();
+            engine.increment_epoch();
+            at
+        })
+    } else {
+        let handle = store.interrupt_handle().unwrap();
+        std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            let at = Instant::now();
+            handle.interrupt();
+            at
+        })
+    }
+}
+
+fn expect_interrupted(err: anyhow::Error) {
+    let trap = err.downcast::<Trap>().expect("a trap");
+    assert_eq!(trap.kind(), TrapKind::Interrupted, "{trap}");
+}
+
+#[test]
+fn infinite_loops_and_recursion_are_interrupted_quickly() {
+    for mode in MODES {
+        let engine = engine(mode);
+        let (mut store, inst) = setup(&engine);
+        for name in ["spin", "fib_forever"] {
+            let f = inst.get_typed_func::<(), ()>(&mut store, name).unwrap();
+            let requester = interrupt_later(&engine, &mut store, mode, Duration::from_millis(20));
+            let err = f.call(&mut store, ()).unwrap_err();
+            let latency = requester.join().unwrap().elapsed();
+            expect_interrupted(err);
+            assert!(latency < Duration::from_millis(10), "{mode:?} {name}: {latency:?}");
+            // The store is usable afterwards.
+            let ok = inst.get_typed_func::<(), i32>(&mut store, "ok").unwrap();
+            store.set_epoch_deadline(u64::MAX / 2);
+            assert_eq!(ok.call(&mut store, ()).unwrap(), 42);
+        }
+    }
+}
+
+#[test]
+fn interrupt_during_a_host_call_acts_after_it_returns() {
+    for mode in MODES {
+        let engine = engine(mode);
+        let (mut store, inst) = setup(&engine);
+        let f = inst.get_typed_func::<(), ()>(&mut store, "sleep_then_spin").unwrap();
+        // Requested while the guest sleeps in the host function (30 ms).
+        let requester = interrupt_later(&engine, &mut store, mode, Duration::from_millis(5));
+        let start = Instant::now();
+        let err = f.call(&mut store, ()).unwrap_err();
+        let elapsed = start.elapsed();
+        requester.join().unwrap();
+        expect_interrupted(err);
+        assert!(elapsed >= Duration::from_millis(30) && elapsed < Duration::from_millis(40), "{mode:?}: {elapsed:?}");
+    }
+}
+
+#[test]
+fn loop_inside_a_reentrant_host_call_chain() {
+    for mode in MODES {
+        let engine = engine(mode);
+        let (mut store, inst) = setup(&engine);
+        let f = inst.get_typed_func::<(), ()>(&mut store, "reenter").unwrap();
+        let requester = interrupt_later(&engine, &mut store, mode, Duration::from_millis(20));
+        let err = f.call(&mut store, ()).unwrap_err();
+        let latency = requester.join().unwrap().elapsed();
+        // The inner call's interruption surfaces through the host function.
+        let trap = err.downcast::<Trap>().unwrap();
+        assert!(matches!(trap.kind(), TrapKind::Interrupted | TrapKind::HostError), "{trap}");
+        assert!(latency < Duration::from_millis(10), "{mode:?}: {latency:?}");
+    }
+}
+
+#[test]
+fn continuing_a_thousand_times_gives_the_same_result() {
+    const N: u64 = 400_000_000;
+    let expected = checksum(N);
+    for mode in MODES {
+        let engine = engine(mode);
+        let (mut store, inst) = setup(&engine);
+        let hits = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let h = hits.clone();
+        let requester: std::thread::JoinHandle<()> = if mode == Interruption::Epoch {
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_callback(move |_| {
+                h.fetch_add(1, Ordering::SeqCst);
+                Ok(UpdateDeadline::Continue(1))
+            });
+            let (engine, done, hits) = (engine.clone(), done.clone(), hits.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::SeqCst) && hits.load(Ordering::SeqCst) < 1000 {
+                    engine.increment_epoch();
+                    std::thread::yield_now();
+                }
+            })
+        } else {
+            store.interrupt_callback(move |_| {
+                h.fetch_add(1, Ordering::SeqCst);
+                Ok(InterruptAction::Continue)
+            });
+            let handle = store.interrupt_handle().unwrap();
+            let (done, hits) = (done.clone(), hits.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::SeqCst) && hits.load(Ordering::SeqCst) < 1000 {
+                    handle.interrupt();
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            })
+        };
+        let f = inst.get_typed_func::<i64, i64>(&mut store, "checksum").unwrap();
+        let got = f.call(&mut store, N as i64).unwrap();
+        done.store(true, Ordering::SeqCst);
+        requester.join().unwrap();
+        assert_eq!(got as u64, expected, "{mode:?}");
+        assert!(hits.load(Ordering::SeqCst) >= 1000, "{mode:?}: only {} interruptions", hits.load(Ordering::SeqCst));
+    }
+}
+
+#[test]
+fn an_interrupt_before_the_call_is_remembered() {
+    for mode in [Interruption::MmuPage, Interruption::MmuPointer] {
+        let engine = engine(mode);
+        let (mut store, inst) = setup(&engine);
+        let hits = Arc::new(AtomicU64::new(0));
+        let h = hits.clone();
+        store.interrupt_callback(move |_| {
+            h.fetch_add(1, Ordering::SeqCst);
+            Ok(InterruptAction::Continue)
+        });
+        store.interrupt_handle().unwrap().interrupt();
+        let fib = inst.get_typed_func::<i64, i64>(&mut store, "fib").unwrap();
+        assert_eq!(fib.call(&mut store, 20).unwrap(), 6765);
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+}
+
+#[test]
+fn two_stores_on_two_threads_are_interrupted_independently() {
+    for mode in [Interruption::MmuPage, Interruption::MmuPointer] {
+        let engine = engine(mode);
+        let (mut a, inst_a) = setup(&engine);
+        let (mut b, inst_b) = setup(&engine);
+        let handle_a = a.interrupt_handle().unwrap();
+        let ta = std::thread::spawn(move || {
+            let f = inst_a.get_typed_func::<(), ()>(&mut a, "spin").unwrap();
+            f.call(&mut a, ()).unwrap_err()
+        });
+        let tb = std::thread::spawn(move || {
+            let f = inst_b.get_typed_func::<i64, i64>(&mut b, "checksum").unwrap();
+            f.call(&mut b, 50_000_000).unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        handle_a.interrupt();
+        expect_interrupted(ta.join().unwrap());
+        assert_eq!(tb.join().unwrap() as u64, checksum(50_000_000));
+    }
+}
+
+/// A loop keeping 14 integer and 14 float values live across its header (the
+/// interruption point), so that every allocatable register holds guest state.
+fn register_pressure_module() -> String {
+    let n = 14;
+    let mut wat = String::from("(module (func (export \"run\") (param $n i32) (result i64)");
+    for i in 0..n {
+        wat.push_str(&format!(" (local $i{i} i64) (local $f{i} f64)"));
+    }
+    for i in 0..n {
+        wat.push_str(&format!(" (local.set $i{i} (i64.const {})) (local.set $f{i} (f64.const {}.5))", i * 7 + 1, i + 1));
+    }
+    wat.push_str(" (loop $l");
+    for i in 0..n {
+        let j = (i + 1) % n;
+        wat.push_str(&format!(
+            " (local.set $i{i} (i64.add (i64.rotl (local.get $i{i}) (i64.const 5)) (local.get $i{j})))
+              (local.set $f{i} (f64.add (f64.mul (local.get $f{i}) (f64.const 0.5)) (local.get $f{j})))"
+        ));
+    }
+    wat.push_str(" (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))");
+    wat.push_str(" (i64.const 0)");
+    for i in 0..n {
+        wat.push_str(&format!(" (i64.xor (local.get $i{i})) (i64.add (i64.trunc_sat_f64_s (f64.mul (local.get $f{i}) (f64.const 1000))))"));
+    }
+    wat.push_str("))");
+    wat
+}
+
+#[test]
+fn registers_survive_interruptions() {
+    let wat = register_pressure_module();
+    let iterations = 30_000_000;
+    let expected = {
+        let engine = Engine::default();
+        let module = Module::new(&engine, &wat).unwrap();
+        let mut store = Store::new(&engine, ());
+        let inst = weft::Instance::new(&mut store, &module, &[]).unwrap();
+        inst.get_typed_func::<i32, i64>(&mut store, "run").unwrap().call(&mut store, iterations).unwrap()
+    };
+    for mode in [Interruption::MmuPage, Interruption::MmuPointer] {
+        let engine = engine(mode);
+        let module = Module::new(&engine, &wat).unwrap();
+        let mut store = Store::new(&engine, ());
+        let hits = Arc::new(AtomicU64::new(0));
+        let h = hits.clone();
+        store.interrupt_callback(move |_| {
+            h.fetch_add(1, Ordering::SeqCst);
+            // Clobber floating-point state in the hook too.
+            std::hint::black_box(1.2345f64.sqrt() * 3.0);
+            Ok(InterruptAction::Continue)
+        });
+        let inst = weft::Instance::new(&mut store, &module, &[]).unwrap();
+        let handle = store.interrupt_handle().unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        let t = std::thread::spawn(move || {
+            while !d.load(Ordering::SeqCst) {
+                handle.interrupt();
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        });
+        let got = inst.get_typed_func::<i32, i64>(&mut store, "run").unwrap().call(&mut store, iterations).unwrap();
+        done.store(true, Ordering::SeqCst);
+        t.join().unwrap();
+        assert_eq!(got, expected, "{mode:?}");
+        assert!(hits.load(Ordering::SeqCst) > 50, "{mode:?}: {} interruptions", hits.load(Ordering::SeqCst));
+    }
+}
