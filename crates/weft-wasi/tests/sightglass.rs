@@ -15,12 +15,6 @@ use weft_wasi::WasiCtx;
 /// Benchmarks that need SIMD, which Weft does not implement yet.
 const SIMD: &[&str] = &["blake3-simd", "intgemm-simd", "meshoptimizer"];
 
-/// SIMD benchmarks on which `Module::new` currently panics inside Cranelift
-/// instead of returning the "SIMD support is not enabled" error (a runtime
-/// bug, reported upstream in crates/weft): still "not runnable", so tolerated
-/// here, loudly.
-const SIMD_COMPILE_PANICS: &[&str] = &["intgemm-simd", "meshoptimizer"];
-
 fn expected(dir: &Path, stem: &str, stream: &str) -> Option<String> {
     [format!("{stem}.{stream}.expected"), format!("default.{stream}.expected")]
         .iter()
@@ -54,18 +48,7 @@ fn sightglass_benchmarks() {
             }
             if SIMD.contains(&bench.as_str()) {
                 let bytes = std::fs::read(&wasm).unwrap();
-                let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Module::new(&engine, &bytes)));
-                let Ok(compiled) = compiled else {
-                    if SIMD_COMPILE_PANICS.contains(&bench.as_str()) {
-                        println!("REJECTED (needs SIMD; KNOWN BUG: compiling it panics instead of failing cleanly) {name}");
-                        rejected.push(name);
-                    } else {
-                        println!("FAIL {name}: compiling panicked");
-                        failed += 1;
-                        failures.push(name);
-                    }
-                    continue;
-                };
+                let compiled = Module::new(&engine, &bytes);
                 if let Err(e) = compiled {
                     let msg = format!("{e:#}");
                     if msg.contains("SIMD") {

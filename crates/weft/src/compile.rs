@@ -57,15 +57,31 @@ fn compile_one(
     allocs: wasmparser::FuncValidatorAllocations,
 ) -> (Result<CompiledFunction, (u32, anyhow::Error)>, wasmparser::FuncValidatorAllocations) {
     let mut validator = pending.validator.into_validator(allocs);
+    let index = pending.index;
     let func = match translate::translate_function(env, pending.index, &pending.body, &mut validator, fctx, isa.frontend_config()) {
         Ok(f) => f,
-        Err(e) => return (Err((pending.index, e)), validator.into_allocations()),
+        Err(e) => {
+            // The builder context was left mid-function: start the next one afresh.
+            *fctx = FunctionBuilderContext::new();
+            return (Err((pending.index, e)), validator.into_allocations());
+        }
     };
     let allocs = validator.into_allocations();
     ctx.clear();
     ctx.func = func;
     let names = ctx.func.params.user_named_funcs().clone();
-    let result = match ctx.compile(&**isa, &mut ControlPlane::default()) {
+    // A code generator panic must not take the host down: report it as this
+    // function's compilation error.
+    let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.compile(&**isa, &mut ControlPlane::default()).map(|_| ()).map_err(|e| format!("{:?}", e.inner))));
+    let compiled = match compiled {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            ctx.clear();
+            return (Err((index, anyhow::anyhow!("internal compiler error in function {index}: {msg}"))), allocs);
+        }
+    };
+    let result = match compiled.map(|()| ctx.compiled_code().expect("compiled")) {
         Ok(compiled) => {
             let mut calls = Vec::new();
             let mut error = None;
@@ -94,7 +110,7 @@ fn compile_one(
                 }),
             }
         }
-        Err(e) => Err((pending.index, anyhow::anyhow!("compilation of function {} failed: {:?}", pending.index, e.inner))),
+        Err(e) => Err((pending.index, anyhow::anyhow!("compilation of function {} failed: {e}", pending.index))),
     };
     (result, allocs)
 }

@@ -233,4 +233,16 @@ fn invalid_and_unsupported_modules_are_errors() {
     let err = Module::new(&engine, "(module (func (drop (v128.const i64x2 0 0))))").unwrap_err();
     assert!(err.to_string().contains("SIMD"), "{err:#}");
     assert!(Module::new(&engine, b"garbage").is_err());
+    // A function that fails validation must not corrupt the compilation of the
+    // functions after it on the same compiler thread.
+    let mut config = weft::Config::new();
+    config.parallel_compilation(false);
+    let serial = Engine::new(&config).unwrap();
+    let mut wat = String::from("(module (func (drop (v128.const i64x2 0 0)))");
+    for i in 0..20 {
+        wat.push_str(&format!("(func (param i32) (result i32) (if (result i32) (local.get 0) (then (i32.const {i})) (else (i32.const 1))))"));
+    }
+    wat.push(')');
+    let err = Module::new(&serial, &wat).unwrap_err();
+    assert!(err.to_string().contains("SIMD"), "{err:#}");
 }
