@@ -1,1 +1,163 @@
-pub fn placeholder() {}
+//! Side-by-side benchmarks: Weft, and with the `wasmtime` feature the `wasmtime`
+//! crate (48.0.8, which shares Cranelift 0.135 with Weft), measured in the same
+//! process and run, interleaved, and reported as ratios (absolute times drift on
+//! small shared machines; ratios hold).
+//!
+//! Today this measures instantiation (`instantiate` + drop of a fresh store, the
+//! per-request cost of a serverless or plugin host), on demand or pooled, on
+//! one or more threads. Imports are satisfied with host functions that trap if
+//! called, in both runtimes, so only instantiation itself is measured.
+
+use std::time::Instant;
+
+/// Timing summary of one measurement.
+#[derive(Debug, Clone, Copy)]
+pub struct Stats {
+    pub median_ns: u64,
+    pub min_ns: u64,
+    pub max_ns: u64,
+    pub iters: usize,
+}
+
+impl Stats {
+    fn from(mut samples: Vec<u64>) -> Stats {
+        samples.sort_unstable();
+        Stats {
+            median_ns: samples[samples.len() / 2],
+            min_ns: samples[0],
+            max_ns: *samples.last().unwrap(),
+            iters: samples.len(),
+        }
+    }
+}
+
+/// How to instantiate.
+#[derive(Debug, Clone, Copy)]
+pub struct InstantiateOptions {
+    pub pooled: bool,
+    pub threads: usize,
+    pub iters: usize,
+}
+
+/// Runs `body(thread, iteration)` `iters` times on each of `threads` threads and
+/// returns the per-iteration times.
+fn timed(threads: usize, iters: usize, body: impl Fn() -> anyhow::Result<()> + Sync) -> anyhow::Result<Stats> {
+    let samples = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| -> anyhow::Result<Vec<u64>> {
+                    let mut out = Vec::with_capacity(iters);
+                    for _ in 0..iters {
+                        let t = Instant::now();
+                        body()?;
+                        out.push(t.elapsed().as_nanos() as u64);
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.join().expect("benchmark thread panicked")?);
+        }
+        Ok::<_, anyhow::Error>(all)
+    })?;
+    Ok(Stats::from(samples))
+}
+
+/// Median time of instantiate + drop with Weft.
+pub fn weft_instantiate(wasm: &[u8], opts: InstantiateOptions) -> anyhow::Result<Stats> {
+    let mut config = weft::Config::new();
+    if opts.pooled {
+        let slots = (opts.threads as u32 * 2).max(8);
+        config.allocation_strategy(weft::InstanceAllocationStrategy::Pooling(weft::PoolingConfig {
+            total_memories: slots,
+            total_tables: slots,
+            total_core_instances: slots,
+            ..Default::default()
+        }));
+    }
+    let engine = weft::Engine::new(&config)?;
+    let module = weft::Module::new(&engine, wasm)?;
+    let mut linker = weft::Linker::<()>::new(&engine);
+    for (m, n, ty) in module.imports() {
+        if let weft::ExternType::Func(ty) = ty {
+            let what = format!("{m}::{n}");
+            linker.func_new(m, n, ty, move |_, _, _| anyhow::bail!("benchmark stub {what} called"))?;
+        }
+    }
+    // Warm up: compile trampolines, fill pool slots with the image.
+    for _ in 0..3 {
+        let mut store = weft::Store::new(&engine, ());
+        linker.instantiate(&mut store, &module)?;
+    }
+    timed(opts.threads, opts.iters, || {
+        let mut store = weft::Store::new(&engine, ());
+        linker.instantiate(&mut store, &module)?;
+        Ok(())
+    })
+}
+
+/// wasmtime has its own error type; benchmarks report errors as anyhow's.
+#[cfg(feature = "wasmtime")]
+fn wt<T>(r: wasmtime::Result<T>) -> anyhow::Result<T> {
+    r.map_err(|e| anyhow::anyhow!("wasmtime: {e:?}"))
+}
+
+/// Median time of instantiate + drop with wasmtime.
+#[cfg(feature = "wasmtime")]
+pub fn wasmtime_instantiate(wasm: &[u8], opts: InstantiateOptions) -> anyhow::Result<Stats> {
+    let mut config = wasmtime::Config::new();
+    if opts.pooled {
+        let slots = (opts.threads as u32 * 2).max(8);
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_memories(slots).total_tables(slots).total_core_instances(slots);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    }
+    let engine = wt(wasmtime::Engine::new(&config))?;
+    let module = wt(wasmtime::Module::new(&engine, wasm))?;
+    let mut linker = wasmtime::Linker::<()>::new(&engine);
+    wt(linker.define_unknown_imports_as_traps(&module))?;
+    let pre = wt(linker.instantiate_pre(&module))?;
+    for _ in 0..3 {
+        let mut store = wasmtime::Store::new(&engine, ());
+        wt(pre.instantiate(&mut store))?;
+    }
+    timed(opts.threads, opts.iters, || {
+        let mut store = wasmtime::Store::new(&engine, ());
+        wt(pre.instantiate(&mut store))?;
+        Ok(())
+    })
+}
+
+/// Whether this build can measure wasmtime.
+pub const HAS_WASMTIME: bool = cfg!(feature = "wasmtime");
+
+/// One result line.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub benchmark: String,
+    pub engine: &'static str,
+    pub mode: &'static str,
+    pub threads: usize,
+    pub stats: Stats,
+}
+
+/// Measures instantiation of `wasm` with each engine in `engines` ("weft",
+/// "wasmtime"), interleaved.
+pub fn compare_instantiate(name: &str, wasm: &[u8], engines: &[&str], opts: InstantiateOptions) -> anyhow::Result<Vec<Row>> {
+    let mode = if opts.pooled { "pooled" } else { "on-demand" };
+    let mut rows = Vec::new();
+    for engine in engines {
+        let (engine, stats): (&'static str, Stats) = match *engine {
+            "weft" => ("weft", weft_instantiate(wasm, opts)?),
+            #[cfg(feature = "wasmtime")]
+            "wasmtime" => ("wasmtime", wasmtime_instantiate(wasm, opts)?),
+            #[cfg(not(feature = "wasmtime"))]
+            "wasmtime" => anyhow::bail!("this build has no wasmtime: rebuild with `--features wasmtime`"),
+            other => anyhow::bail!("unknown engine `{other}`"),
+        };
+        rows.push(Row { benchmark: name.to_string(), engine, mode, threads: opts.threads, stats });
+    }
+    Ok(rows)
+}

@@ -45,6 +45,31 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Benchmarks modules, side by side with other engines.
+    Bench {
+        /// Time N instantiate+drop cycles of each module (the phase measured today).
+        #[arg(long)]
+        instantiate: bool,
+        /// Use the pooling allocator.
+        #[arg(long)]
+        pooling: bool,
+        /// Threads instantiating concurrently.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Iterations per thread.
+        #[arg(long, default_value_t = 1000)]
+        iters: usize,
+        /// Engines to compare, comma-separated: weft, wasmtime (needs the
+        /// `wasmtime` build feature).
+        #[arg(long, default_value = "weft", value_delimiter = ',')]
+        engine: Vec<String>,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// The modules.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -65,7 +90,7 @@ fn with_run_shorthand(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStri
     let Some(first) = args.get(1).and_then(|a| a.to_str()).map(str::to_owned) else {
         return args;
     };
-    if matches!(first.as_str(), "wast" | "help") || (first.starts_with('-') && first != "run") {
+    if matches!(first.as_str(), "wast" | "bench" | "help") || (first.starts_with('-') && first != "run") {
         return args;
     }
     if first != "run" {
@@ -167,6 +192,50 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             println!("{passed} passed, {failed} failed");
             Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Bench { instantiate, pooling, threads, iters, engine: engines, json, files } => {
+            if !instantiate {
+                bail!("only `--instantiate` is implemented so far");
+            }
+            let engines: Vec<&str> = engines.iter().map(String::as_str).collect();
+            let opts = weft_bench::InstantiateOptions { pooled: pooling, threads, iters };
+            let mut ratios = Vec::new();
+            if !json {
+                println!("{:<28} {:<9} {:<9} {:>7} {:>12} {:>12} {:>12}", "benchmark", "engine", "mode", "threads", "median_ns", "min_ns", "max_ns");
+            }
+            for file in &files {
+                let bytes = std::fs::read(file).with_context(|| format!("failed to read {}", file.display()))?;
+                let name = file.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| file.display().to_string());
+                let rows = match weft_bench::compare_instantiate(&name, &bytes, &engines, opts) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("{name}: skipped: {e:#}");
+                        continue;
+                    }
+                };
+                for r in &rows {
+                    if json {
+                        println!(
+                            "{{\"benchmark\":\"{}\",\"engine\":\"{}\",\"phase\":\"instantiate\",\"mode\":\"{}\",\"threads\":{},\"median_ns\":{},\"min_ns\":{},\"max_ns\":{},\"iters\":{}}}",
+                            r.benchmark, r.engine, r.mode, r.threads, r.stats.median_ns, r.stats.min_ns, r.stats.max_ns, r.stats.iters
+                        );
+                    } else {
+                        println!("{:<28} {:<9} {:<9} {:>7} {:>12} {:>12} {:>12}", r.benchmark, r.engine, r.mode, r.threads, r.stats.median_ns, r.stats.min_ns, r.stats.max_ns);
+                    }
+                }
+                if let (Some(w), Some(t)) = (rows.iter().find(|r| r.engine == "weft"), rows.iter().find(|r| r.engine == "wasmtime")) {
+                    let ratio = w.stats.median_ns as f64 / t.stats.median_ns as f64;
+                    ratios.push(ratio);
+                    if !json {
+                        println!("{:<28} weft/wasmtime = {ratio:.3}x", name);
+                    }
+                }
+            }
+            if !ratios.is_empty() {
+                let geomean = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
+                println!("geomean weft/wasmtime = {geomean:.3}x over {} modules", ratios.len());
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

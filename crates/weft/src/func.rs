@@ -165,12 +165,24 @@ impl Func {
         let engine = ctx.inner.opaque.engine.clone();
         let type_id = engine.register_type(&ty);
         let trampolines = engine.trampolines(type_id).expect("trampoline compilation failed");
+        Func::new_registered(ctx, engine.func_type(type_id), type_id, trampolines, func)
+    }
+
+    /// Creates a host function whose type is already registered and whose
+    /// trampolines are compiled (the linker resolves both once, not per store).
+    pub(crate) fn new_registered<T: 'static>(
+        ctx: &mut StoreContextMut<'_, T>,
+        ty: Arc<FuncType>,
+        type_id: TypeId,
+        trampolines: Arc<Trampolines>,
+        func: Arc<HostFn<T>>,
+    ) -> Func {
         let store_ptr: *mut StoreInner<T> = ctx.inner;
         let mut boxed = Box::new(HostFuncContext {
             callback: host_callback::<T>,
             func_ref: VMFuncRef { code: trampolines.wasm_to_host, vmctx: std::ptr::null_mut(), type_id: type_id.0, _pad: 0 },
             store: store_ptr,
-            ty: engine.func_type(type_id),
+            ty,
             func,
             _trampolines: trampolines,
         });

@@ -15,16 +15,24 @@ use crate::Engine;
 
 type HostFn<T> = dyn Fn(Caller<'_, T>, &mut [ValRaw]) -> anyhow::Result<()> + Send + Sync;
 
+/// A host function resolved once against the engine: type id and trampolines.
+struct HostFuncDef<T> {
+    ty: Arc<FuncType>,
+    type_id: crate::TypeId,
+    trampolines: Arc<crate::compile::Trampolines>,
+    func: Arc<HostFn<T>>,
+}
+
 enum Definition<T> {
     Extern(Extern),
-    HostFunc(FuncType, Arc<HostFn<T>>),
+    HostFunc(Arc<HostFuncDef<T>>),
 }
 
 impl<T> Clone for Definition<T> {
     fn clone(&self) -> Self {
         match self {
             Definition::Extern(e) => Definition::Extern(*e),
-            Definition::HostFunc(t, f) => Definition::HostFunc(t.clone(), f.clone()),
+            Definition::HostFunc(d) => Definition::HostFunc(d.clone()),
         }
     }
 }
@@ -70,6 +78,12 @@ impl<T: 'static> Linker<T> {
         self
     }
 
+    fn host_func(&self, ty: FuncType, func: Arc<HostFn<T>>) -> anyhow::Result<Definition<T>> {
+        let type_id = self.engine.register_type(&ty);
+        let trampolines = self.engine.trampolines(type_id)?;
+        Ok(Definition::HostFunc(Arc::new(HostFuncDef { ty: self.engine.func_type(type_id), type_id, trampolines, func })))
+    }
+
     fn insert(&mut self, module: &str, name: &str, def: Definition<T>) -> anyhow::Result<&mut Self> {
         let key = (module.to_string(), name.to_string());
         if !self.allow_shadowing && self.defs.contains_key(&key) {
@@ -87,7 +101,8 @@ impl<T: 'static> Linker<T> {
     /// Defines a host function from a Rust closure (see [`Func::wrap`]).
     pub fn func_wrap<Params, Results>(&mut self, module: &str, name: &str, func: impl IntoFunc<T, Params, Results>) -> anyhow::Result<&mut Self> {
         let (ty, f) = func.into_func();
-        self.insert(module, name, Definition::HostFunc(ty, f))
+        let def = self.host_func(ty, f)?;
+        self.insert(module, name, def)
     }
 
     /// Defines a host function of type `ty` working on `Val` slices (see [`Func::new`]).
@@ -101,12 +116,9 @@ impl<T: 'static> Linker<T> {
         // Converts between raw slots and `Val`s on every call, like `Func::new`.
         let f2 = func;
         let ty3 = ty.clone();
-        self.insert(
-            module,
-            name,
-            Definition::HostFunc(
-                ty.clone(),
-                Arc::new(move |caller: Caller<'_, T>, values: &mut [ValRaw]| {
+        let def = self.host_func(
+            ty.clone(),
+            Arc::new(move |caller: Caller<'_, T>, values: &mut [ValRaw]| {
                     let store = &caller.store.inner.opaque;
                     let args: Vec<Val> = ty3.params().iter().zip(values.iter()).map(|(t, v)| Val::from_raw(store, *v, t)).collect();
                     let mut rets: Vec<Val> = ty3.results().iter().map(|t| Val::default_for(t).unwrap_or(Val::I32(0))).collect();
@@ -116,8 +128,8 @@ impl<T: 'static> Linker<T> {
                     }
                     Ok(())
                 }),
-            ),
-        )
+        )?;
+        self.insert(module, name, def)
     }
 
     /// Defines every export of `instance` under the module name `module`.
@@ -133,9 +145,9 @@ impl<T: 'static> Linker<T> {
         let def = self.defs.get(&(module.to_string(), name.to_string()))?;
         Some(match def {
             Definition::Extern(e) => *e,
-            Definition::HostFunc(ty, f) => {
+            Definition::HostFunc(d) => {
                 let mut ctx = store.as_context_mut();
-                Extern::Func(Func::new_raw(&mut ctx, ty.clone(), f.clone()))
+                Extern::Func(Func::new_registered(&mut ctx, d.ty.clone(), d.type_id, d.trampolines.clone(), d.func.clone()))
             }
         })
     }
