@@ -33,27 +33,56 @@ type HostFn<T> = dyn Fn(Caller<'_, T>, &mut [ValRaw]) -> anyhow::Result<()> + Se
 
 /// The context of a host function: its funcref's `vmctx` points here, and the
 /// Wasm-to-host trampoline calls `callback` (which must stay the first field).
+///
+/// It holds no store: the store is found through the caller's vmctx (an
+/// instance's, or the store's host pseudo-vmctx for calls from the host), so one
+/// context serves every store (the [`Linker`](crate::Linker) creates it once).
 #[repr(C)]
-struct HostFuncContext<T: 'static> {
+pub(crate) struct HostFuncContext<T: 'static> {
     callback: unsafe extern "C" fn(*mut HostFuncContext<T>, *mut u8, *mut ValRaw, usize),
-    func_ref: VMFuncRef,
-    store: *mut StoreInner<T>,
+    pub(crate) func_ref: VMFuncRef,
     ty: Arc<FuncType>,
     func: Arc<HostFn<T>>,
     _trampolines: Arc<Trampolines>,
 }
 
+impl<T: 'static> HostFuncContext<T> {
+    /// A shared context (its final address goes into its own funcref).
+    pub(crate) fn new(ty: Arc<FuncType>, type_id: TypeId, trampolines: Arc<Trampolines>, func: Arc<HostFn<T>>) -> Arc<Self> {
+        let mut shared = Arc::new(HostFuncContext {
+            callback: host_callback::<T>,
+            func_ref: VMFuncRef { code: trampolines.wasm_to_host, vmctx: std::ptr::null_mut(), type_id: type_id.0, _pad: 0 },
+            ty,
+            func,
+            _trampolines: trampolines,
+        });
+        let ctx_ptr = Arc::as_ptr(&shared) as *mut u8;
+        Arc::get_mut(&mut shared).expect("not shared yet").func_ref.vmctx = ctx_ptr;
+        shared
+    }
+}
+
+// SAFETY: the context is immutable after creation; the closure is Send + Sync.
+unsafe impl<T> Send for HostFuncContext<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for HostFuncContext<T> {}
+
 unsafe extern "C" fn host_callback<T: 'static>(ctx: *mut HostFuncContext<T>, caller_vmctx: *mut u8, values: *mut ValRaw, fp: usize) {
     let result = {
-        // SAFETY: `ctx` is the context this callback was registered with; it
-        // lives in the store, which is running this call.
+        // SAFETY: `ctx` is the context this callback was registered with; the
+        // store (or linker) keeps it alive while it can be called.
         let ctx = unsafe { &*ctx };
         let n = ctx.ty.params().len().max(ctx.ty.results().len());
         // SAFETY: the trampoline passes an array of at least `n` slots.
         let values = unsafe { std::slice::from_raw_parts_mut(values, n) };
-        // SAFETY: the store outlives the call; the embedder's borrow of it is
-        // suspended while Wasm runs.
-        let store = unsafe { &mut *ctx.store };
+        // SAFETY: every caller vmctx (an instance's or the store's host
+        // pseudo-vmctx) points to its store context, which points to the store:
+        // a `StoreInner<T>` whose first field is the `StoreOpaque`. The store
+        // outlives the call; the embedder's borrow of it is suspended while Wasm runs.
+        let store = unsafe {
+            let store_ctx = *(caller_vmctx.add(vmctx::VMCTX_STORE_CTX_OFFSET as usize) as *const *mut vmctx::VMStoreContext);
+            &mut *((*store_ctx).store as *mut StoreInner<T>)
+        };
         let caller = Caller { store: StoreContextMut { inner: store }, caller_vmctx };
         std::panic::catch_unwind(AssertUnwindSafe(|| (ctx.func)(caller, values)))
     };
@@ -84,10 +113,8 @@ impl<T> Caller<'_, T> {
     }
     /// An export of the calling instance (e.g. its `memory`), if the caller is Wasm.
     pub fn get_export(&mut self, name: &str) -> Option<Extern> {
-        if self.caller_vmctx.is_null() {
-            return None;
-        }
-        // SAFETY: a non-null caller vmctx is a live instance's vmctx.
+        // SAFETY: the caller vmctx is a live instance's vmctx or the store's
+        // host pseudo-vmctx, which has a different magic.
         let inst = unsafe {
             if *(self.caller_vmctx as *const u64) != vmctx::VMCTX_MAGIC {
                 return None;
@@ -177,20 +204,16 @@ impl Func {
         trampolines: Arc<Trampolines>,
         func: Arc<HostFn<T>>,
     ) -> Func {
-        let store_ptr: *mut StoreInner<T> = ctx.inner;
-        let mut boxed = Box::new(HostFuncContext {
-            callback: host_callback::<T>,
-            func_ref: VMFuncRef { code: trampolines.wasm_to_host, vmctx: std::ptr::null_mut(), type_id: type_id.0, _pad: 0 },
-            store: store_ptr,
-            ty,
-            func,
-            _trampolines: trampolines,
-        });
-        let ctx_ptr: *mut HostFuncContext<T> = &mut *boxed;
-        boxed.func_ref.vmctx = ctx_ptr as *mut u8;
-        let func_ref: *const VMFuncRef = &boxed.func_ref;
+        let shared = HostFuncContext::new(ty, type_id, trampolines, func);
+        Func::from_shared_host(ctx, shared)
+    }
+
+    /// A handle in this store to a host function whose context may be shared
+    /// with other stores; the store keeps the context alive.
+    pub(crate) fn from_shared_host<T: 'static>(ctx: &mut StoreContextMut<'_, T>, shared: Arc<HostFuncContext<T>>) -> Func {
+        let func_ref: *const VMFuncRef = &shared.func_ref;
         let opaque = &mut ctx.inner.opaque;
-        opaque.host_funcs.push(boxed);
+        opaque.host_funcs.push(shared);
         Func { store_id: opaque.id, func_ref }
     }
 
@@ -259,7 +282,7 @@ impl Func {
                 max_stack,
                 trampolines.host_to_wasm,
                 f.vmctx,
-                std::ptr::null_mut(),
+                store.host_vmctx(),
                 f.code,
                 values.as_mut_ptr() as *mut u8,
             )

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::externals::Extern;
-use crate::func::{Caller, Func, IntoFunc};
+use crate::func::{Caller, Func, HostFuncContext, IntoFunc};
 use crate::instance::Instance;
 use crate::module::Module;
 use crate::store::{AsContext, AsContextMut};
@@ -15,20 +15,13 @@ use crate::Engine;
 
 type HostFn<T> = dyn Fn(Caller<'_, T>, &mut [ValRaw]) -> anyhow::Result<()> + Send + Sync;
 
-/// A host function resolved once against the engine: type id and trampolines.
-struct HostFuncDef<T> {
-    ty: Arc<FuncType>,
-    type_id: crate::TypeId,
-    trampolines: Arc<crate::compile::Trampolines>,
-    func: Arc<HostFn<T>>,
-}
-
-enum Definition<T> {
+enum Definition<T: 'static> {
     Extern(Extern),
-    HostFunc(Arc<HostFuncDef<T>>),
+    /// A host function, created once and shared by every store.
+    HostFunc(Arc<HostFuncContext<T>>),
 }
 
-impl<T> Clone for Definition<T> {
+impl<T: 'static> Clone for Definition<T> {
     fn clone(&self) -> Self {
         match self {
             Definition::Extern(e) => Definition::Extern(*e),
@@ -55,9 +48,10 @@ impl<T> Clone for Definition<T> {
 /// instance.get_typed_func::<(), ()>(&mut store, "run").unwrap().call(&mut store, ()).unwrap();
 /// assert_eq!(*store.data(), 5);
 /// ```
-pub struct Linker<T> {
+pub struct Linker<T: 'static> {
     engine: Engine,
-    defs: HashMap<(String, String), Definition<T>>,
+    /// Definitions by module name, then field name.
+    defs: HashMap<String, HashMap<String, Definition<T>>>,
     allow_shadowing: bool,
 }
 
@@ -81,15 +75,15 @@ impl<T: 'static> Linker<T> {
     fn host_func(&self, ty: FuncType, func: Arc<HostFn<T>>) -> anyhow::Result<Definition<T>> {
         let type_id = self.engine.register_type(&ty);
         let trampolines = self.engine.trampolines(type_id)?;
-        Ok(Definition::HostFunc(Arc::new(HostFuncDef { ty: self.engine.func_type(type_id), type_id, trampolines, func })))
+        Ok(Definition::HostFunc(HostFuncContext::new(self.engine.func_type(type_id), type_id, trampolines, func)))
     }
 
     fn insert(&mut self, module: &str, name: &str, def: Definition<T>) -> anyhow::Result<&mut Self> {
-        let key = (module.to_string(), name.to_string());
-        if !self.allow_shadowing && self.defs.contains_key(&key) {
+        let fields = self.defs.entry(module.to_string()).or_default();
+        if !self.allow_shadowing && fields.contains_key(name) {
             anyhow::bail!("`{module}::{name}` is already defined");
         }
-        self.defs.insert(key, def);
+        fields.insert(name.to_string(), def);
         Ok(self)
     }
 
@@ -142,12 +136,12 @@ impl<T: 'static> Linker<T> {
 
     /// Looks up `module::name`, creating host functions in `store` as needed.
     pub fn get(&self, mut store: impl AsContextMut<Data = T>, module: &str, name: &str) -> Option<Extern> {
-        let def = self.defs.get(&(module.to_string(), name.to_string()))?;
+        let def = self.defs.get(module)?.get(name)?;
         Some(match def {
             Definition::Extern(e) => *e,
             Definition::HostFunc(d) => {
                 let mut ctx = store.as_context_mut();
-                Extern::Func(Func::new_registered(&mut ctx, d.ty.clone(), d.type_id, d.trampolines.clone(), d.func.clone()))
+                Extern::Func(Func::from_shared_host(&mut ctx, d.clone()))
             }
         })
     }

@@ -43,7 +43,11 @@ pub struct StoreOpaque {
     pub(crate) tables: Vec<Box<TableData>>,
     pub(crate) globals: Vec<GlobalEntry>,
     pub(crate) tags: Vec<TagEntry>,
-    pub(crate) host_funcs: Vec<Box<dyn Any>>,
+    /// Keeps alive the host functions this store can call.
+    pub(crate) host_funcs: Vec<Arc<dyn Any + Send + Sync>>,
+    /// A vmctx header for calls from the host: host functions find their store
+    /// through the caller's vmctx, and this is the caller when the host calls.
+    pub(crate) host_vmctx: Box<[u64; 5]>,
     pub(crate) externrefs: Vec<Box<dyn Any + Send + Sync>>,
     /// Decides what happens when the epoch deadline is reached (None: trap).
     pub(crate) epoch_callback: Option<Box<dyn FnMut(*mut u8) -> anyhow::Result<UpdateDeadline> + Send>>,
@@ -61,7 +65,16 @@ impl Drop for StoreOpaque {
     }
 }
 
+/// Magic of the host pseudo-vmctx (differs from an instance's, so it is never
+/// mistaken for one).
+const HOST_VMCTX_MAGIC: u64 = u64::from_le_bytes(*b"WEFTHOST");
+
 impl StoreOpaque {
+    /// The caller vmctx for calls made by the host.
+    pub(crate) fn host_vmctx(&mut self) -> *mut u8 {
+        self.host_vmctx.as_mut_ptr() as *mut u8
+    }
+
     pub(crate) fn check(&self, id: u64) {
         assert_eq!(self.id, id, "object used with the wrong store");
     }
@@ -115,6 +128,7 @@ impl<T> Store<T> {
                 globals: Vec::new(),
                 tags: Vec::new(),
                 host_funcs: Vec::new(),
+                host_vmctx: Box::new([HOST_VMCTX_MAGIC, 0, 0, 0, 0]),
                 externrefs: Vec::new(),
                 epoch_callback: None,
                 interrupt_callback: None,
@@ -124,6 +138,8 @@ impl<T> Store<T> {
         });
         let opaque: *mut StoreOpaque = &mut inner.opaque;
         inner.opaque.vm.store = opaque as *mut u8;
+        let ctx: *mut VMStoreContext = &mut *inner.opaque.vm;
+        inner.opaque.host_vmctx[(crate::vmctx::VMCTX_STORE_CTX_OFFSET / 8) as usize] = ctx as u64;
         let mode = engine.config().tunables.interruption;
         if matches!(mode, Interruption::MmuPage | Interruption::MmuPointer) {
             let ctx: *mut VMStoreContext = &mut *inner.opaque.vm;

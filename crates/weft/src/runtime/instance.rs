@@ -87,6 +87,14 @@ static BUILTINS: BuiltinTable = BuiltinTable([
 
 /// Evaluates a constant expression in an instance under construction.
 fn eval_const(expr: &ConstExpression, inst: &InstanceData, store: &StoreOpaque) -> VMGlobal {
+    // Almost every constant expression is a single operation.
+    match expr.ops.as_slice() {
+        [ConstOp::RefFunc(f)] => return VMGlobal { bits: [inst.func_ref(*f) as u64, 0] },
+        [ConstOp::I32Const(v)] => return VMGlobal { bits: [*v as u32 as u64, 0] },
+        [ConstOp::I64Const(v)] => return VMGlobal { bits: [*v as u64, 0] },
+        [ConstOp::RefNull] => return VMGlobal::default(),
+        _ => {}
+    }
     let mut stack: Vec<u64> = Vec::with_capacity(4);
     for op in &expr.ops {
         match *op {
@@ -194,6 +202,11 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
     let code_base = m.compiled.code.base();
     for (i, start) in m.compiled.func_starts.iter().enumerate() {
         let f = info.num_imported_funcs + i as u32;
+        // Only functions whose reference escapes (exports, tables, ref.func)
+        // are ever read through their funcref; direct calls do not use it.
+        if !info.escaping_funcs[f as usize] {
+            continue;
+        }
         let type_id = m.type_ids[info.funcs[f as usize] as usize].0;
         // SAFETY: `start` is inside the module's code.
         let code = unsafe { code_base.add(*start as usize) };
@@ -262,20 +275,30 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
         let def: *const _ = &*store.tables[idx].def;
         inst.write(offsets.table_ptr(i as u32), def as usize);
     }
-    // Element segments: evaluate all, so passive ones are ready for table.init.
+    // Element segments: active ones are written straight into their table;
+    // passive ones are evaluated now, ready for table.init.
     for seg in &info.elements {
-        let values: Vec<u64> = seg.items.iter().map(|e| eval_const(e, &inst, store).bits[0]).collect();
-        let keep = matches!(seg.mode, ElementMode::Passive);
-        inst.elems.push(if keep { Some(values.clone()) } else { None });
-        if let ElementMode::Active { table, offset } = &seg.mode {
-            let offset = eval_const(offset, &inst, store).bits[0];
-            let t = &mut store.tables[inst.tables[*table as usize]];
-            if !range_ok(offset, values.len() as u64, t.size()) {
-                // Keep the instance: earlier segments may have stored references to it.
-                store.instances.push(inst);
-                return Err(InstantiateError::Trap(TrapKind::TableOutOfBounds));
+        match &seg.mode {
+            ElementMode::Active { table, offset } => {
+                inst.elems.push(None);
+                let offset = eval_const(offset, &inst, store).bits[0];
+                let len = seg.items.len() as u64;
+                let t = &store.tables[inst.tables[*table as usize]];
+                if !range_ok(offset, len, t.size()) {
+                    // Keep the instance: earlier segments may have stored references to it.
+                    store.instances.push(inst);
+                    return Err(InstantiateError::Trap(TrapKind::TableOutOfBounds));
+                }
+                for (i, item) in seg.items.iter().enumerate() {
+                    let v = eval_const(item, &inst, store).bits[0];
+                    store.tables[inst.tables[*table as usize]].elements_mut()[offset as usize + i] = v;
+                }
             }
-            t.elements_mut()[offset as usize..offset as usize + values.len()].copy_from_slice(&values);
+            ElementMode::Passive => {
+                let values = seg.items.iter().map(|e| eval_const(e, &inst, store).bits[0]).collect();
+                inst.elems.push(Some(values));
+            }
+            ElementMode::Declared => inst.elems.push(None),
         }
     }
     // Data segments.
