@@ -33,6 +33,13 @@ enum Command {
         /// through (`--env NAME`). Repeatable.
         #[arg(long = "env", value_name = "NAME[=VALUE]")]
         envs: Vec<String>,
+        /// Stop the guest with a trap after this long (e.g. `500ms`, `10s`, `2m`).
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
+        /// Wasm options: `-W interrupt=epoch|mmu|none` chooses how guests are
+        /// interrupted (default: epoch when --timeout is given, else none).
+        #[arg(short = 'W', value_name = "OPT=VALUE")]
+        wasm_opts: Vec<String>,
         /// The module (.wasm or .wat).
         module: PathBuf,
         /// Arguments for the program (or for the invoked function).
@@ -46,19 +53,30 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Benchmarks modules, side by side with other engines.
+    ///
+    /// By default runs sightglass benchmarks (WASI commands importing
+    /// `bench.start`/`bench.end`): compile, instantiate and execute (the span
+    /// between the two bench calls) are reported separately, and the guest's
+    /// stdout/stderr are checked against the `*.expected` files beside it.
+    /// With `--instantiate`, measures instantiate+drop alone.
     Bench {
-        /// Time N instantiate+drop cycles of each module (the phase measured today).
+        /// Time instantiate+drop cycles of each module instead of running it.
         #[arg(long)]
         instantiate: bool,
-        /// Use the pooling allocator.
+        /// With --instantiate: use the pooling allocator.
         #[arg(long)]
         pooling: bool,
-        /// Threads instantiating concurrently.
+        /// With --instantiate: threads instantiating concurrently.
         #[arg(long, default_value_t = 1)]
         threads: usize,
-        /// Iterations per thread.
-        #[arg(long, default_value_t = 1000)]
-        iters: usize,
+        /// Iterations (per thread with --instantiate); default 10, or 1000 with --instantiate.
+        #[arg(long)]
+        iters: Option<usize>,
+        /// Interruption checks compiled in, comma-separated: none, epoch, mmu.
+        /// Several run interleaved; wasmtime has no mmu mode (skipped). Ignored
+        /// with --instantiate.
+        #[arg(long, default_value = "none", value_delimiter = ',')]
+        interrupt: Vec<String>,
         /// Engines to compare, comma-separated: weft, wasmtime (needs the
         /// `wasmtime` build feature).
         #[arg(long, default_value = "weft", value_delimiter = ',')]
@@ -102,7 +120,7 @@ fn with_run_shorthand(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStri
         if a == "--" {
             break;
         }
-        if matches!(a.as_ref(), "--invoke" | "--dir" | "--env") {
+        if matches!(a.as_ref(), "--invoke" | "--dir" | "--env" | "--timeout" | "-W") {
             i += 2;
             continue;
         }
@@ -143,11 +161,30 @@ fn wasi_ctx(module: &std::path::Path, args: &[String], dirs: &[String], envs: &[
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let engine = Engine::default();
     match cli.command {
-        Command::Run { invoke, dirs, envs, module, args } => {
+        Command::Run { invoke, dirs, envs, timeout, wasm_opts, module, args } => {
+            let timeout = timeout.as_deref().map(parse_duration).transpose()?;
+            let mut interrupt = if timeout.is_some() { weft::Interruption::Epoch } else { weft::Interruption::None };
+            for opt in &wasm_opts {
+                match opt.split_once('=') {
+                    Some(("interrupt", "epoch")) => interrupt = weft::Interruption::Epoch,
+                    Some(("interrupt", "mmu")) => interrupt = weft::Interruption::MmuPage,
+                    Some(("interrupt", "none")) => interrupt = weft::Interruption::None,
+                    _ => bail!("unknown -W option `{opt}` (supported: interrupt=epoch|mmu|none)"),
+                }
+            }
+            if timeout.is_some() && interrupt == weft::Interruption::None {
+                bail!("--timeout needs an interruption mode: -W interrupt=epoch or mmu");
+            }
+            let mut config = weft::Config::new();
+            config.interruption(interrupt);
+            let engine = Engine::new(&config)?;
             let bytes = std::fs::read(&module).with_context(|| format!("failed to read {}", module.display()))?;
             let ctx = wasi_ctx(&module, if invoke.is_some() { &[] } else { &args }, &dirs, &envs)?;
             let module = Module::new(&engine, &bytes)?;
             let mut store = Store::new(&engine, ctx);
+            if let Some(limit) = timeout {
+                arm_timeout(&engine, &mut store, limit)?;
+            }
             let mut linker = Linker::new(&engine);
             weft_wasi::add_to_linker(&mut linker, |c: &mut WasiCtx| c)?;
             let instance: Instance = match linker.instantiate(&mut store, &module) {
@@ -193,51 +230,175 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{passed} passed, {failed} failed");
             Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Bench { instantiate, pooling, threads, iters, engine: engines, json, files } => {
-            if !instantiate {
-                bail!("only `--instantiate` is implemented so far");
-            }
+        Command::Bench { instantiate, pooling, threads, iters, interrupt, engine: engines, json, files } => {
             let engines: Vec<&str> = engines.iter().map(String::as_str).collect();
-            let opts = weft_bench::InstantiateOptions { pooled: pooling, threads, iters };
-            let mut ratios = Vec::new();
-            if !json {
-                println!("{:<28} {:<9} {:<9} {:>7} {:>12} {:>12} {:>12}", "benchmark", "engine", "mode", "threads", "median_ns", "min_ns", "max_ns");
+            if instantiate {
+                bench_instantiate(&engines, weft_bench::InstantiateOptions { pooled: pooling, threads, iters: iters.unwrap_or(1000) }, json, &files)
+            } else {
+                let modes = interrupt.iter().map(|m| m.parse()).collect::<anyhow::Result<Vec<weft_bench::sightglass::Interrupt>>>()?;
+                bench_sightglass(&engines, &modes, iters.unwrap_or(10), json, &files)
             }
-            for file in &files {
-                let bytes = std::fs::read(file).with_context(|| format!("failed to read {}", file.display()))?;
-                let name = file.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| file.display().to_string());
-                let rows = match weft_bench::compare_instantiate(&name, &bytes, &engines, opts) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        eprintln!("{name}: skipped: {e:#}");
-                        continue;
-                    }
-                };
-                for r in &rows {
-                    if json {
-                        println!(
-                            "{{\"benchmark\":\"{}\",\"engine\":\"{}\",\"phase\":\"instantiate\",\"mode\":\"{}\",\"threads\":{},\"median_ns\":{},\"min_ns\":{},\"max_ns\":{},\"iters\":{}}}",
-                            r.benchmark, r.engine, r.mode, r.threads, r.stats.median_ns, r.stats.min_ns, r.stats.max_ns, r.stats.iters
-                        );
-                    } else {
-                        println!("{:<28} {:<9} {:<9} {:>7} {:>12} {:>12} {:>12}", r.benchmark, r.engine, r.mode, r.threads, r.stats.median_ns, r.stats.min_ns, r.stats.max_ns);
-                    }
-                }
-                if let (Some(w), Some(t)) = (rows.iter().find(|r| r.engine == "weft"), rows.iter().find(|r| r.engine == "wasmtime")) {
-                    let ratio = w.stats.median_ns as f64 / t.stats.median_ns as f64;
-                    ratios.push(ratio);
-                    if !json {
-                        println!("{:<28} weft/wasmtime = {ratio:.3}x", name);
-                    }
-                }
-            }
-            if !ratios.is_empty() {
-                let geomean = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
-                println!("geomean weft/wasmtime = {geomean:.3}x over {} modules", ratios.len());
-            }
-            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Geometric mean.
+fn geomean(v: &[f64]) -> f64 {
+    (v.iter().map(|r| r.ln()).sum::<f64>() / v.len() as f64).exp()
+}
+
+/// `weft bench --instantiate`.
+fn bench_instantiate(engines: &[&str], opts: weft_bench::InstantiateOptions, json: bool, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut ratios = Vec::new();
+    if !json {
+        println!("{:<28} {:<9} {:<9} {:>7} {:>12} {:>12} {:>12}", "benchmark", "engine", "mode", "threads", "median_ns", "min_ns", "max_ns");
+    }
+    for file in files {
+        let bytes = std::fs::read(file).with_context(|| format!("failed to read {}", file.display()))?;
+        let name = bench_name(file);
+        let rows = match weft_bench::compare_instantiate(&name, &bytes, engines, opts) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("{name}: skipped: {e:#}");
+                continue;
+            }
+        };
+        for r in &rows {
+            if json {
+                println!(
+                    "{{\"benchmark\":\"{}\",\"engine\":\"{}\",\"phase\":\"instantiate\",\"mode\":\"{}\",\"threads\":{},\"median_ns\":{},\"min_ns\":{},\"max_ns\":{},\"iters\":{}}}",
+                    r.benchmark, r.engine, r.mode, r.threads, r.stats.median_ns, r.stats.min_ns, r.stats.max_ns, r.stats.iters
+                );
+            } else {
+                println!("{:<28} {:<9} {:<9} {:>7} {:>12} {:>12} {:>12}", r.benchmark, r.engine, r.mode, r.threads, r.stats.median_ns, r.stats.min_ns, r.stats.max_ns);
+            }
+        }
+        if let (Some(w), Some(t)) = (rows.iter().find(|r| r.engine == "weft"), rows.iter().find(|r| r.engine == "wasmtime")) {
+            let ratio = w.stats.median_ns as f64 / t.stats.median_ns as f64;
+            ratios.push(ratio);
+            if !json {
+                println!("{:<28} weft/wasmtime = {ratio:.3}x", name);
+            }
+        }
+    }
+    if !ratios.is_empty() && !json {
+        println!("geomean weft/wasmtime = {:.3}x over {} modules", geomean(&ratios), ratios.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The benchmark's name: the folder for `benchmark.wasm`, else the file stem.
+fn bench_name(file: &std::path::Path) -> String {
+    let stem = file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    if stem != "benchmark" {
+        return stem;
+    }
+    file.canonicalize()
+        .ok()
+        .and_then(|p| p.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().to_string()))
+        .unwrap_or_else(|| file.display().to_string())
+}
+
+/// `weft bench` on sightglass benchmarks: every (engine, mode) interleaved per
+/// iteration, then per benchmark the weft/wasmtime ratio of each phase and the
+/// interruption overhead of each engine, and at the end their geomeans.
+fn bench_sightglass(engines: &[&str], modes: &[weft_bench::sightglass::Interrupt], iters: usize, json: bool, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    use std::collections::BTreeMap;
+    use weft_bench::sightglass::{self, Benchmark, Interrupt, PHASES};
+    let combos = sightglass::combinations(engines, modes)?;
+    // Canonical paths first: each benchmark runs with its folder as working directory.
+    let files = files.iter().map(|f| f.canonicalize().with_context(|| format!("failed to find {}", f.display()))).collect::<anyhow::Result<Vec<_>>>()?;
+    // (phase, mode) -> weft/wasmtime ratios; (engine, mode, phase) -> mode/none ratios.
+    let mut ratios: BTreeMap<(usize, &str), Vec<f64>> = BTreeMap::new();
+    let mut overheads: BTreeMap<(&str, &str, usize), Vec<f64>> = BTreeMap::new();
+    let (mut skipped, mut mismatched, mut ran) = (Vec::new(), Vec::new(), 0);
+    if !json {
+        println!("{:<24} {:<9} {:<6} {:<12} {:>14} {:>14} {:>14} {:>5} {:<6}", "benchmark", "engine", "mode", "phase", "median_ns", "min_ns", "max_ns", "iters", "output");
+    }
+    for file in &files {
+        let bench = match Benchmark::load(file) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("{}: skipped: {e:#}", file.display());
+                skipped.push(bench_name(file));
+                continue;
+            }
+        };
+        std::env::set_current_dir(&bench.dir).with_context(|| format!("failed to enter {}", bench.dir.display()))?;
+        let rows = match sightglass::run(&bench, &combos, iters) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("{}: skipped: {e:#}", bench.name);
+                skipped.push(bench.name.clone());
+                continue;
+            }
+        };
+        ran += 1;
+        for r in &rows {
+            if !r.output_ok {
+                mismatched.push(format!("{} ({}, {})", r.benchmark, r.engine, r.mode.name()));
+            }
+            for (p, phase) in PHASES.iter().enumerate() {
+                let s = r.phases[p];
+                if json {
+                    println!(
+                        "{{\"benchmark\":\"{}\",\"engine\":\"{}\",\"phase\":\"{}\",\"mode\":\"{}\",\"median_ns\":{},\"min_ns\":{},\"max_ns\":{},\"iters\":{},\"output_ok\":{}}}",
+                        r.benchmark, r.engine, phase, r.mode.name(), s.median_ns, s.min_ns, s.max_ns, s.iters, r.output_ok
+                    );
+                } else {
+                    let ok = if r.output_ok { "ok" } else { "WRONG" };
+                    println!("{:<24} {:<9} {:<6} {:<12} {:>14} {:>14} {:>14} {:>5} {:<6}", r.benchmark, r.engine, r.mode.name(), phase, s.median_ns, s.min_ns, s.max_ns, s.iters, ok);
+                }
+            }
+        }
+        // Ratios only between runs whose output was right.
+        let find = |e: &str, m: Interrupt| rows.iter().find(|r| r.engine == e && r.mode == m && r.output_ok);
+        for &mode in modes {
+            if let (Some(w), Some(t)) = (find("weft", mode), find("wasmtime", mode)) {
+                let rs: Vec<f64> = (0..3).map(|p| w.phases[p].median_ns as f64 / t.phases[p].median_ns.max(1) as f64).collect();
+                for (p, r) in rs.iter().enumerate() {
+                    ratios.entry((p, mode.name())).or_default().push(*r);
+                }
+                if !json {
+                    println!("{:<24} weft/wasmtime ({}): compile {:.3}x  instantiate {:.3}x  execute {:.3}x", bench.name, mode.name(), rs[0], rs[1], rs[2]);
+                }
+            }
+        }
+        for engine in ["weft", "wasmtime"] {
+            let Some(base) = find(engine, Interrupt::None) else { continue };
+            for &mode in modes.iter().filter(|m| **m != Interrupt::None) {
+                if let Some(r) = find(engine, mode) {
+                    for p in 0..3 {
+                        overheads.entry((engine, mode.name(), p)).or_default().push(r.phases[p].median_ns as f64 / base.phases[p].median_ns.max(1) as f64);
+                    }
+                    if !json {
+                        println!("{:<24} {engine} {}/none execute = {:.3}x", bench.name, mode.name(), r.phases[2].median_ns as f64 / base.phases[2].median_ns.max(1) as f64);
+                    }
+                }
+            }
+        }
+    }
+    if json {
+        return Ok(if mismatched.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
+    println!();
+    println!("{ran} benchmarks run, {} iterations each", iters);
+    for ((p, mode), v) in &ratios {
+        println!("geomean weft/wasmtime {:<11} ({mode}) = {:.3}x over {} benchmarks", PHASES[*p], geomean(v), v.len());
+    }
+    for ((engine, mode, p), v) in &overheads {
+        if *p == 2 {
+            println!("geomean {engine} {mode}/none execute = {:.3}x over {} benchmarks", geomean(v), v.len());
+        }
+    }
+    if !skipped.is_empty() {
+        println!("skipped: {}", skipped.join(", "));
+    }
+    if !mismatched.is_empty() {
+        println!("wrong output: {}", mismatched.join(", "));
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The exit status for an error from the guest: its `proc_exit` code, or
@@ -247,11 +408,51 @@ fn guest_failure(e: anyhow::Error) -> anyhow::Result<ExitCode> {
     if let Some(code) = weft_wasi::exit_code(&e) {
         return Ok(ExitCode::from(code as u8));
     }
-    if e.downcast_ref::<weft::Trap>().is_some() {
+    if let Some(trap) = e.downcast_ref::<weft::Trap>() {
+        if trap.kind() == weft::TrapKind::Interrupted {
+            // Timed out, like timeout(1).
+            eprintln!("error: the guest exceeded its time limit and was stopped\n{e:#}");
+            return Ok(ExitCode::from(124));
+        }
         eprintln!("error: {e:#}");
         return Ok(ExitCode::from(134));
     }
     Err(e)
+}
+
+/// Parses `500ms`, `10s`, `2m` or a plain number of seconds.
+fn parse_duration(s: &str) -> anyhow::Result<std::time::Duration> {
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, "s"), |i| s.split_at(i));
+    let value: f64 = num.parse().map_err(|_| anyhow!("invalid duration `{s}`"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => bail!("invalid duration unit in `{s}` (use ms, s or m)"),
+    };
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// Interrupts the store's guest after `limit` (the default hook traps).
+fn arm_timeout<T>(engine: &Engine, store: &mut Store<T>, limit: std::time::Duration) -> anyhow::Result<()> {
+    match engine.config().interruption_mode() {
+        weft::Interruption::Epoch => {
+            store.set_epoch_deadline(1);
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(limit);
+                engine.increment_epoch();
+            });
+        }
+        _ => {
+            let handle = store.interrupt_handle()?;
+            std::thread::spawn(move || {
+                std::thread::sleep(limit);
+                handle.interrupt();
+            });
+        }
+    }
+    Ok(())
 }
 
 fn parse_arg(ty: &ValType, s: &str) -> anyhow::Result<Val> {

@@ -155,6 +155,11 @@ impl Config {
         self
     }
 
+    /// The interruption mechanism compiled code uses.
+    pub fn interruption_mode(&self) -> Interruption {
+        self.tunables.interruption
+    }
+
     /// Whether functions are compiled on several threads (default true).
     pub fn parallel_compilation(&mut self, enable: bool) -> &mut Self {
         self.parallel_compilation = enable;
