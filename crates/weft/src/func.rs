@@ -270,7 +270,23 @@ impl Func {
     /// # Safety
     /// `values` must hold correctly typed arguments and enough slots for the results.
     pub(crate) unsafe fn call_raw(&self, store: &mut StoreOpaque, values: &mut [ValRaw]) -> anyhow::Result<()> {
-        let trampolines = store.engine.trampolines(self.type_id())?;
+        store.check_not_suspended()?;
+        // SAFETY: forwarded from the caller.
+        unsafe { self.call_raw_record(store, values) }.map_err(|record| trap_from_record(*record))
+    }
+
+    /// Like `call_raw`, but returns the raw trap record (no panic is resumed).
+    ///
+    /// # Safety
+    /// As for `call_raw`.
+    unsafe fn call_raw_record(&self, store: &mut StoreOpaque, values: &mut [ValRaw]) -> Result<(), Box<TrapRecord>> {
+        let trampolines = match store.engine.trampolines(self.type_id()) {
+            Ok(t) => t,
+            Err(e) => {
+                return Err(Box::new(TrapRecord { cause: TrapCause::Host, backtrace: Vec::new(), host_error: Some(e), panic: None }));
+            }
+        };
+        let _ = &trampolines;
         let max_stack = store.engine.config().tunables.max_wasm_stack;
         // SAFETY: the funcref belongs to this store (checked by callers).
         let f = unsafe { *self.func_ref };
@@ -287,7 +303,7 @@ impl Func {
                 values.as_mut_ptr() as *mut u8,
             )
         };
-        r.map_err(|record| trap_from_record(*record))
+        r
     }
 
     /// A statically typed view of this function.
@@ -377,6 +393,106 @@ impl<Params: WasmParams, Results: WasmResults> TypedFunc<Params, Results> {
     /// The underlying function.
     pub fn func(&self) -> &Func {
         &self.func
+    }
+
+    /// Calls the function on its own stack, so that an epoch callback or
+    /// interrupt hook can suspend it ([`UpdateDeadline::Yield`](crate::UpdateDeadline::Yield),
+    /// [`InterruptAction::Yield`](crate::InterruptAction::Yield)). A suspended
+    /// call is returned as [`CallState::Suspended`], to be resumed later, on
+    /// this thread or another; meanwhile the store refuses other calls.
+    ///
+    /// # Errors
+    /// As for [`call`](Self::call).
+    pub fn call_resumable(&self, mut store: impl AsContextMut, params: Params) -> anyhow::Result<CallState<Results>>
+    where
+        Results: 'static,
+    {
+        let ctx = store.as_context_mut();
+        let opaque = &mut ctx.inner.opaque;
+        opaque.check(self.func.store_id);
+        opaque.check_not_suspended()?;
+        let n = Params::count().max(Results::count()).max(1);
+        let shared = Arc::new(std::sync::Mutex::new(FiberCall { values: vec![ValRaw::default(); n], outcome: None }));
+        params.store(&mut shared.lock().unwrap().values);
+        let func = self.func;
+        let store_ptr = opaque as *mut StoreOpaque as usize;
+        let result = shared.clone();
+        let body = Box::new(move || {
+            let mut values = std::mem::take(&mut result.lock().unwrap().values);
+            // SAFETY: the store outlives the call (the suspended call is resumed
+            // with the same store, checked by id); the types were checked when
+            // this TypedFunc was made.
+            let outcome = unsafe { func.call_raw_record(&mut *(store_ptr as *mut StoreOpaque), &mut values) };
+            let mut r = result.lock().unwrap();
+            r.values = values;
+            r.outcome = Some(outcome);
+        });
+        let stack = opaque.engine.config().tunables.max_wasm_stack * 2 + (1 << 20);
+        let fiber = crate::runtime::fiber::Fiber::new(stack, body)?;
+        let suspension = opaque.suspension.clone();
+        SuspendedCall { fiber, shared, store_id: opaque.id, suspension, _results: PhantomData }.drive(opaque)
+    }
+}
+
+struct FiberCall {
+    values: Vec<ValRaw>,
+    outcome: Option<Result<(), Box<TrapRecord>>>,
+}
+
+/// The state of a resumable call (see [`TypedFunc::call_resumable`]).
+pub enum CallState<R> {
+    /// The call returned.
+    Done(R),
+    /// The call was suspended by a yield.
+    Suspended(SuspendedCall<R>),
+}
+
+/// A suspended Wasm call, with its stack. `Send`: it may be resumed on another thread.
+pub struct SuspendedCall<R> {
+    fiber: Box<crate::runtime::fiber::Fiber>,
+    shared: Arc<std::sync::Mutex<FiberCall>>,
+    store_id: u64,
+    suspension: Arc<crate::store::SuspensionState>,
+    _results: PhantomData<fn() -> R>,
+}
+
+impl<R: WasmResults + 'static> SuspendedCall<R> {
+    /// Continues the call until it returns or yields again.
+    ///
+    /// # Errors
+    /// As for [`TypedFunc::call`]; also if `store` is not the call's store.
+    pub fn resume(self, mut store: impl AsContextMut) -> anyhow::Result<CallState<R>> {
+        let ctx = store.as_context_mut();
+        let opaque = &mut ctx.inner.opaque;
+        if opaque.id != self.store_id {
+            anyhow::bail!("a suspended call must be resumed with its own store");
+        }
+        self.suspension.suspended.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.drive(opaque)
+    }
+
+    fn drive(mut self, store: &mut StoreOpaque) -> anyhow::Result<CallState<R>> {
+        if !self.fiber.resume() {
+            self.suspension.suspended.store(true, std::sync::atomic::Ordering::SeqCst);
+            return Ok(CallState::Suspended(self));
+        }
+        let mut r = self.shared.lock().unwrap();
+        match r.outcome.take().expect("a finished call has an outcome") {
+            Ok(()) => Ok(CallState::Done(R::load(store, &r.values))),
+            Err(record) => Err(trap_from_record(*record)),
+        }
+    }
+}
+
+impl<R> Drop for SuspendedCall<R> {
+    fn drop(&mut self) {
+        // Dropping a suspended call abandons it: its stack goes with the fiber,
+        // and the store accepts calls again.
+        if !self.fiber.is_finished() {
+            use std::sync::atomic::Ordering;
+            self.suspension.abandoned.store(true, Ordering::SeqCst);
+            self.suspension.suspended.store(false, Ordering::SeqCst);
+        }
     }
 }
 

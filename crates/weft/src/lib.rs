@@ -45,7 +45,7 @@ pub use runtime::pool::PoolingConfig;
 pub use runtime::sys::{syscall_counts, SyscallCounts};
 pub use engine::Engine;
 pub use externals::{Extern, Global, Memory, Table, Tag};
-pub use func::{Caller, Func, HostResult, IntoFunc, TypedFunc, WasmParams, WasmResults, WasmTy};
+pub use func::{CallState, Caller, Func, SuspendedCall, HostResult, IntoFunc, TypedFunc, WasmParams, WasmResults, WasmTy};
 pub use instance::Instance;
 pub use linker::Linker;
 pub use module::Module;

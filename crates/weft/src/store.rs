@@ -55,6 +55,32 @@ pub struct StoreOpaque {
     pub(crate) interrupt_callback: Option<Box<dyn FnMut(*mut u8) -> anyhow::Result<InterruptAction> + Send>>,
     /// The interrupt page and handles' shared state, in MMU modes.
     pub(crate) interrupts: Option<Arc<InterruptShared>>,
+    /// Whether a resumable call is suspended (the store refuses other calls),
+    /// shared with the suspended call so that dropping it frees the store.
+    pub(crate) suspension: Arc<SuspensionState>,
+}
+
+/// Shared between a store and its suspended call.
+#[derive(Default)]
+pub(crate) struct SuspensionState {
+    pub suspended: std::sync::atomic::AtomicBool,
+    /// A suspended call was dropped: its stack limit must be forgotten.
+    pub abandoned: std::sync::atomic::AtomicBool,
+}
+
+impl StoreOpaque {
+    /// Refuses to start a call while another is suspended; cleans up after an
+    /// abandoned one.
+    pub(crate) fn check_not_suspended(&mut self) -> anyhow::Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.suspension.suspended.load(Ordering::SeqCst) {
+            anyhow::bail!("the store has a suspended call: resume or drop it first");
+        }
+        if self.suspension.abandoned.swap(false, Ordering::SeqCst) {
+            self.vm.stack_limit = usize::MAX;
+        }
+        Ok(())
+    }
 }
 
 impl Drop for StoreOpaque {
@@ -133,6 +159,7 @@ impl<T> Store<T> {
                 epoch_callback: None,
                 interrupt_callback: None,
                 interrupts: None,
+                suspension: Arc::default(),
             },
             data,
         });

@@ -32,6 +32,10 @@ pub enum UpdateDeadline {
     Continue(u64),
     /// Stop the guest with [`TrapKind::Interrupted`].
     Trap,
+    /// Suspend the guest (only in a resumable call, see
+    /// [`TypedFunc::call_resumable`](crate::TypedFunc::call_resumable)); when it
+    /// is resumed, the new deadline is this many ticks after the then-current epoch.
+    Yield(u64),
 }
 
 /// What the MMU interrupt hook decides.
@@ -41,6 +45,8 @@ pub enum InterruptAction {
     Continue,
     /// Stop the guest with [`TrapKind::Interrupted`].
     Trap,
+    /// Suspend the guest (only in a resumable call); it continues when resumed.
+    Yield,
 }
 
 /// A page that reads as zero, never written; compiled code loads from it.
@@ -198,6 +204,17 @@ pub(crate) unsafe extern "C" fn epoch_deadline(vmctx: *mut u8) -> u32 {
             unsafe { (*ctx).epoch_deadline = now.saturating_add(delta) };
             0
         }
+        Ok(UpdateDeadline::Yield(delta)) => {
+            // Nothing borrowed from the store is used after the switch: the host
+            // may use the store while the guest is suspended.
+            if crate::runtime::fiber::yield_now().is_err() {
+                return 1;
+            }
+            let now = store.engine.epoch_counter().load(Ordering::Relaxed);
+            // SAFETY: the store context outlives the suspended call.
+            unsafe { (*ctx).epoch_deadline = now.saturating_add(delta) };
+            0
+        }
         Ok(UpdateDeadline::Trap) | Err(_) => 1,
     }
 }
@@ -224,6 +241,12 @@ unsafe extern "C" fn weft_interrupt_hook(fault_pc: usize, fp: usize) {
     };
     match decision {
         Ok(InterruptAction::Continue) => {}
+        Ok(InterruptAction::Yield) => {
+            if let Err(e) = crate::runtime::fiber::yield_now() {
+                // SAFETY: as below.
+                unsafe { signals::raise_at(TrapCause::Host, Some(e), None, fault_pc, fp) }
+            }
+        }
         Ok(InterruptAction::Trap) => {
             // SAFETY: called from compiled code's interrupted frame; nothing to drop here.
             unsafe { signals::raise_at(TrapCause::Wasm(TrapKind::Interrupted), None, None, fault_pc, fp) }

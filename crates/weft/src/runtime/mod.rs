@@ -3,6 +3,7 @@
 //! instances and their builtins, and entering and leaving Wasm (signals, traps).
 
 pub mod code;
+pub mod fiber;
 pub mod image;
 pub mod instance;
 pub mod interrupt;

@@ -133,6 +133,11 @@ pub fn current_activation() -> *mut Activation {
     ACTIVATION.with(|a| a.get())
 }
 
+/// Replaces this thread's activation chain (fibers switch chains).
+pub fn set_current_activation(a: *mut Activation) {
+    ACTIVATION.with(|c| c.set(a));
+}
+
 /// The result of a call into Wasm that trapped.
 pub struct TrapRecord {
     pub cause: TrapCause,
@@ -303,7 +308,7 @@ pub fn install_handlers() {
 const ALT_STACK_SIZE: usize = 64 * 1024;
 
 /// Makes sure this thread has an alternate signal stack big enough for our handler.
-fn init_thread() {
+pub fn init_thread() {
     if ALT_STACK_READY.with(|r| r.get()) {
         return;
     }

@@ -1,0 +1,166 @@
+//! Yielding: an interrupted guest is suspended with its stack kept, control
+//! returns to the embedder, and the call is resumed later, on the same thread or
+//! another. Several guests share one thread round-robin without cooperating.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use weft::{CallState, Config, Engine, Instance, InterruptAction, Interruption, Module, Store, UpdateDeadline};
+
+const GUEST: &str = r#"(module
+    (func $mix (param i64 i64) (result i64) (i64.add (i64.mul (local.get 0) (i64.const 6364136223846793005)) (local.get 1)))
+    (func (export "checksum") (param i64) (result i64) (local $acc i64)
+      (loop $l
+        (local.set $acc (call $mix (local.get $acc) (local.get 0)))
+        (br_if $l (i64.ne (local.tee 0 (i64.sub (local.get 0) (i64.const 1))) (i64.const 0))))
+      (local.get $acc))
+    (func (export "ok") (result i32) (i32.const 1)))"#;
+
+fn checksum(mut n: u64) -> u64 {
+    let mut acc = 0u64;
+    loop {
+        acc = acc.wrapping_mul(6364136223846793005).wrapping_add(n);
+        n -= 1;
+        if n == 0 {
+            return acc;
+        }
+    }
+}
+
+fn setup(mode: Interruption) -> (Engine, Module) {
+    let mut config = Config::new();
+    config.interruption(mode);
+    let engine = Engine::new(&config).unwrap();
+    let module = Module::new(&engine, GUEST).unwrap();
+    (engine, module)
+}
+
+#[test]
+fn epoch_yield_suspends_and_resumes_with_the_same_result() {
+    let (engine, module) = setup(Interruption::Epoch);
+    let mut store = Store::new(&engine, ());
+    let inst = Instance::new(&mut store, &module, &[]).unwrap();
+    let yields = Arc::new(AtomicU64::new(0));
+    let y = yields.clone();
+    store.set_epoch_deadline(0);
+    store.epoch_deadline_callback(move |_| {
+        let n = y.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(if n <= 50 { UpdateDeadline::Yield(0) } else { UpdateDeadline::Continue(u64::MAX / 2) })
+    });
+    let f = inst.get_typed_func::<i64, i64>(&mut store, "checksum").unwrap();
+    let mut state = f.call_resumable(&mut store, 1_000_000).unwrap();
+    let mut suspensions = 0;
+    loop {
+        match state {
+            CallState::Done(v) => {
+                assert_eq!(v as u64, checksum(1_000_000));
+                break;
+            }
+            CallState::Suspended(s) => {
+                suspensions += 1;
+                // While suspended, the store refuses other calls.
+                let ok = inst.get_typed_func::<(), i32>(&mut store, "ok").unwrap();
+                assert!(ok.call(&mut store, ()).is_err());
+                state = s.resume(&mut store).unwrap();
+            }
+        }
+    }
+    assert_eq!(suspensions, 50);
+}
+
+#[test]
+fn resume_on_another_thread() {
+    let (engine, module) = setup(Interruption::Epoch);
+    let mut store = Store::new(&engine, ());
+    let inst = Instance::new(&mut store, &module, &[]).unwrap();
+    store.set_epoch_deadline(0);
+    let once = Arc::new(AtomicBool::new(false));
+    let o = once.clone();
+    store.epoch_deadline_callback(move |_| Ok(if o.swap(true, Ordering::SeqCst) { UpdateDeadline::Continue(u64::MAX / 2) } else { UpdateDeadline::Yield(0) }));
+    let f = inst.get_typed_func::<i64, i64>(&mut store, "checksum").unwrap();
+    let CallState::Suspended(suspended) = f.call_resumable(&mut store, 300_000).unwrap() else { panic!("expected a suspension") };
+    let result = std::thread::spawn(move || {
+        let mut store = store;
+        match suspended.resume(&mut store).unwrap() {
+            CallState::Done(v) => v,
+            CallState::Suspended(_) => panic!("suspended twice"),
+        }
+    })
+    .join()
+    .unwrap();
+    assert_eq!(result as u64, checksum(300_000));
+}
+
+#[test]
+fn round_robin_of_guests_on_one_thread() {
+    let (engine, module) = setup(Interruption::Epoch);
+    let ticker_done = Arc::new(AtomicBool::new(false));
+    let ticker = {
+        let (engine, done) = (engine.clone(), ticker_done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                engine.increment_epoch();
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        })
+    };
+    let sizes = [30_000_000u64, 20_000_000, 25_000_000];
+    let mut guests = Vec::new();
+    let mut states = Vec::new();
+    for (i, n) in sizes.iter().enumerate() {
+        let mut store = Store::new(&engine, 0u64);
+        let inst = Instance::new(&mut store, &module, &[]).unwrap();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            *ctx.data_mut() += 1;
+            Ok(UpdateDeadline::Yield(1))
+        });
+        let f = inst.get_typed_func::<i64, i64>(&mut store, "checksum").unwrap();
+        states.push(Some(f.call_resumable(&mut store, *n as i64).unwrap()));
+        guests.push((i, store));
+    }
+    let mut results = [0u64; 3];
+    let mut pending = 3;
+    while pending > 0 {
+        for (i, store) in guests.iter_mut() {
+            match states[*i].take() {
+                Some(CallState::Suspended(s)) => states[*i] = Some(s.resume(&mut *store).unwrap()),
+                Some(CallState::Done(v)) => {
+                    results[*i] = v as u64;
+                    pending -= 1;
+                }
+                None => {}
+            }
+        }
+    }
+    ticker_done.store(true, Ordering::SeqCst);
+    ticker.join().unwrap();
+    for (i, n) in sizes.iter().enumerate() {
+        assert_eq!(results[i], checksum(*n));
+        assert!(*guests[i].1.data() > 0, "guest {i} was never preempted");
+    }
+}
+
+#[test]
+fn mmu_yield_and_dropping_a_suspended_call() {
+    for mode in [Interruption::MmuPage, Interruption::MmuPointer] {
+        let (engine, module) = setup(mode);
+        let mut store = Store::new(&engine, ());
+        let inst = Instance::new(&mut store, &module, &[]).unwrap();
+        store.interrupt_callback(|_| Ok(InterruptAction::Yield));
+        let handle = store.interrupt_handle().unwrap();
+        handle.interrupt();
+        let f = inst.get_typed_func::<i64, i64>(&mut store, "checksum").unwrap();
+        let CallState::Suspended(s) = f.call_resumable(&mut store, 1000).unwrap() else { panic!("{mode:?}: expected a suspension") };
+        let CallState::Done(v) = s.resume(&mut store).unwrap() else { panic!("{mode:?}: expected completion") };
+        assert_eq!(v as u64, checksum(1000));
+        // Abandon a suspended call: the store works again afterwards.
+        handle.interrupt();
+        let CallState::Suspended(s) = f.call_resumable(&mut store, 1000).unwrap() else { panic!("{mode:?}: expected a suspension") };
+        drop(s);
+        let ok = inst.get_typed_func::<(), i32>(&mut store, "ok").unwrap();
+        assert_eq!(ok.call(&mut store, ()).unwrap(), 1);
+        assert_eq!(f.call(&mut store, 1000).unwrap() as u64, checksum(1000));
+    }
+}
