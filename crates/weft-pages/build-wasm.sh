@@ -4,7 +4,10 @@
 #
 #   crates/weft-pages/build-wasm.sh OUT_DIR
 #
-# Produces OUT_DIR/libweft_pages.a and OUT_DIR/pages_test.wasm.
+# Produces OUT_DIR/libweft_pages.a, OUT_DIR/pages_test.wasm and the benchmark
+# (tests/c/pages_bench.c) in three variants: pages_bench_weft.wasm (this
+# crate's mmap), pages_bench_emulated.wasm (wasi-libc's -lwasi-emulated-mman)
+# and pages_bench_firstfit.wasm (a linear-scan first-fit reference).
 # Needs (Debian bookworm):
 #   apt-get install -y rustc libstd-rust-dev-wasm32 clang lld wasi-libc libclang-rt-14-dev-wasm32
 # Debian's rustc is used by full path (/usr/bin/rustc) so that it never
@@ -63,4 +66,13 @@ echo "+ $clang --target=wasm32-wasi -> $out/pages_test.wasm"
     -I "$here/include" "$here/tests/c/pages_test.c" "$out/libweft_pages.a" \
     -o "$out/pages_test.wasm"
 
-echo "built $out/pages_test.wasm"
+cflags=(--target=wasm32-wasi "${sysroot_flags[@]}" -O2 -Wall -Wextra -Werror)
+bench="$here/tests/c/pages_bench.c"
+echo "+ $clang -> $out/pages_bench_{weft,emulated,firstfit}.wasm"
+"$clang" "${cflags[@]}" -DBENCH_WEFT_PAGES -I "$here/include" "$bench" "$out/libweft_pages.a" \
+    -o "$out/pages_bench_weft.wasm"
+"$clang" "${cflags[@]}" -D_WASI_EMULATED_MMAN "$bench" -lwasi-emulated-mman \
+    -o "$out/pages_bench_emulated.wasm"
+"$clang" "${cflags[@]}" -DBENCH_LINEAR_FIRST_FIT "$bench" -o "$out/pages_bench_firstfit.wasm"
+
+echo "built $out/pages_test.wasm $out/pages_bench_{weft,emulated,firstfit}.wasm"
