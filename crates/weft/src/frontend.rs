@@ -201,7 +201,8 @@ pub struct ModuleInfo {
     /// Names from the name section.
     pub func_names: HashMap<u32, String>,
     pub name: Option<String>,
-    /// Functions whose address escapes (exports, tables, `ref.func`).
+    /// Functions whose funcref is ever read (exports, tables, `ref.func`, the
+    /// start function); only these get one at instantiation.
     pub escaping_funcs: Vec<bool>,
 }
 
@@ -418,6 +419,10 @@ pub fn parse(bytes: &[u8]) -> anyhow::Result<(ModuleInfo, Vec<PendingFunction<'_
         }
     }
     info.escaping_funcs = vec![false; info.funcs.len()];
+    // The runtime calls the start function through its funcref.
+    if let Some(start) = info.start {
+        escaping.push(start);
+    }
     for f in escaping {
         if let Some(e) = info.escaping_funcs.get_mut(f as usize) {
             *e = true;

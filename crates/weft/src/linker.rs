@@ -152,8 +152,9 @@ impl<T: 'static> Linker<T> {
     /// Fails if an import is not defined (the error names it) or has the wrong
     /// type, or if instantiation traps.
     pub fn instantiate(&self, mut store: impl AsContextMut<Data = T>, module: &Module) -> anyhow::Result<Instance> {
-        let mut imports = Vec::new();
-        for (m, n, _) in module.imports() {
+        let mut imports = Vec::with_capacity(module.inner.info.imports.len());
+        for import in &module.inner.info.imports {
+            let (m, n) = (import.module.as_str(), import.name.as_str());
             match self.get(&mut store, m, n) {
                 Some(e) => imports.push(e),
                 None => anyhow::bail!("unknown import: `{m}::{n}` has not been defined"),

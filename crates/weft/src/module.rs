@@ -23,6 +23,12 @@ pub(crate) struct ModuleInner {
     pub bytes: Box<[u8]>,
     /// Copy-on-write images of the defined memories.
     pub images: ModuleImages,
+    /// The funcrefs instantiation writes: (function index, code offset, type id)
+    /// of every defined function whose reference escapes.
+    pub escaping_funcrefs: Vec<(u32, u32, u32)>,
+    /// Per element segment: its items as plain function indices, when every
+    /// item is a `ref.func` (the common case), for a tight initialisation loop.
+    pub elem_funcs: Vec<Option<Vec<u32>>>,
 }
 
 /// A compiled WebAssembly module, ready to be instantiated any number of times.
@@ -75,6 +81,27 @@ impl Module {
         } else {
             ModuleImages { images: vec![None; info.memories.len() - info.num_imported_memories as usize], segment_in_image: vec![false; info.data.len()] }
         };
+        let escaping_funcrefs = compiled
+            .func_starts
+            .iter()
+            .enumerate()
+            .map(|(i, start)| (info.num_imported_funcs + i as u32, *start))
+            .filter(|(f, _)| info.escaping_funcs[*f as usize])
+            .map(|(f, start)| (f, start, type_ids[info.funcs[f as usize] as usize].0))
+            .collect();
+        let elem_funcs = info
+            .elements
+            .iter()
+            .map(|seg| {
+                seg.items
+                    .iter()
+                    .map(|e| match e.ops.as_slice() {
+                        [frontend::ConstOp::RefFunc(f)] => Some(*f),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<u32>>>()
+            })
+            .collect();
         Ok(Module {
             inner: Arc::new(ModuleInner {
                 engine: engine.clone(),
@@ -85,6 +112,8 @@ impl Module {
                 type_ids_raw,
                 bytes: binary.into(),
                 images,
+                escaping_funcrefs,
+                elem_funcs,
             }),
         })
     }

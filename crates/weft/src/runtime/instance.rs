@@ -154,8 +154,10 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
         tp.enter_instance().map_err(InstantiateError::Error)?;
     }
     let layout = Layout::from_size_align(offsets.size as usize, 16).unwrap();
+    // Not zeroed: every field compiled code or the runtime reads is written
+    // below (funcrefs of functions that never escape are never read).
     // SAFETY: the layout has non-zero size (the header alone is 40 bytes).
-    let vmctx = unsafe { std::alloc::alloc_zeroed(layout) };
+    let vmctx = unsafe { std::alloc::alloc(layout) };
     if vmctx.is_null() {
         std::alloc::handle_alloc_error(layout);
     }
@@ -198,18 +200,12 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
         store.tags.push(TagEntry { type_id: m.type_ids[*t as usize] });
         inst.tags.push(store.tags.len() - 1);
     }
-    // Defined functions.
+    // Defined functions: only escaping ones are ever read through a funcref
+    // (direct calls do not use them).
     let code_base = m.compiled.code.base();
-    for (i, start) in m.compiled.func_starts.iter().enumerate() {
-        let f = info.num_imported_funcs + i as u32;
-        // Only functions whose reference escapes (exports, tables, ref.func)
-        // are ever read through their funcref; direct calls do not use it.
-        if !info.escaping_funcs[f as usize] {
-            continue;
-        }
-        let type_id = m.type_ids[info.funcs[f as usize] as usize].0;
+    for &(f, start, type_id) in &m.escaping_funcrefs {
         // SAFETY: `start` is inside the module's code.
-        let code = unsafe { code_base.add(*start as usize) };
+        let code = unsafe { code_base.add(start as usize) };
         inst.write(offsets.func_ref(f), VMFuncRef { code, vmctx, type_id, _pad: 0 });
     }
     // Defined memories, with their copy-on-write images.
@@ -289,9 +285,21 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
                     store.instances.push(inst);
                     return Err(InstantiateError::Trap(TrapKind::TableOutOfBounds));
                 }
-                for (i, item) in seg.items.iter().enumerate() {
-                    let v = eval_const(item, &inst, store).bits[0];
-                    store.tables[inst.tables[*table as usize]].elements_mut()[offset as usize + i] = v;
+                let seg_index = inst.elems.len() - 1;
+                match &m.elem_funcs[seg_index] {
+                    Some(funcs) => {
+                        let dst = &mut store.tables[inst.tables[*table as usize]].elements_mut()[offset as usize..][..funcs.len()];
+                        let funcrefs = vmctx as u64 + offsets.func_refs as u64;
+                        for (slot, f) in dst.iter_mut().zip(funcs) {
+                            *slot = funcrefs + (*f as u64) * vmctx::FUNCREF_SIZE as u64;
+                        }
+                    }
+                    None => {
+                        for (i, item) in seg.items.iter().enumerate() {
+                            let v = eval_const(item, &inst, store).bits[0];
+                            store.tables[inst.tables[*table as usize]].elements_mut()[offset as usize + i] = v;
+                        }
+                    }
                 }
             }
             ElementMode::Passive => {
