@@ -3,12 +3,20 @@
 //! process and run, interleaved, and reported as ratios (absolute times drift on
 //! small shared machines; ratios hold).
 //!
-//! Today this measures instantiation (`instantiate` + drop of a fresh store, the
-//! per-request cost of a serverless or plugin host), on demand or pooled, on
-//! one or more threads. Imports are satisfied with host functions that trap if
-//! called, in both runtimes, so only instantiation itself is measured.
+//! Two kinds of measurement:
+//! - [`sightglass`]: the field's standard benchmark programs (WASI commands
+//!   that mark their measured work with `bench.start`/`bench.end`), with
+//!   compile, instantiate and execute reported separately, optionally under
+//!   epoch or MMU interruption;
+//! - [`compare_instantiate`]: instantiation alone (`instantiate` + drop of a
+//!   fresh store, the per-request cost of a serverless or plugin host), on
+//!   demand or pooled, on one or more threads. Imports are satisfied with host
+//!   functions that trap if called, in both runtimes, so only instantiation
+//!   itself is measured.
 
 use std::time::Instant;
+
+pub mod sightglass;
 
 /// Timing summary of one measurement.
 #[derive(Debug, Clone, Copy)]

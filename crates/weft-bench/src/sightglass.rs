@@ -1,0 +1,361 @@
+//! Sightglass benchmarks: real programs compiled to `wasm32-wasip1` that import
+//! `bench.start` and `bench.end` (both `[] -> []`) and mark the measured work
+//! between the two calls.
+//!
+//! Each iteration, for each engine and interruption mode (interleaved: A B A B
+//! ...), measures three phases separately:
+//! - **compile**: `Module::new` from the bytes (no cache in either runtime);
+//! - **instantiate**: `Store::new` plus `Linker::instantiate` with the WASI
+//!   context already built (building it is not measured);
+//! - **execute**: the span between the guest's `bench.start` and `bench.end`
+//!   calls, timed with [`Instant`] in the host functions.
+//!
+//! The guest runs as sightglass runs it: the module's folder preopened as `.`,
+//! no arguments, no environment, no stdin; stdout and stderr are captured in
+//! memory and compared line by line with `<stem>.stdout.expected` (or
+//! `default.stdout.expected`), the same for stderr; a stream without an
+//! expected file is not checked.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::Stats;
+
+/// How compiled code checks for interruption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupt {
+    /// No checks.
+    None,
+    /// Epoch checks at function entries and loop headers; the deadline is set
+    /// so that it never fires.
+    Epoch,
+    /// Weft's MMU interruption (a dead load from the interrupt page); wasmtime
+    /// has no such mode.
+    Mmu,
+}
+
+impl Interrupt {
+    /// The mode's name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Interrupt::None => "none",
+            Interrupt::Epoch => "epoch",
+            Interrupt::Mmu => "mmu",
+        }
+    }
+}
+
+impl std::str::FromStr for Interrupt {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        Ok(match s {
+            "none" => Interrupt::None,
+            "epoch" => Interrupt::Epoch,
+            "mmu" => Interrupt::Mmu,
+            _ => anyhow::bail!("unknown interruption mode `{s}` (none, epoch, mmu)"),
+        })
+    }
+}
+
+/// One sightglass benchmark: the module and where its inputs and expected
+/// outputs are.
+#[derive(Debug, Clone)]
+pub struct Benchmark {
+    /// The folder name for `benchmark.wasm`, else the file stem (`shootout-fib2`).
+    pub name: String,
+    /// The module's bytes.
+    pub wasm: Vec<u8>,
+    /// The module's folder (absolute): preopened as `.` and the working directory.
+    pub dir: PathBuf,
+    /// Expected stdout, if there is an expected file.
+    pub stdout_expected: Option<Vec<u8>>,
+    /// Expected stderr, if there is an expected file.
+    pub stderr_expected: Option<Vec<u8>>,
+}
+
+impl Benchmark {
+    /// Reads the module at `path` and its expected outputs.
+    pub fn load(path: &Path) -> anyhow::Result<Benchmark> {
+        use anyhow::Context as _;
+        let path = std::fs::canonicalize(path).with_context(|| format!("failed to find {}", path.display()))?;
+        let wasm = std::fs::read(&path).with_context(|| format!("failed to read {}", path.display()))?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+        let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let name = if stem == "benchmark" { dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or(stem.clone()) } else { stem.clone() };
+        let expected = |stream: &str| -> Option<Vec<u8>> {
+            std::fs::read(dir.join(format!("{stem}.{stream}.expected"))).or_else(|_| std::fs::read(dir.join(format!("default.{stream}.expected")))).ok()
+        };
+        Ok(Benchmark { name, stdout_expected: expected("stdout"), stderr_expected: expected("stderr"), wasm, dir })
+    }
+}
+
+/// Whether `actual` matches `expected` line by line (no expected file: not checked).
+pub fn output_matches(expected: Option<&[u8]>, actual: &[u8]) -> bool {
+    let Some(expected) = expected else { return true };
+    let lines = |b: &[u8]| -> Vec<Vec<u8>> {
+        let s = String::from_utf8_lossy(b);
+        s.lines().map(|l| l.trim_end_matches('\r').as_bytes().to_vec()).collect()
+    };
+    lines(expected) == lines(actual)
+}
+
+/// The measurements of one iteration.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub compile_ns: u64,
+    pub instantiate_ns: u64,
+    pub execute_ns: u64,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// The state the guest's `bench.start`/`bench.end` write to.
+#[derive(Default)]
+struct Span {
+    start: Option<Instant>,
+    elapsed_ns: Option<u64>,
+}
+
+impl Span {
+    fn start(&mut self) {
+        self.start = Some(Instant::now());
+    }
+    fn end(&mut self) {
+        let now = Instant::now();
+        if let Some(s) = self.start {
+            self.elapsed_ns = Some(now.duration_since(s).as_nanos() as u64);
+        }
+    }
+    fn get(&self) -> anyhow::Result<u64> {
+        self.elapsed_ns.ok_or_else(|| anyhow::anyhow!("the guest did not call bench.start and bench.end"))
+    }
+}
+
+/// Something that runs one benchmark iteration with one engine and mode.
+pub trait Runner {
+    /// Compiles, instantiates and runs the benchmark once.
+    fn iteration(&mut self, bench: &Benchmark) -> anyhow::Result<Sample>;
+}
+
+// ---------------------------------------------------------------- Weft
+
+struct WeftState {
+    wasi: weft_wasi::WasiCtx,
+    span: Span,
+}
+
+/// Runs benchmarks with Weft.
+pub struct WeftRunner {
+    engine: weft::Engine,
+    linker: weft::Linker<WeftState>,
+    interrupt: Interrupt,
+}
+
+impl WeftRunner {
+    /// An engine configured for `interrupt`, with WASI and the bench functions linked.
+    pub fn new(interrupt: Interrupt) -> anyhow::Result<WeftRunner> {
+        let mut config = weft::Config::new();
+        match interrupt {
+            Interrupt::None => {}
+            Interrupt::Epoch => {
+                config.epoch_interruption(true);
+            }
+            Interrupt::Mmu => {
+                config.mmu_interruption(true);
+            }
+        }
+        let engine = weft::Engine::new(&config)?;
+        let mut linker = weft::Linker::<WeftState>::new(&engine);
+        weft_wasi::add_to_linker(&mut linker, |s: &mut WeftState| &mut s.wasi)?;
+        linker.func_wrap("bench", "start", |mut c: weft::Caller<'_, WeftState>| c.data_mut().span.start())?;
+        linker.func_wrap("bench", "end", |mut c: weft::Caller<'_, WeftState>| c.data_mut().span.end())?;
+        Ok(WeftRunner { engine, linker, interrupt })
+    }
+}
+
+impl Runner for WeftRunner {
+    fn iteration(&mut self, bench: &Benchmark) -> anyhow::Result<Sample> {
+        let t = Instant::now();
+        let module = weft::Module::new(&self.engine, &bench.wasm)?;
+        let compile_ns = t.elapsed().as_nanos() as u64;
+
+        let (out, err) = (weft_wasi::OutputPipe::new(), weft_wasi::OutputPipe::new());
+        let wasi = weft_wasi::WasiCtx::builder()
+            .stdout(weft_wasi::OutputSink::Pipe(out.clone()))
+            .stderr(weft_wasi::OutputSink::Pipe(err.clone()))
+            .preopened_dir(&bench.dir, ".")?
+            .build();
+        let state = WeftState { wasi, span: Span::default() };
+
+        let t = Instant::now();
+        let mut store = weft::Store::new(&self.engine, state);
+        if self.interrupt == Interrupt::Epoch {
+            store.set_epoch_deadline(u64::MAX / 2);
+        }
+        let instance = self.linker.instantiate(&mut store, &module)?;
+        let instantiate_ns = t.elapsed().as_nanos() as u64;
+
+        let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+        match start.call(&mut store, ()) {
+            Ok(()) => {}
+            Err(e) if weft_wasi::exit_code(&e) == Some(0) => {}
+            Err(e) => return Err(e.context(format!("{} failed; stderr: {}", bench.name, tail(&err.contents())))),
+        }
+        let execute_ns = store.data().span.get()?;
+        Ok(Sample { compile_ns, instantiate_ns, execute_ns, stdout: out.contents(), stderr: err.contents() })
+    }
+}
+
+/// The last few hundred bytes of a guest's output, for error messages.
+fn tail(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&b[b.len().saturating_sub(400)..]).to_string();
+    s.trim().to_string()
+}
+
+// ---------------------------------------------------------------- wasmtime
+
+#[cfg(feature = "wasmtime")]
+struct WasmtimeState {
+    wasi: wasmtime_wasi::p1::WasiP1Ctx,
+    span: Span,
+}
+
+/// Runs benchmarks with wasmtime (epoch or no interruption).
+#[cfg(feature = "wasmtime")]
+pub struct WasmtimeRunner {
+    engine: wasmtime::Engine,
+    linker: wasmtime::Linker<WasmtimeState>,
+    interrupt: Interrupt,
+}
+
+#[cfg(feature = "wasmtime")]
+impl WasmtimeRunner {
+    /// An engine configured for `interrupt` (not `Mmu`), with WASI and the bench functions linked.
+    pub fn new(interrupt: Interrupt) -> anyhow::Result<WasmtimeRunner> {
+        use crate::wt;
+        let mut config = wasmtime::Config::new();
+        match interrupt {
+            Interrupt::None => {}
+            Interrupt::Epoch => {
+                config.epoch_interruption(true);
+            }
+            Interrupt::Mmu => anyhow::bail!("wasmtime has no MMU interruption"),
+        }
+        let engine = wt(wasmtime::Engine::new(&config))?;
+        let mut linker = wasmtime::Linker::<WasmtimeState>::new(&engine);
+        wt(wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut WasmtimeState| &mut s.wasi))?;
+        wt(linker.func_wrap("bench", "start", |mut c: wasmtime::Caller<'_, WasmtimeState>| c.data_mut().span.start()))?;
+        wt(linker.func_wrap("bench", "end", |mut c: wasmtime::Caller<'_, WasmtimeState>| c.data_mut().span.end()))?;
+        Ok(WasmtimeRunner { engine, linker, interrupt })
+    }
+}
+
+#[cfg(feature = "wasmtime")]
+impl Runner for WasmtimeRunner {
+    fn iteration(&mut self, bench: &Benchmark) -> anyhow::Result<Sample> {
+        use crate::wt;
+        use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+        let t = Instant::now();
+        let module = wt(wasmtime::Module::new(&self.engine, &bench.wasm))?;
+        let compile_ns = t.elapsed().as_nanos() as u64;
+
+        let (out, err) = (MemoryOutputPipe::new(usize::MAX), MemoryOutputPipe::new(usize::MAX));
+        let mut b = wasmtime_wasi::WasiCtxBuilder::new();
+        b.stdout(out.clone()).stderr(err.clone());
+        wt(b.preopened_dir(&bench.dir, ".", wasmtime_wasi::FsPerms::ReadWrite))?;
+        let state = WasmtimeState { wasi: b.build_p1(), span: Span::default() };
+
+        let t = Instant::now();
+        let mut store = wasmtime::Store::new(&self.engine, state);
+        if self.interrupt == Interrupt::Epoch {
+            store.set_epoch_deadline(u64::MAX);
+        }
+        let instance = wt(self.linker.instantiate(&mut store, &module))?;
+        let instantiate_ns = t.elapsed().as_nanos() as u64;
+
+        let start = wt(instance.get_typed_func::<(), ()>(&mut store, "_start"))?;
+        if let Err(e) = start.call(&mut store, ()) {
+            if e.downcast_ref::<wasmtime_wasi::I32Exit>().map(|e| e.0) != Some(0) {
+                return Err(anyhow::anyhow!("wasmtime: {e:?}").context(format!("{} failed; stderr: {}", bench.name, tail(&err.contents()))));
+            }
+        }
+        let execute_ns = store.data().span.get()?;
+        Ok(Sample { compile_ns, instantiate_ns, execute_ns, stdout: out.contents().to_vec(), stderr: err.contents().to_vec() })
+    }
+}
+
+// ---------------------------------------------------------------- driver
+
+/// The measured phases, in report order.
+pub const PHASES: [&str; 3] = ["compile", "instantiate", "execute"];
+
+/// The result of one (engine, mode) on one benchmark, per phase.
+#[derive(Debug, Clone)]
+pub struct SightglassRow {
+    pub benchmark: String,
+    pub engine: &'static str,
+    pub mode: Interrupt,
+    /// Indexed like [`PHASES`].
+    pub phases: [Stats; 3],
+    /// Whether every iteration's stdout and stderr matched the expected files.
+    pub output_ok: bool,
+}
+
+/// The (engine, mode) combinations to run: wasmtime has no MMU mode, so that
+/// combination is left out.
+pub fn combinations(engines: &[&str], modes: &[Interrupt]) -> anyhow::Result<Vec<(&'static str, Interrupt)>> {
+    let mut out = Vec::new();
+    for &mode in modes {
+        for &engine in engines {
+            let engine: &'static str = match engine {
+                "weft" => "weft",
+                "wasmtime" if !crate::HAS_WASMTIME => anyhow::bail!("this build has no wasmtime: rebuild with `--features wasmtime`"),
+                "wasmtime" => "wasmtime",
+                other => anyhow::bail!("unknown engine `{other}`"),
+            };
+            if engine == "wasmtime" && mode == Interrupt::Mmu {
+                continue;
+            }
+            out.push((engine, mode));
+        }
+    }
+    Ok(out)
+}
+
+fn runner(engine: &str, mode: Interrupt) -> anyhow::Result<Box<dyn Runner>> {
+    Ok(match engine {
+        "weft" => Box::new(WeftRunner::new(mode)?),
+        #[cfg(feature = "wasmtime")]
+        "wasmtime" => Box::new(WasmtimeRunner::new(mode)?),
+        other => anyhow::bail!("engine `{other}` is not available in this build"),
+    })
+}
+
+/// Runs `bench` `iters` times with each (engine, mode) in `combos`,
+/// interleaved (iteration 1 of each, then iteration 2 of each, ...).
+pub fn run(bench: &Benchmark, combos: &[(&'static str, Interrupt)], iters: usize) -> anyhow::Result<Vec<SightglassRow>> {
+    let mut runners = combos.iter().map(|&(e, m)| runner(e, m)).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut samples: Vec<[Vec<u64>; 3]> = vec![Default::default(); combos.len()];
+    let mut ok = vec![true; combos.len()];
+    for _ in 0..iters.max(1) {
+        for (i, r) in runners.iter_mut().enumerate() {
+            let s = r.iteration(bench).map_err(|e| e.context(format!("{} with {} ({})", bench.name, combos[i].0, combos[i].1.name())))?;
+            samples[i][0].push(s.compile_ns);
+            samples[i][1].push(s.instantiate_ns);
+            samples[i][2].push(s.execute_ns);
+            ok[i] &= output_matches(bench.stdout_expected.as_deref(), &s.stdout) && output_matches(bench.stderr_expected.as_deref(), &s.stderr);
+        }
+    }
+    Ok(combos
+        .iter()
+        .zip(samples)
+        .zip(ok)
+        .map(|((&(engine, mode), [c, i, e]), output_ok)| SightglassRow {
+            benchmark: bench.name.clone(),
+            engine,
+            mode,
+            phases: [Stats::from(c), Stats::from(i), Stats::from(e)],
+            output_ok,
+        })
+        .collect())
+}
