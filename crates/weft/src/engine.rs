@@ -10,6 +10,7 @@ use cranelift_codegen::isa::OwnedTargetIsa;
 use crate::compile::{self, Trampolines};
 use crate::config::{Config, InstanceAllocationStrategy};
 use crate::runtime::memory::GUARDED_RESERVATION;
+use crate::runtime::interrupt::InterruptShared;
 use crate::runtime::pool::{MemoryPool, TablePool};
 use crate::runtime::signals;
 use crate::types::{FuncType, TypeId, TypeRegistry};
@@ -22,6 +23,8 @@ pub(crate) struct EngineInner {
     epoch: AtomicU64,
     pub memory_pool: Option<Arc<MemoryPool>>,
     pub table_pool: Option<TablePool>,
+    /// Interrupt state of every live store in MMU modes, for engine-wide interruption.
+    pub interruptible: Mutex<Vec<std::sync::Weak<InterruptShared>>>,
 }
 
 /// A compilation environment: configuration, code generator and type registry.
@@ -63,6 +66,7 @@ impl Engine {
                 epoch: AtomicU64::new(0),
                 memory_pool,
                 table_pool,
+                interruptible: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -80,6 +84,29 @@ impl Engine {
     /// next interruption point. Async-signal-safe; callable from any thread.
     pub fn increment_epoch(&self) {
         self.inner.epoch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Interrupts every store of this engine at once (MMU interruption; with
+    /// epochs, [`increment_epoch`](Self::increment_epoch) is the engine-wide
+    /// mechanism). Callable from any thread, but not from a signal handler (it
+    /// takes a lock); per-store handles are signal-safe.
+    pub fn interrupt_all(&self) {
+        let mut stores = self.inner.interruptible.lock().unwrap();
+        stores.retain(|w| match w.upgrade() {
+            Some(shared) => {
+                crate::runtime::interrupt::InterruptHandle { shared }.interrupt();
+                true
+            }
+            None => false,
+        });
+    }
+
+    pub(crate) fn register_interruptible(&self, shared: &Arc<InterruptShared>) {
+        let mut stores = self.inner.interruptible.lock().unwrap();
+        if stores.len() > 64 && stores.len().is_power_of_two() {
+            stores.retain(|w| w.strong_count() > 0);
+        }
+        stores.push(Arc::downgrade(shared));
     }
 
     /// Whether two handles refer to the same engine.

@@ -171,6 +171,7 @@ impl<T> Store<T> {
         if matches!(mode, Interruption::MmuPage | Interruption::MmuPointer) {
             let ctx: *mut VMStoreContext = &mut *inner.opaque.vm;
             let shared = InterruptShared::new(mode, ctx);
+            engine.register_interruptible(&shared);
             inner.opaque.vm.interrupt_page = shared.readable_page();
             inner.opaque.interrupts = Some(shared);
         }

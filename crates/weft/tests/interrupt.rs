@@ -323,3 +323,24 @@ fn registers_survive_interruptions() {
         assert!(hits.load(Ordering::SeqCst) > 50, "{mode:?}: {} interruptions", hits.load(Ordering::SeqCst));
     }
 }
+
+#[test]
+fn engine_wide_interruption_stops_every_store() {
+    let _serial = serial();
+    for mode in [Interruption::MmuPage, Interruption::MmuPointer] {
+        let engine = engine(mode);
+        let mut threads = Vec::new();
+        for _ in 0..2 {
+            let (mut store, inst) = setup(&engine);
+            threads.push(std::thread::spawn(move || {
+                let f = inst.get_typed_func::<(), ()>(&mut store, "spin").unwrap();
+                f.call(&mut store, ()).unwrap_err()
+            }));
+        }
+        std::thread::sleep(Duration::from_millis(30));
+        engine.interrupt_all();
+        for t in threads {
+            expect_interrupted(t.join().unwrap());
+        }
+    }
+}
