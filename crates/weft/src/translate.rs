@@ -627,36 +627,19 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 self.push(v);
             }
             O::MemoryFill { mem } => {
-                let (dst, val, len) = self.pop3();
                 let m64 = self.is_memory64(mem);
-                let dst = self.index_to_i64(dst, m64);
-                let len = self.index_to_i64(len, m64);
-                let m = self.builder.ins().iconst(types::I32, mem as i64);
-                let s = self.call_builtin(Builtin::MemoryFill, &[m, dst, val, len])[0];
-                self.builder.ins().trapnz(s, TrapCode::HEAP_OUT_OF_BOUNDS);
+                self.bulk_fill(Builtin::MemoryFill, mem, m64, TrapCode::HEAP_OUT_OF_BOUNDS);
             }
             O::MemoryCopy { dst_mem, src_mem } => {
-                let (dst, src, len) = self.pop3();
-                let d64 = self.is_memory64(dst_mem);
-                let s64 = self.is_memory64(src_mem);
-                let dst = self.index_to_i64(dst, d64);
-                let src = self.index_to_i64(src, s64);
-                let len = self.index_to_i64(len, d64 && s64);
-                let dm = self.builder.ins().iconst(types::I32, dst_mem as i64);
-                let sm = self.builder.ins().iconst(types::I32, src_mem as i64);
-                let s = self.call_builtin(Builtin::MemoryCopy, &[dm, sm, dst, src, len])[0];
-                self.builder.ins().trapnz(s, TrapCode::HEAP_OUT_OF_BOUNDS);
+                let (d64, s64) = (self.is_memory64(dst_mem), self.is_memory64(src_mem));
+                self.bulk_copy(Builtin::MemoryCopy, dst_mem, d64, src_mem, s64, TrapCode::HEAP_OUT_OF_BOUNDS);
             }
             O::MemoryInit { data_index, mem } => {
-                let (dst, src, len) = self.pop3();
-                let dst = self.index_to_i64(dst, self.is_memory64(mem));
-                let m = self.builder.ins().iconst(types::I32, mem as i64);
-                let d = self.builder.ins().iconst(types::I32, data_index as i64);
-                let s = self.call_builtin(Builtin::MemoryInit, &[m, d, dst, src, len])[0];
-                self.builder.ins().trapnz(s, TrapCode::HEAP_OUT_OF_BOUNDS);
+                let m64 = self.is_memory64(mem);
+                self.bulk_init(Builtin::MemoryInit, mem, m64, data_index, TrapCode::HEAP_OUT_OF_BOUNDS);
             }
             O::DataDrop { data_index } => {
-                let d = self.builder.ins().iconst(types::I32, data_index as i64);
+                let d = self.const_u32(data_index);
                 self.call_builtin(Builtin::DataDrop, &[d]);
             }
 
@@ -874,36 +857,19 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 self.push(v);
             }
             O::TableFill { table } => {
-                let (dst, val, len) = self.pop3();
                 let t64 = self.is_table64(table);
-                let dst = self.index_to_i64(dst, t64);
-                let len = self.index_to_i64(len, t64);
-                let t = self.builder.ins().iconst(types::I32, table as i64);
-                let s = self.call_builtin(Builtin::TableFill, &[t, dst, val, len])[0];
-                self.builder.ins().trapnz(s, codes::TABLE_OUT_OF_BOUNDS);
+                self.bulk_fill(Builtin::TableFill, table, t64, codes::TABLE_OUT_OF_BOUNDS);
             }
             O::TableCopy { dst_table, src_table } => {
-                let (dst, src, len) = self.pop3();
-                let d64 = self.is_table64(dst_table);
-                let s64 = self.is_table64(src_table);
-                let dst = self.index_to_i64(dst, d64);
-                let src = self.index_to_i64(src, s64);
-                let len = self.index_to_i64(len, d64 && s64);
-                let dt = self.builder.ins().iconst(types::I32, dst_table as i64);
-                let st = self.builder.ins().iconst(types::I32, src_table as i64);
-                let s = self.call_builtin(Builtin::TableCopy, &[dt, st, dst, src, len])[0];
-                self.builder.ins().trapnz(s, codes::TABLE_OUT_OF_BOUNDS);
+                let (d64, s64) = (self.is_table64(dst_table), self.is_table64(src_table));
+                self.bulk_copy(Builtin::TableCopy, dst_table, d64, src_table, s64, codes::TABLE_OUT_OF_BOUNDS);
             }
             O::TableInit { elem_index, table } => {
-                let (dst, src, len) = self.pop3();
-                let dst = self.index_to_i64(dst, self.is_table64(table));
-                let t = self.builder.ins().iconst(types::I32, table as i64);
-                let e = self.builder.ins().iconst(types::I32, elem_index as i64);
-                let s = self.call_builtin(Builtin::TableInit, &[t, e, dst, src, len])[0];
-                self.builder.ins().trapnz(s, codes::TABLE_OUT_OF_BOUNDS);
+                let t64 = self.is_table64(table);
+                self.bulk_init(Builtin::TableInit, table, t64, elem_index, codes::TABLE_OUT_OF_BOUNDS);
             }
             O::ElemDrop { elem_index } => {
-                let e = self.builder.ins().iconst(types::I32, elem_index as i64);
+                let e = self.const_u32(elem_index);
                 self.call_builtin(Builtin::ElemDrop, &[e]);
             }
 
@@ -1005,6 +971,44 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         let n = self.builder.ins().ireduce(narrow, a);
         let v = self.builder.ins().sextend(ty, n);
         self.push(v);
+    }
+
+    fn const_u32(&mut self, v: u32) -> Value {
+        self.builder.ins().iconst(types::I32, v as i64)
+    }
+
+    /// `memory.fill` / `table.fill`: (dst, val, len) on the stack.
+    fn bulk_fill(&mut self, b: Builtin, index: u32, is64: bool, code: TrapCode) {
+        let (dst, val, len) = self.pop3();
+        let dst = self.index_to_i64(dst, is64);
+        let len = self.index_to_i64(len, is64);
+        let i = self.const_u32(index);
+        let status = self.call_builtin(b, &[i, dst, val, len])[0];
+        self.builder.ins().trapnz(status, code);
+    }
+
+    /// `memory.copy` / `table.copy`: (dst, src, len) on the stack; the length is
+    /// 64-bit only when both sides are.
+    fn bulk_copy(&mut self, b: Builtin, dst_index: u32, dst64: bool, src_index: u32, src64: bool, code: TrapCode) {
+        let (dst, src, len) = self.pop3();
+        let dst = self.index_to_i64(dst, dst64);
+        let src = self.index_to_i64(src, src64);
+        let len = self.index_to_i64(len, dst64 && src64);
+        let d = self.const_u32(dst_index);
+        let s = self.const_u32(src_index);
+        let status = self.call_builtin(b, &[d, s, dst, src, len])[0];
+        self.builder.ins().trapnz(status, code);
+    }
+
+    /// `memory.init` / `table.init`: (dst, src, len) on the stack; src and len
+    /// index the segment and are always 32-bit.
+    fn bulk_init(&mut self, b: Builtin, index: u32, is64: bool, segment: u32, code: TrapCode) {
+        let (dst, src, len) = self.pop3();
+        let dst = self.index_to_i64(dst, is64);
+        let i = self.const_u32(index);
+        let seg = self.const_u32(segment);
+        let status = self.call_builtin(b, &[i, seg, dst, src, len])[0];
+        self.builder.ins().trapnz(status, code);
     }
 
     fn is_memory64(&self, mem: u32) -> bool {

@@ -208,21 +208,11 @@ pub unsafe fn call_wasm(
 /// Must be called from a host function invoked by compiled code, with no live
 /// values that need dropping in the frames between here and the activation.
 pub unsafe fn raise(cause: TrapCause, error: Option<anyhow::Error>, panic: Option<Box<dyn std::any::Any + Send>>, fp: usize) -> ! {
-    let act = current_activation();
-    assert!(!act.is_null(), "raise outside of Wasm");
-    // SAFETY: the activation is live while its call is in progress.
-    let a = unsafe { &mut *act };
-    a.cause = cause;
-    a.host_error = error;
-    a.panic = panic;
-    a.backtrace_len = 0;
-    // SAFETY: `fp` is a frame pointer of compiled code below the activation.
-    unsafe {
-        let pc = *((fp + 8) as *const usize);
-        let next_fp = *(fp as *const usize);
-        record_backtrace(a, pc, next_fp, true);
-        weft_longjmp(&a.jmp)
-    }
+    // SAFETY: `fp` is the trampoline's frame pointer: [fp + 8] is the return
+    // address into the calling Wasm function, [fp] its frame pointer.
+    let (pc, caller_fp) = unsafe { (*((fp + 8) as *const usize), *(fp as *const usize)) };
+    // SAFETY: forwarded from the caller.
+    unsafe { raise_at(cause, error, panic, pc, caller_fp) }
 }
 
 /// Like [`raise`], for a trap at `pc` (not a return address) in the frame `fp`.
@@ -239,16 +229,14 @@ pub unsafe fn raise_at(cause: TrapCause, error: Option<anyhow::Error>, panic: Op
     a.panic = panic;
     // SAFETY: `fp` is a frame pointer of compiled code below the activation.
     unsafe {
-        record_backtrace(a, pc, fp, false);
+        record_backtrace(a, pc, fp);
         weft_longjmp(&a.jmp)
     }
 }
 
 /// Walks the frame-pointer chain from (pc, fp) while it stays in compiled code.
-/// `pc_is_return_address` says whether `pc` is a return address (not a fault PC).
 /// Async-signal-safe.
-unsafe fn record_backtrace(a: &mut Activation, mut pc: usize, mut fp: usize, pc_is_return_address: bool) {
-    let _ = pc_is_return_address;
+unsafe fn record_backtrace(a: &mut Activation, mut pc: usize, mut fp: usize) {
     let mut n = 0;
     loop {
         let in_code = code::with_code_at(pc, |c| c.is_some());
@@ -406,7 +394,7 @@ unsafe extern "C" fn trap_handler(sig: libc::c_int, info: *mut libc::siginfo_t, 
             let a = unsafe { &mut *act };
             a.cause = TrapCause::Wasm(kind);
             // SAFETY: walking the faulting thread's frames, which are intact.
-            unsafe { record_backtrace(a, pc, fp, false) };
+            unsafe { record_backtrace(a, pc, fp) };
             uc.uc_mcontext.gregs[libc::REG_RSP as usize] = a.jmp.sp as i64;
             uc.uc_mcontext.gregs[libc::REG_RBP as usize] = a.jmp.fp as i64;
             uc.uc_mcontext.gregs[libc::REG_RIP as usize] = a.jmp.pc as i64;
