@@ -50,15 +50,17 @@ impl<T: 'static> Clone for Definition<T> {
 /// ```
 pub struct Linker<T: 'static> {
     engine: Engine,
-    /// Definitions by module name, then field name.
-    defs: HashMap<String, HashMap<String, Definition<T>>>,
+    /// Definitions by module name, then field name. Shared with the stores that
+    /// instantiated through this linker, which keeps its host functions alive
+    /// for them with one reference count instead of one per import.
+    defs: Arc<Definitions<T>>,
     allow_shadowing: bool,
 }
 
 impl<T: 'static> Linker<T> {
     /// An empty linker for `engine`.
     pub fn new(engine: &Engine) -> Self {
-        Linker { engine: engine.clone(), defs: HashMap::new(), allow_shadowing: false }
+        Linker { engine: engine.clone(), defs: Arc::new(Definitions(HashMap::new())), allow_shadowing: false }
     }
 
     /// The engine.
@@ -79,7 +81,7 @@ impl<T: 'static> Linker<T> {
     }
 
     fn insert(&mut self, module: &str, name: &str, def: Definition<T>) -> anyhow::Result<&mut Self> {
-        let fields = self.defs.entry(module.to_string()).or_default();
+        let fields = Arc::make_mut(&mut self.defs).0.entry(module.to_string()).or_default();
         if !self.allow_shadowing && fields.contains_key(name) {
             anyhow::bail!("`{module}::{name}` is already defined");
         }
@@ -136,7 +138,7 @@ impl<T: 'static> Linker<T> {
 
     /// Looks up `module::name`, creating host functions in `store` as needed.
     pub fn get(&self, mut store: impl AsContextMut<Data = T>, module: &str, name: &str) -> Option<Extern> {
-        let def = self.defs.get(module)?.get(name)?;
+        let def = self.defs.0.get(module)?.get(name)?;
         Some(match def {
             Definition::Extern(e) => *e,
             Definition::HostFunc(d) => {
@@ -146,20 +148,46 @@ impl<T: 'static> Linker<T> {
         })
     }
 
+    /// Like `get`, for a store that holds a reference to `self.defs`.
+    fn get_kept_alive(&self, store_id: u64, module: &str, name: &str) -> Option<Extern> {
+        let def = self.defs.0.get(module)?.get(name)?;
+        Some(match def {
+            Definition::Extern(e) => *e,
+            Definition::HostFunc(d) => Extern::Func(Func { store_id, func_ref: &d.func_ref }),
+        })
+    }
+
     /// Instantiates `module`, resolving every import by name.
     ///
     /// # Errors
     /// Fails if an import is not defined (the error names it) or has the wrong
     /// type, or if instantiation traps.
     pub fn instantiate(&self, mut store: impl AsContextMut<Data = T>, module: &Module) -> anyhow::Result<Instance> {
+        let ctx = store.as_context_mut();
+        let opaque = &mut ctx.inner.opaque;
+        let store_id = opaque.id;
+        // One reference keeps every host function of this linker alive for the store.
+        let defs: Arc<dyn std::any::Any + Send + Sync> = self.defs.clone();
+        if !opaque.host_funcs.last().is_some_and(|last| Arc::ptr_eq(last, &defs)) {
+            opaque.host_funcs.push(defs);
+        }
         let mut imports = Vec::with_capacity(module.inner.info.imports.len());
         for import in &module.inner.info.imports {
             let (m, n) = (import.module.as_str(), import.name.as_str());
-            match self.get(&mut store, m, n) {
+            match self.get_kept_alive(store_id, m, n) {
                 Some(e) => imports.push(e),
                 None => anyhow::bail!("unknown import: `{m}::{n}` has not been defined"),
             }
         }
         Instance::new(&mut store, module, &imports)
+    }
+}
+
+/// A linker's definitions (a newtype so that stores can hold them as `Any`).
+struct Definitions<T: 'static>(HashMap<String, HashMap<String, Definition<T>>>);
+
+impl<T: 'static> Clone for Definitions<T> {
+    fn clone(&self) -> Self {
+        Definitions(self.0.clone())
     }
 }

@@ -186,3 +186,24 @@ fn reset_restores_the_just_instantiated_state() {
         assert_eq!(call::<(), i32>(&mut store, inst, "size", ()), 4);
     }
 }
+
+#[test]
+fn host_functions_outlive_the_linker() {
+    let engine = Engine::default();
+    let module = Module::new(
+        &engine,
+        r#"(module (import "host" "double" (func $d (param i32) (result i32)))
+            (func (export "run") (param i32) (result i32) (call $d (local.get 0))))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, ());
+    let inst = {
+        let mut linker = weft::Linker::<()>::new(&engine);
+        linker.func_wrap("host", "double", |x: i32| x * 2).unwrap();
+        let inst = linker.instantiate(&mut store, &module).unwrap();
+        // Redefining after instantiation must not disturb the instance.
+        linker.allow_shadowing(true).func_wrap("host", "double", |x: i32| x * 3).unwrap();
+        inst
+    };
+    assert_eq!(call::<i32, i32>(&mut store, inst, "run", 21), 42);
+}
