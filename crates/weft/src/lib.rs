@@ -47,7 +47,7 @@ pub use engine::Engine;
 pub use externals::{Extern, Global, Memory, Table, Tag};
 pub use func::{CallState, Caller, Func, SuspendedCall, HostResult, IntoFunc, TypedFunc, WasmParams, WasmResults, WasmTy};
 pub use instance::Instance;
-pub use linker::Linker;
+pub use linker::{InstancePre, Linker};
 pub use module::Module;
 pub use store::{AsContext, AsContextMut, Store, StoreContext, StoreContextMut};
 pub use trap::{FrameInfo, Trap, TrapKind, WasmBacktrace};

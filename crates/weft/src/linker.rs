@@ -148,13 +148,21 @@ impl<T: 'static> Linker<T> {
         })
     }
 
-    /// Like `get`, for a store that holds a reference to `self.defs`.
-    fn get_kept_alive(&self, store_id: u64, module: &str, name: &str) -> Option<Extern> {
-        let def = self.defs.0.get(module)?.get(name)?;
-        Some(match def {
-            Definition::Extern(e) => *e,
-            Definition::HostFunc(d) => Extern::Func(Func { store_id, func_ref: &d.func_ref }),
-        })
+    /// Resolves `module`'s imports by name once, for many instantiations.
+    ///
+    /// # Errors
+    /// Fails if an import is not defined (the error names it).
+    pub fn instantiate_pre(&self, module: &Module) -> anyhow::Result<InstancePre<T>> {
+        let mut imports = Vec::with_capacity(module.inner.info.imports.len());
+        for import in &module.inner.info.imports {
+            let (m, n) = (import.module.as_str(), import.name.as_str());
+            match self.defs.0.get(m).and_then(|f| f.get(n)) {
+                Some(Definition::Extern(e)) => imports.push(PreImport::Extern(*e)),
+                Some(Definition::HostFunc(d)) => imports.push(PreImport::HostFunc(&d.func_ref)),
+                None => anyhow::bail!("unknown import: `{m}::{n}` has not been defined"),
+            }
+        }
+        Ok(InstancePre { module: module.clone(), defs: self.defs.clone(), imports })
     }
 
     /// Instantiates `module`, resolving every import by name.
@@ -162,24 +170,8 @@ impl<T: 'static> Linker<T> {
     /// # Errors
     /// Fails if an import is not defined (the error names it) or has the wrong
     /// type, or if instantiation traps.
-    pub fn instantiate(&self, mut store: impl AsContextMut<Data = T>, module: &Module) -> anyhow::Result<Instance> {
-        let ctx = store.as_context_mut();
-        let opaque = &mut ctx.inner.opaque;
-        let store_id = opaque.id;
-        // One reference keeps every host function of this linker alive for the store.
-        let defs: Arc<dyn std::any::Any + Send + Sync> = self.defs.clone();
-        if !opaque.host_funcs.last().is_some_and(|last| Arc::ptr_eq(last, &defs)) {
-            opaque.host_funcs.push(defs);
-        }
-        let mut imports = Vec::with_capacity(module.inner.info.imports.len());
-        for import in &module.inner.info.imports {
-            let (m, n) = (import.module.as_str(), import.name.as_str());
-            match self.get_kept_alive(store_id, m, n) {
-                Some(e) => imports.push(e),
-                None => anyhow::bail!("unknown import: `{m}::{n}` has not been defined"),
-            }
-        }
-        Instance::new(&mut store, module, &imports)
+    pub fn instantiate(&self, store: impl AsContextMut<Data = T>, module: &Module) -> anyhow::Result<Instance> {
+        self.instantiate_pre(module)?.instantiate(store)
     }
 }
 
@@ -189,5 +181,55 @@ struct Definitions<T: 'static>(HashMap<String, HashMap<String, Definition<T>>>);
 impl<T: 'static> Clone for Definitions<T> {
     fn clone(&self) -> Self {
         Definitions(self.0.clone())
+    }
+}
+
+enum PreImport {
+    Extern(Extern),
+    HostFunc(*const crate::vmctx::VMFuncRef),
+}
+
+/// A module with its imports resolved by a [`Linker`]: instantiating it skips
+/// the name lookups (see [`Linker::instantiate_pre`]).
+pub struct InstancePre<T: 'static> {
+    module: Module,
+    /// Keeps the host functions of `imports` alive.
+    defs: Arc<Definitions<T>>,
+    imports: Vec<PreImport>,
+}
+
+// SAFETY: the raw pointers point into host function contexts kept alive by
+// `defs`, which are Send + Sync.
+unsafe impl<T: 'static> Send for InstancePre<T> {}
+// SAFETY: as above.
+unsafe impl<T: 'static> Sync for InstancePre<T> {}
+
+impl<T: 'static> InstancePre<T> {
+    /// The module.
+    pub fn module(&self) -> &Module {
+        &self.module
+    }
+
+    /// Instantiates the module in `store`.
+    ///
+    /// # Errors
+    /// As for [`Linker::instantiate`].
+    pub fn instantiate(&self, mut store: impl AsContextMut<Data = T>) -> anyhow::Result<Instance> {
+        let ctx = store.as_context_mut();
+        let opaque = &mut ctx.inner.opaque;
+        let store_id = opaque.id;
+        let defs: Arc<dyn std::any::Any + Send + Sync> = self.defs.clone();
+        if !opaque.host_funcs.last().is_some_and(|last| Arc::ptr_eq(last, &defs)) {
+            opaque.host_funcs.push(defs);
+        }
+        let imports: Vec<Extern> = self
+            .imports
+            .iter()
+            .map(|i| match i {
+                PreImport::Extern(e) => *e,
+                PreImport::HostFunc(f) => Extern::Func(Func { store_id, func_ref: *f }),
+            })
+            .collect();
+        Instance::new(&mut store, &self.module, &imports)
     }
 }

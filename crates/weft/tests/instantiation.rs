@@ -207,3 +207,26 @@ fn host_functions_outlive_the_linker() {
     };
     assert_eq!(call::<i32, i32>(&mut store, inst, "run", 21), 42);
 }
+
+#[test]
+fn instance_pre_instantiates_in_many_stores() {
+    let engine = Engine::default();
+    let module = Module::new(
+        &engine,
+        r#"(module (import "host" "add" (func $a (param i32 i32) (result i32)))
+            (func (export "run") (param i32) (result i32) (call $a (local.get 0) (i32.const 1))))"#,
+    )
+    .unwrap();
+    let mut linker = weft::Linker::<()>::new(&engine);
+    linker.func_wrap("host", "add", |a: i32, b: i32| a + b).unwrap();
+    let pre = linker.instantiate_pre(&module).unwrap();
+    drop(linker);
+    for i in 0..10 {
+        let mut store = Store::new(&engine, ());
+        let inst = pre.instantiate(&mut store).unwrap();
+        assert_eq!(call::<i32, i32>(&mut store, inst, "run", i), i + 1);
+    }
+    let missing = Module::new(&engine, r#"(module (import "host" "nope" (func)))"#).unwrap();
+    let err = weft::Linker::<()>::new(&engine).instantiate_pre(&missing).err().unwrap();
+    assert!(err.to_string().contains("host::nope"), "{err}");
+}
