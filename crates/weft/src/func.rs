@@ -272,21 +272,23 @@ impl Func {
     pub(crate) unsafe fn call_raw(&self, store: &mut StoreOpaque, values: &mut [ValRaw]) -> anyhow::Result<()> {
         store.check_not_suspended()?;
         // SAFETY: forwarded from the caller.
-        unsafe { self.call_raw_record(store, values) }.map_err(|record| trap_from_record(*record))
+        unsafe { self.call_raw_record(store, values, None) }.map_err(|record| trap_from_record(*record))
     }
 
     /// Like `call_raw`, but returns the raw trap record (no panic is resumed).
     ///
     /// # Safety
     /// As for `call_raw`.
-    unsafe fn call_raw_record(&self, store: &mut StoreOpaque, values: &mut [ValRaw]) -> Result<(), Box<TrapRecord>> {
-        let trampolines = match store.engine.trampolines(self.type_id()) {
-            Ok(t) => t,
-            Err(e) => {
-                return Err(Box::new(TrapRecord { cause: TrapCause::Host, backtrace: Vec::new(), host_error: Some(e), panic: None }));
-            }
+    unsafe fn call_raw_record(&self, store: &mut StoreOpaque, values: &mut [ValRaw], trampoline: Option<*const u8>) -> Result<(), Box<TrapRecord>> {
+        let trampoline = match trampoline {
+            Some(t) => t,
+            None => match store.engine.trampolines(self.type_id()) {
+                Ok(t) => t.host_to_wasm,
+                Err(e) => {
+                    return Err(Box::new(TrapRecord { cause: TrapCause::Host, backtrace: Vec::new(), host_error: Some(e), panic: None }));
+                }
+            },
         };
-        let _ = &trampolines;
         let max_stack = store.engine.config().tunables.max_wasm_stack;
         // SAFETY: the funcref belongs to this store (checked by callers).
         let f = unsafe { *self.func_ref };
@@ -296,7 +298,7 @@ impl Func {
             signals::call_wasm(
                 store_ctx,
                 max_stack,
-                trampolines.host_to_wasm,
+                trampoline,
                 f.vmctx,
                 store.host_vmctx(),
                 f.code,
@@ -311,12 +313,13 @@ impl Func {
     /// # Errors
     /// Fails if `Params` and `Results` do not match the function's type.
     pub fn typed<Params: WasmParams, Results: WasmResults>(&self, store: impl AsContext) -> anyhow::Result<TypedFunc<Params, Results>> {
-        let ty = self.ty(store);
+        let ty = self.ty(&store);
         let expected = FuncType::new(Params::types(), Results::types());
         if ty != expected {
             anyhow::bail!("function type mismatch: the function is {ty}, but {expected} was requested");
         }
-        Ok(TypedFunc { func: *self, _marker: PhantomData })
+        let trampoline = store.as_context().inner.opaque.engine.trampolines(self.type_id())?.host_to_wasm;
+        Ok(TypedFunc { func: *self, trampoline, _marker: PhantomData })
     }
 }
 
@@ -356,8 +359,16 @@ fn symbolize(pcs: &[usize]) -> WasmBacktrace {
 /// A function with statically known parameter and result types.
 pub struct TypedFunc<Params, Results> {
     func: Func,
+    /// The host-to-Wasm trampoline of the function's type, looked up once
+    /// (the engine keeps trampolines for its whole life).
+    trampoline: *const u8,
     _marker: PhantomData<fn(Params) -> Results>,
 }
+
+// SAFETY: a handle plus a pointer to immutable engine-owned code.
+unsafe impl<Params, Results> Send for TypedFunc<Params, Results> {}
+// SAFETY: as above.
+unsafe impl<Params, Results> Sync for TypedFunc<Params, Results> {}
 
 impl<Params, Results> Clone for TypedFunc<Params, Results> {
     fn clone(&self) -> Self {
@@ -386,7 +397,9 @@ impl<Params: WasmParams, Results: WasmResults> TypedFunc<Params, Results> {
         };
         params.store(slots);
         // SAFETY: the types were checked when this TypedFunc was made.
-        unsafe { self.func.call_raw(opaque, slots)? };
+        opaque.check_not_suspended()?;
+        // SAFETY: as above; the trampoline matches the checked type.
+        unsafe { self.func.call_raw_record(opaque, slots, Some(self.trampoline)) }.map_err(|record| trap_from_record(*record))?;
         Ok(Results::load(opaque, slots))
     }
 
@@ -415,6 +428,7 @@ impl<Params: WasmParams, Results: WasmResults> TypedFunc<Params, Results> {
         let shared = Arc::new(std::sync::Mutex::new(FiberCall { values: vec![ValRaw::default(); n], outcome: None }));
         params.store(&mut shared.lock().unwrap().values);
         let func = self.func;
+        let trampoline = self.trampoline as usize;
         let store_ptr = opaque as *mut StoreOpaque as usize;
         let result = shared.clone();
         let body = Box::new(move || {
@@ -422,7 +436,7 @@ impl<Params: WasmParams, Results: WasmResults> TypedFunc<Params, Results> {
             // SAFETY: the store outlives the call (the suspended call is resumed
             // with the same store, checked by id); the types were checked when
             // this TypedFunc was made.
-            let outcome = unsafe { func.call_raw_record(&mut *(store_ptr as *mut StoreOpaque), &mut values) };
+            let outcome = unsafe { func.call_raw_record(&mut *(store_ptr as *mut StoreOpaque), &mut values, Some(trampoline as *const u8)) };
             let mut r = result.lock().unwrap();
             r.values = values;
             r.outcome = Some(outcome);

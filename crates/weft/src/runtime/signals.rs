@@ -116,8 +116,9 @@ pub struct Activation {
     /// The store context of the store running this call.
     pub store_ctx: *mut VMStoreContext,
     pub cause: TrapCause,
-    /// PC of the trap and the frame return addresses above it.
-    pub backtrace: [usize; MAX_BACKTRACE],
+    /// PC of the trap and the frame return addresses above it (the first
+    /// `backtrace_len` entries are initialised).
+    pub backtrace: [std::mem::MaybeUninit<usize>; MAX_BACKTRACE],
     pub backtrace_len: usize,
     pub host_error: Option<anyhow::Error>,
     pub panic: Option<Box<dyn std::any::Any + Send>>,
@@ -171,18 +172,20 @@ pub unsafe fn call_wasm(
         // Outermost entry for this store on this stack: Wasm gets `max_wasm_stack` below here.
         ctx.stack_limit = sp.saturating_sub(max_wasm_stack);
     }
-    let mut activation = Box::new(Activation {
+    // On this frame, which outlives the call (a trap jumps back into
+    // `weft_enter`, below it); no allocation on the call path.
+    let mut activation = Activation {
         jmp: JmpBuf::default(),
         prev: current_activation(),
         entry_sp: sp,
         store_ctx,
         cause: TrapCause::None,
-        backtrace: [0; MAX_BACKTRACE],
+        backtrace: [const { std::mem::MaybeUninit::uninit() }; MAX_BACKTRACE],
         backtrace_len: 0,
         host_error: None,
         panic: None,
-    });
-    let act_ptr: *mut Activation = &mut *activation;
+    };
+    let act_ptr: *mut Activation = &mut activation;
     ACTIVATION.with(|a| a.set(act_ptr));
     // SAFETY: the jump buffer lives in `activation`, which outlives the call;
     // the caller guarantees the other arguments.
@@ -192,7 +195,8 @@ pub unsafe fn call_wasm(
     if ok == 1 {
         return Ok(());
     }
-    let backtrace = activation.backtrace[..activation.backtrace_len].to_vec();
+    // SAFETY: the first `backtrace_len` entries were written by `record_backtrace`.
+    let backtrace = activation.backtrace[..activation.backtrace_len].iter().map(|v| unsafe { v.assume_init() }).collect();
     Err(Box::new(TrapRecord {
         cause: activation.cause,
         backtrace,
@@ -243,7 +247,7 @@ unsafe fn record_backtrace(a: &mut Activation, mut pc: usize, mut fp: usize) {
         if !in_code || n == MAX_BACKTRACE {
             break;
         }
-        a.backtrace[n] = pc;
+        a.backtrace[n] = std::mem::MaybeUninit::new(pc);
         n += 1;
         if fp == 0 || fp >= a.entry_sp || fp % 8 != 0 {
             break;
