@@ -46,6 +46,8 @@ struct CompiledFunction {
     calls: Vec<(u32, u32, i64)>,
     traps: Vec<(u32, ir::TrapCode)>,
     srclocs: Vec<(u32, u32)>,
+    /// Targets of `ref.func` in the body.
+    ref_funcs: Vec<u32>,
 }
 
 fn compile_one(
@@ -58,7 +60,8 @@ fn compile_one(
 ) -> (Result<CompiledFunction, (u32, anyhow::Error)>, wasmparser::FuncValidatorAllocations) {
     let mut validator = pending.validator.into_validator(allocs);
     let index = pending.index;
-    let func = match translate::translate_function(env, pending.index, &pending.body, &mut validator, fctx, isa.frontend_config()) {
+    let mut ref_funcs = Vec::new();
+    let func = match translate::translate_function(env, pending.index, &pending.body, &mut validator, fctx, isa.frontend_config(), &mut ref_funcs) {
         Ok(f) => f,
         Err(e) => {
             // The builder context was left mid-function: start the next one afresh.
@@ -96,6 +99,7 @@ fn compile_one(
             match error {
                 Some(e) => Err((pending.index, e)),
                 None => Ok(CompiledFunction {
+                    ref_funcs: std::mem::take(&mut ref_funcs),
                     index: pending.index,
                     code: compiled.buffer.data().to_vec(),
                     calls,
@@ -120,6 +124,8 @@ pub struct CompiledModule {
     pub code: Arc<CodeMemory>,
     /// Start offset of each defined function in `code`.
     pub func_starts: Vec<u32>,
+    /// Every function some body takes a `ref.func` of.
+    pub ref_func_targets: Vec<u32>,
 }
 
 /// Validates and compiles every function of a module and links them.
@@ -202,6 +208,7 @@ pub fn compile_module(
 fn link(funcs: Vec<CompiledFunction>, info: &ModuleInfo, align: usize) -> anyhow::Result<CompiledModule> {
     let mut image = Vec::new();
     let mut func_starts = Vec::with_capacity(funcs.len());
+    let ref_func_targets: Vec<u32> = funcs.iter().flat_map(|f| f.ref_funcs.iter().copied()).collect();
     let mut infos = Vec::with_capacity(funcs.len());
     for f in &funcs {
         while image.len() % align.max(16) != 0 {
@@ -235,7 +242,7 @@ fn link(funcs: Vec<CompiledFunction>, info: &ModuleInfo, align: usize) -> anyhow
             unsafe { std::ptr::write_unaligned(ptr.add(at as usize) as *mut i32, value) };
         }
     })?;
-    Ok(CompiledModule { code, func_starts })
+    Ok(CompiledModule { code, func_starts, ref_func_targets })
 }
 
 fn clif_val_type(t: &ValType) -> ir::Type {

@@ -216,10 +216,13 @@ impl Table {
     /// Element `index`, or `None` if out of bounds.
     pub fn get(&self, mut store: impl AsContextMut, index: u64) -> Option<Val> {
         let ctx = store.as_context_mut();
-        let s = &ctx.inner.opaque;
-        let t = self.data(s);
-        let raw = *t.elements().get(index as usize)?;
-        Some(Val::from_raw_ref(s, raw, &t.ty.element))
+        let s = &mut ctx.inner.opaque;
+        s.check(self.store_id);
+        if index >= s.tables[self.index].size() {
+            return None;
+        }
+        let raw = crate::runtime::instance::materialize(s, self.index, index as usize);
+        Some(Val::from_raw_ref(s, raw, &s.tables[self.index].ty.element))
     }
     /// Sets element `index`.
     ///

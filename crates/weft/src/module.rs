@@ -24,8 +24,10 @@ pub(crate) struct ModuleInner {
     /// Copy-on-write images of the defined memories.
     pub images: ModuleImages,
     /// The funcrefs instantiation writes: (function index, code offset, type id)
-    /// of every defined function whose reference escapes.
-    pub escaping_funcrefs: Vec<(u32, u32, u32)>,
+    /// of every defined function whose reference escapes other than through an
+    /// active segment into one of the module's own tables (those elements are
+    /// initialised lazily, their funcrefs on first use).
+    pub eager_funcrefs: Vec<(u32, u32, u32)>,
     /// Per element segment: its items as plain function indices, when every
     /// item is a `ref.func` (the common case), for a tight initialisation loop.
     pub elem_funcs: Vec<Option<Vec<u32>>>,
@@ -45,6 +47,44 @@ pub(crate) struct ModuleInner {
 #[derive(Clone)]
 pub struct Module {
     pub(crate) inner: Arc<ModuleInner>,
+}
+
+/// Functions whose funcref must exist right after instantiation: every escaping
+/// function except those only placed by plain `ref.func` runs of active
+/// segments into the module's own tables (see [`crate::vmctx::LAZY_FUNCREF_TAG`]).
+fn eager_funcs(info: &ModuleInfo, elem_funcs: &[Option<Vec<u32>>]) -> Vec<bool> {
+    let mut eager = vec![false; info.funcs.len()];
+    let mut mark = |f: u32| eager[f as usize] = true;
+    for (_, index) in &info.exports {
+        if let EntityIndex::Func(f) = index {
+            mark(*f);
+        }
+    }
+    if let Some(start) = info.start {
+        mark(start);
+    }
+    let mark_expr = |e: &frontend::ConstExpression, mark: &mut dyn FnMut(u32)| {
+        for op in &e.ops {
+            if let frontend::ConstOp::RefFunc(f) = op {
+                mark(*f);
+            }
+        }
+    };
+    for g in &info.global_inits {
+        mark_expr(g, &mut mark);
+    }
+    for e in info.table_inits.iter().flatten() {
+        mark_expr(e, &mut mark);
+    }
+    for (seg, simple) in info.elements.iter().zip(elem_funcs) {
+        let lazy = matches!(&seg.mode, frontend::ElementMode::Active { table, .. } if *table >= info.num_imported_tables) && simple.is_some();
+        if !lazy {
+            for item in &seg.items {
+                mark_expr(item, &mut mark);
+            }
+        }
+    }
+    eager
 }
 
 impl std::fmt::Debug for Module {
@@ -81,15 +121,7 @@ impl Module {
         } else {
             ModuleImages { images: vec![None; info.memories.len() - info.num_imported_memories as usize], segment_in_image: vec![false; info.data.len()] }
         };
-        let escaping_funcrefs = compiled
-            .func_starts
-            .iter()
-            .enumerate()
-            .map(|(i, start)| (info.num_imported_funcs + i as u32, *start))
-            .filter(|(f, _)| info.escaping_funcs[*f as usize])
-            .map(|(f, start)| (f, start, type_ids[info.funcs[f as usize] as usize].0))
-            .collect();
-        let elem_funcs = info
+        let elem_funcs: Vec<Option<Vec<u32>>> = info
             .elements
             .iter()
             .map(|seg| {
@@ -102,6 +134,18 @@ impl Module {
                     .collect::<Option<Vec<u32>>>()
             })
             .collect();
+        let mut eager = eager_funcs(&info, &elem_funcs);
+        for f in &compiled.ref_func_targets {
+            eager[*f as usize] = true;
+        }
+        let eager_funcrefs = compiled
+            .func_starts
+            .iter()
+            .enumerate()
+            .map(|(i, start)| (info.num_imported_funcs + i as u32, *start))
+            .filter(|(f, _)| eager[*f as usize])
+            .map(|(f, start)| (f, start, type_ids[info.funcs[f as usize] as usize].0))
+            .collect();
         Ok(Module {
             inner: Arc::new(ModuleInner {
                 engine: engine.clone(),
@@ -112,7 +156,7 @@ impl Module {
                 type_ids_raw,
                 bytes: binary.into(),
                 images,
-                escaping_funcrefs,
+                eager_funcrefs,
                 elem_funcs,
             }),
         })

@@ -72,6 +72,7 @@ pub fn builtin_signature(b: Builtin) -> Signature {
         Builtin::TableInit => (&[I64, I32, I32, I64, I32, I32], &[I32]),
         Builtin::ElemDrop => (&[I64, I32], &[]),
         Builtin::EpochDeadline => (&[I64], &[I32]),
+        Builtin::TableLazyInit => (&[I64, I32, I64], &[I64]),
     };
     let mut sig = Signature::new(CallConv::SystemV);
     sig.params.extend(params.iter().map(|t| AbiParam::new(*t)));
@@ -151,6 +152,8 @@ pub struct FuncTranslator<'a, 'b> {
     sig_refs: std::collections::HashMap<u32, ir::SigRef>,
     builtin_sigs: std::collections::HashMap<u32, ir::SigRef>,
     func_refs: std::collections::HashMap<u32, ir::FuncRef>,
+    /// Targets of `ref.func` in this body: their funcrefs must exist eagerly.
+    ref_func_targets: &'a mut Vec<u32>,
 }
 
 /// Translates the body of defined function `func_index` into a Cranelift function.
@@ -161,6 +164,7 @@ pub fn translate_function(
     validator: &mut FuncValidator<ValidatorResources>,
     fctx: &mut FunctionBuilderContext,
     frontend_config: cranelift_codegen::isa::TargetFrontendConfig,
+    ref_func_targets: &mut Vec<u32>,
 ) -> anyhow::Result<Function> {
     let ty = env.info.func_type(func_index);
     let sig = func_type_signature(ty);
@@ -202,6 +206,7 @@ pub fn translate_function(
         sig_refs: Default::default(),
         builtin_sigs: Default::default(),
         func_refs: Default::default(),
+        ref_func_targets,
     };
     t.translate_body(ty, body)?;
     t.builder.finalize(frontend_config);
@@ -793,6 +798,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 self.push(v);
             }
             O::RefFunc { function_index } => {
+                self.ref_func_targets.push(function_index);
                 let v = self.builder.ins().iadd_imm_u(self.vmctx, self.env.offsets.func_ref(function_index) as i64);
                 self.push(v);
             }
@@ -833,7 +839,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             O::TableGet { table } => {
                 let index = self.pop();
                 let addr = self.table_elem_addr(table, index, codes::TABLE_OUT_OF_BOUNDS);
-                let v = self.builder.ins().load(types::I64, trusted_flags(), addr, 0);
+                let v = self.load_table_elem(table, index, addr);
                 self.push(v);
             }
             O::TableSet { table } => {
@@ -1116,6 +1122,30 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.builder.ins().iadd(base, scaled)
     }
 
+    /// Loads a table element; in funcref tables, materialises a lazily
+    /// initialised element on a cold path.
+    fn load_table_elem(&mut self, table: u32, index: Value, addr: Value) -> Value {
+        let v = self.builder.ins().load(types::I64, trusted_flags(), addr, 0);
+        if !crate::frontend::is_func_heap(&self.env.info.tables[table as usize].element_type, self.env.info) {
+            return v;
+        }
+        let lazy = self.builder.ins().band_imm_u(v, vmctx::LAZY_FUNCREF_TAG as i64);
+        let slow = self.builder.create_block();
+        let cont = self.builder.create_block();
+        let result = self.builder.append_block_param(cont, types::I64);
+        self.builder.set_cold_block(slow);
+        self.builder.ins().brif(lazy, slow, &[], cont, &[BlockArg::Value(v)]);
+        self.builder.seal_block(slow);
+        self.builder.switch_to_block(slow);
+        let t = self.const_u32(table);
+        let idx = self.index_to_i64(index, self.is_table64(table));
+        let r = self.call_builtin(Builtin::TableLazyInit, &[t, idx])[0];
+        self.builder.ins().jump(cont, &[BlockArg::Value(r)]);
+        self.builder.seal_block(cont);
+        self.builder.switch_to_block(cont);
+        result
+    }
+
     fn sig_ref(&mut self, type_index: u32) -> ir::SigRef {
         if let Some(s) = self.sig_refs.get(&type_index) {
             return *s;
@@ -1212,7 +1242,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     fn translate_call_indirect(&mut self, type_index: u32, table: u32, tail: bool) -> anyhow::Result<()> {
         let index = self.pop();
         let addr = self.table_elem_addr(table, index, codes::TABLE_OUT_OF_BOUNDS);
-        let funcref = self.builder.ins().load(types::I64, trusted_flags(), addr, 0);
+        let funcref = self.load_table_elem(table, index, addr);
         self.builder.ins().trapz(funcref, codes::INDIRECT_CALL_TO_NULL);
         let actual = self.builder.ins().load(types::I32, readonly_flags(), funcref, vmctx::FUNCREF_TYPE_OFFSET as i32);
         let type_ids = match self.type_ids {

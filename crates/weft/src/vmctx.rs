@@ -212,6 +212,15 @@ pub enum Builtin {
     ElemDrop,
     /// (vmctx) -> i32: 0 to continue (the deadline was moved), 1 to trap.
     EpochDeadline,
+    /// (vmctx, table, index: i64) -> i64: materialises a lazily initialised
+    /// funcref table element (see [`LAZY_FUNCREF_TAG`]) and returns it.
+    TableLazyInit,
 }
 
-pub const NUM_BUILTINS: usize = 11;
+pub const NUM_BUILTINS: usize = 12;
+
+/// Funcref table elements with this low bit set are not yet materialised: the
+/// element is `(function index << 1) | 1`, a function of the table's owning
+/// instance, whose funcref is written on first use. Real funcrefs are pointers
+/// to 8-byte-aligned [`VMFuncRef`]s, so their low bit is clear.
+pub const LAZY_FUNCREF_TAG: u64 = 1;

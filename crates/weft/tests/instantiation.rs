@@ -230,3 +230,59 @@ fn instance_pre_instantiates_in_many_stores() {
     let err = weft::Linker::<()>::new(&engine).instantiate_pre(&missing).err().unwrap();
     assert!(err.to_string().contains("host::nope"), "{err}");
 }
+
+#[test]
+fn lazily_initialised_tables_behave_like_eager_ones() {
+    let engine = Engine::default();
+    let a = Module::new(
+        &engine,
+        r#"(module
+            (type $t (func (result i32)))
+            (table (export "tab") 4 funcref)
+            (table $other 4 funcref)
+            (table $ext (export "ext") 2 externref)
+            (elem (i32.const 0) $f1 $f2 $f3)
+            (func $f1 (result i32) (i32.const 1))
+            (func $f2 (result i32) (i32.const 2))
+            (func $f3 (result i32) (i32.const 3))
+            (func (export "call") (param i32) (result i32) (call_indirect (type $t) (local.get 0)))
+            (func (export "copy_and_call") (param i32) (result i32)
+              (table.copy $other 0 (i32.const 0) (i32.const 0) (i32.const 3))
+              (call_indirect $other (type $t) (local.get 0)))
+            (func (export "ref_f2") (result i32) (call_ref $t (ref.func $f2)))
+            (func (export "same") (result i32) (ref.is_null (table.get 0 (i32.const 3)))))"#,
+    )
+    .unwrap();
+    let b = Module::new(
+        &engine,
+        r#"(module
+            (type $t (func (result i32)))
+            (import "a" "tab" (table 4 funcref))
+            (func (export "call") (param i32) (result i32) (call_indirect (type $t) (local.get 0))))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, ());
+    let mut linker = weft::Linker::<()>::new(&engine);
+    let ia = linker.instantiate(&mut store, &a).unwrap();
+    linker.instance(&mut store, "a", ia).unwrap();
+    let ib = linker.instantiate(&mut store, &b).unwrap();
+    // Through the importing instance first: materialised with the owner's functions.
+    assert_eq!(call::<i32, i32>(&mut store, ib, "call", 2), 3);
+    assert_eq!(call::<i32, i32>(&mut store, ia, "call", 0), 1);
+    assert_eq!(call::<i32, i32>(&mut store, ia, "copy_and_call", 1), 2);
+    assert_eq!(call::<(), i32>(&mut store, ia, "ref_f2", ()), 2);
+    assert_eq!(call::<(), i32>(&mut store, ia, "same", ()), 1);
+    // The host sees functions, callable, and null where nothing was written.
+    let tab = ia.get_table(&mut store, "tab").unwrap();
+    let weft::Val::FuncRef(Some(f)) = tab.get(&mut store, 1).unwrap() else { panic!("expected a function") };
+    assert_eq!(f.typed::<(), i32>(&store).unwrap().call(&mut store, ()).unwrap(), 2);
+    assert_eq!(tab.get(&mut store, 3), Some(weft::Val::FuncRef(None)));
+    // Externref handles (which may be odd) are never taken for lazy elements.
+    let ext = ia.get_table(&mut store, "ext").unwrap();
+    let r = weft::ExternRef::new(&mut store, 7u32);
+    ext.set(&mut store, 0, weft::Val::ExternRef(Some(r))).unwrap();
+    assert_eq!(ext.get(&mut store, 0), Some(weft::Val::ExternRef(Some(r))));
+    // Reset brings the lazy elements back and they still resolve.
+    ia.reset(&mut store).unwrap();
+    assert_eq!(call::<i32, i32>(&mut store, ib, "call", 1), 2);
+}

@@ -83,7 +83,14 @@ static BUILTINS: BuiltinTable = BuiltinTable([
     table_init as *const u8,
     elem_drop as *const u8,
     crate::runtime::interrupt::epoch_deadline as *const u8,
+    table_lazy_init as *const u8,
 ]);
+
+unsafe extern "C" fn table_lazy_init(vmctx: *mut u8, table: u32, index: u64) -> u64 {
+    // SAFETY: called by compiled code with its own vmctx, after a bounds check.
+    let (inst, store) = unsafe { instance_of(vmctx) };
+    materialize(store, inst.tables[table as usize], index as usize)
+}
 
 /// Evaluates a constant expression in an instance under construction.
 fn eval_const(expr: &ConstExpression, inst: &InstanceData, store: &StoreOpaque) -> VMGlobal {
@@ -132,6 +139,65 @@ fn eval_const(expr: &ConstExpression, inst: &InstanceData, store: &StoreOpaque) 
         }
     }
     VMGlobal { bits: [stack.pop().unwrap_or(0), 0] }
+}
+
+/// Writes active element segment `seg` at `offset` of table `table` (bounds
+/// already checked). Plain `ref.func` runs into the instance's own tables are
+/// written lazily: `(f << 1) | 1` for defined functions, materialised by
+/// [`table_lazy_init`] on first use.
+fn write_active_segment(store: &mut StoreOpaque, inst: &InstanceData, seg: usize, table: u32, offset: u64) {
+    let m = &inst.module.inner;
+    let info = &m.info;
+    let t = &mut store.tables[inst.tables[table as usize]];
+    match &m.elem_funcs[seg] {
+        Some(funcs) if table >= info.num_imported_tables => {
+            t.lazy_owner = inst.vmctx;
+            let dst = &mut t.elements_mut()[offset as usize..][..funcs.len()];
+            for (slot, &f) in dst.iter_mut().zip(funcs) {
+                *slot = if f < info.num_imported_funcs {
+                    inst.func_ref(f) as u64
+                } else {
+                    ((f as u64) << 1) | vmctx::LAZY_FUNCREF_TAG
+                };
+            }
+        }
+        _ => {
+            let items = &info.elements[seg].items;
+            for (i, item) in items.iter().enumerate() {
+                let v = eval_const(item, inst, store).bits[0];
+                store.tables[inst.tables[table as usize]].elements_mut()[offset as usize + i] = v;
+            }
+        }
+    }
+}
+
+impl InstanceData {
+    /// Writes the funcref of defined function `f` and returns it.
+    pub fn init_func_ref(&self, f: u32) -> *mut VMFuncRef {
+        let m = &self.module.inner;
+        let start = m.compiled.func_starts[(f - m.info.num_imported_funcs) as usize];
+        let type_id = m.type_ids[m.info.funcs[f as usize] as usize].0;
+        // SAFETY: `start` is inside the module's code.
+        let code = unsafe { m.compiled.code.base().add(start as usize) };
+        self.write(self.offsets().func_ref(f), VMFuncRef { code, vmctx: self.vmctx, type_id, _pad: 0 });
+        self.func_ref(f)
+    }
+}
+
+/// Materialises element `index` of a funcref table if it is lazy; returns it.
+pub fn materialize(store: &mut StoreOpaque, table: usize, index: usize) -> u64 {
+    let t = &mut store.tables[table];
+    let v = t.elements()[index];
+    // Externref handles may be odd; only funcref tables hold lazy elements.
+    if v & vmctx::LAZY_FUNCREF_TAG == 0 || !t.ty.element.is_func() {
+        return v;
+    }
+    // SAFETY: lazy elements are only written into tables owned by a live
+    // instance of this store, whose vmctx header points to its InstanceData.
+    let owner = unsafe { &*(*(t.lazy_owner.add(vmctx::VMCTX_INSTANCE_OFFSET as usize) as *const *const InstanceData)) };
+    let ptr = owner.init_func_ref((v >> 1) as u32) as u64;
+    t.elements_mut()[index] = ptr;
+    ptr
 }
 
 /// Why instantiation failed after the instance was created.
@@ -203,7 +269,7 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
     // Defined functions: only escaping ones are ever read through a funcref
     // (direct calls do not use them).
     let code_base = m.compiled.code.base();
-    for &(f, start, type_id) in &m.escaping_funcrefs {
+    for &(f, start, type_id) in &m.eager_funcrefs {
         // SAFETY: `start` is inside the module's code.
         let code = unsafe { code_base.add(start as usize) };
         inst.write(offsets.func_ref(f), VMFuncRef { code, vmctx, type_id, _pad: 0 });
@@ -286,21 +352,7 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
                     return Err(InstantiateError::Trap(TrapKind::TableOutOfBounds));
                 }
                 let seg_index = inst.elems.len() - 1;
-                match &m.elem_funcs[seg_index] {
-                    Some(funcs) => {
-                        let dst = &mut store.tables[inst.tables[*table as usize]].elements_mut()[offset as usize..][..funcs.len()];
-                        let funcrefs = vmctx as u64 + offsets.func_refs as u64;
-                        for (slot, f) in dst.iter_mut().zip(funcs) {
-                            *slot = funcrefs + (*f as u64) * vmctx::FUNCREF_SIZE as u64;
-                        }
-                    }
-                    None => {
-                        for (i, item) in seg.items.iter().enumerate() {
-                            let v = eval_const(item, &inst, store).bits[0];
-                            store.tables[inst.tables[*table as usize]].elements_mut()[offset as usize + i] = v;
-                        }
-                    }
-                }
+                write_active_segment(store, &inst, seg_index, *table, offset);
             }
             ElementMode::Passive => {
                 let values = seg.items.iter().map(|e| eval_const(e, &inst, store).bits[0]).collect();
@@ -360,18 +412,16 @@ fn reset_instance(store: &mut StoreOpaque, inst: &mut InstanceData) -> Result<()
         store.tables[inst.tables[t as usize]].reset(minimum, init);
     }
     for (i, seg) in info.elements.iter().enumerate() {
-        let values: Vec<u64> = seg.items.iter().map(|e| eval_const(e, inst, store).bits[0]).collect();
-        inst.elems[i] = matches!(seg.mode, ElementMode::Passive).then(|| values.clone());
+        inst.elems[i] = matches!(seg.mode, ElementMode::Passive).then(|| seg.items.iter().map(|e| eval_const(e, inst, store).bits[0]).collect());
         if let ElementMode::Active { table, offset } = &seg.mode {
             if *table < info.num_imported_tables {
                 continue;
             }
             let offset = eval_const(offset, inst, store).bits[0];
-            let t = &mut store.tables[inst.tables[*table as usize]];
-            if !range_ok(offset, values.len() as u64, t.size()) {
+            if !range_ok(offset, seg.items.len() as u64, store.tables[inst.tables[*table as usize]].size()) {
                 return Err(InstantiateError::Trap(TrapKind::TableOutOfBounds));
             }
-            t.elements_mut()[offset as usize..offset as usize + values.len()].copy_from_slice(&values);
+            write_active_segment(store, inst, i, *table, offset);
         }
     }
     for (i, seg) in info.data.iter().enumerate() {
@@ -495,6 +545,11 @@ unsafe extern "C" fn table_copy(vmctx: *mut u8, dst_table: u32, src_table: u32, 
         return 1;
     }
     let (dst, src, len) = (dst as usize, src as usize, len as usize);
+    // Lazy elements name functions of the source table's owner: materialise
+    // them before they move (possibly into a table with another owner).
+    for i in src..src + len {
+        materialize(store, si, i);
+    }
     if di == si {
         store.tables[di].elements_mut().copy_within(src..src + len, dst);
     } else {

@@ -14,6 +14,9 @@ pub struct TableData {
     pub ty: TableType,
     /// The engine whose table pool the elements came from, if pooled.
     pool: Option<crate::Engine>,
+    /// The vmctx of the instance whose functions lazy elements name (see
+    /// [`LAZY_FUNCREF_TAG`](crate::vmctx::LAZY_FUNCREF_TAG)); null if none.
+    pub lazy_owner: *mut u8,
 }
 
 // SAFETY: `def.base` points into `elements`, owned by this table.
@@ -36,6 +39,7 @@ impl TableData {
             elements,
             ty,
             pool,
+            lazy_owner: std::ptr::null_mut(),
         };
         t.sync();
         Ok(t)
