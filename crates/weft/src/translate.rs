@@ -268,7 +268,12 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             head_reachable: true,
             else_seen: false,
         });
-        self.interruption_point();
+        // A function that calls nothing runs a bounded amount of code between
+        // its loop headers (which check themselves), so only functions that
+        // make calls check at entry: that bounds recursion as well.
+        if self.env.tunables.interruption != crate::config::Interruption::None && makes_calls(body)? {
+            self.interruption_point();
+        }
 
         let mut reader = body.get_operators_reader()?;
         while !reader.eof() {
@@ -1270,6 +1275,23 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.emit_indirect(type_index, code, callee_vmctx, &params, tail);
         Ok(())
     }
+}
+
+/// Whether a function body contains any call.
+fn makes_calls(body: &wasmparser::FunctionBody<'_>) -> anyhow::Result<bool> {
+    let mut reader = body.get_operators_reader()?;
+    while !reader.eof() {
+        match reader.read()? {
+            Operator::Call { .. }
+            | Operator::CallIndirect { .. }
+            | Operator::CallRef { .. }
+            | Operator::ReturnCall { .. }
+            | Operator::ReturnCallIndirect { .. }
+            | Operator::ReturnCallRef { .. } => return Ok(true),
+            _ => {}
+        }
+    }
+    Ok(false)
 }
 
 #[derive(Clone, Copy)]
