@@ -167,7 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for opt in &wasm_opts {
                 match opt.split_once('=') {
                     Some(("interrupt", "epoch")) => interrupt = weft::Interruption::Epoch,
-                    Some(("interrupt", "mmu")) => interrupt = weft::Interruption::MmuPointer,
+                    Some(("interrupt", "mmu")) => interrupt = weft::Interruption::MmuPage,
                     Some(("interrupt", "none")) => interrupt = weft::Interruption::None,
                     _ => bail!("unknown -W option `{opt}` (supported: interrupt=epoch|mmu|none)"),
                 }

@@ -140,20 +140,24 @@ impl Config {
         self
     }
 
-    /// Enables MMU interruption (default off): every function entry and loop
-    /// header makes a dead load from the store's interrupt page, and
+    /// Enables MMU interruption (default off): every function entry (of
+    /// functions that make calls) and loop header makes a dead load from the
+    /// store's interrupt page, and
     /// [`InterruptHandle::interrupt`](crate::InterruptHandle::interrupt) makes
     /// the next such load fault into the store's interrupt hook.
     ///
-    /// This selects [`Interruption::MmuPointer`]: measured on a hot loop
-    /// (`cargo bench -p weft --bench interrupt`), its steady-state cost equals
-    /// page revocation's within noise (both about 0% over no checks, epochs
-    /// about 7.5%), while an interrupt request costs 3.5 µs instead of 6.6 µs
-    /// (11.8 µs when another thread of the process runs: revoking a page needs a
-    /// TLB shootdown on every core the process uses, a pointer store does not).
-    /// [`Interruption::MmuPage`] stays available through [`Config::interruption`].
+    /// This selects [`Interruption::MmuPage`]. Measured (BENCHMARKS.md), the two
+    /// MMU variants cost the same within noise when nothing is interrupted:
+    /// 5.6% (pointer flip) and 6.1% (page) over no checks on the sightglass
+    /// suite, against 11% for epochs and 15% for wasmtime's epochs in the same
+    /// run; 0.1% and -4% on a criterion hot loop. Requests are cheaper with the
+    /// pointer flip (3.5 µs against 6.6 µs per interruption, 11.8 µs with
+    /// another thread of the process running: revoking a page needs a TLB
+    /// shootdown). The page is the default because resuming from it needs no
+    /// register repair; choose [`Interruption::MmuPointer`] with
+    /// [`Config::interruption`] for very frequent interrupts.
     pub fn mmu_interruption(&mut self, enable: bool) -> &mut Self {
-        self.tunables.interruption = if enable { Interruption::MmuPointer } else { Interruption::None };
+        self.tunables.interruption = if enable { Interruption::MmuPage } else { Interruption::None };
         self
     }
 

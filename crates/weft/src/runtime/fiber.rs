@@ -177,8 +177,10 @@ pub fn yield_now() -> anyhow::Result<()> {
 
 impl Drop for Fiber {
     fn drop(&mut self) {
-        // A suspended fiber's frames are abandoned: they hold only Wasm frames
-        // and runtime shims (their activation record leaks). The stack goes.
+        // A suspended fiber's frames are abandoned without unwinding: Wasm
+        // frames, the runtime's call shims (whose activation record lives on
+        // this stack) and the yielding builtin, none of which owns anything
+        // that needs dropping at the yield point. The stack goes.
         // SAFETY: the fiber is not running (it is being dropped by its owner).
         unsafe { sys::unmap(self.stack, self.stack_len) };
     }
