@@ -25,16 +25,8 @@ const GUEST: &str = r#"(module
       (local.get $acc))
     (func (export "ok") (result i32) (i32.const 42)))"#;
 
-fn checksum(mut n: u64) -> u64 {
-    let mut acc = 0u64;
-    loop {
-        acc = acc.wrapping_mul(6364136223846793005).wrapping_add(n);
-        n -= 1;
-        if n == 0 {
-            return acc;
-        }
-    }
-}
+mod common;
+use common::checksum;
 
 /// When the `sleep` host function last returned to Wasm.
 static HOST_RETURNED: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);

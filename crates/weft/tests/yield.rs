@@ -17,16 +17,8 @@ const GUEST: &str = r#"(module
       (local.get $acc))
     (func (export "ok") (result i32) (i32.const 1)))"#;
 
-fn checksum(mut n: u64) -> u64 {
-    let mut acc = 0u64;
-    loop {
-        acc = acc.wrapping_mul(6364136223846793005).wrapping_add(n);
-        n -= 1;
-        if n == 0 {
-            return acc;
-        }
-    }
-}
+mod common;
+use common::checksum;
 
 fn setup(mode: Interruption) -> (Engine, Module) {
     let mut config = Config::new();
