@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use wasmparser::{
     ConstExpr, DataKind, ElementItems, ElementKind, ExternalKind, FuncType, GlobalType, MemoryType,
-    Name, Operator, Parser, Payload, RefType, TableInit, TableType, TypeRef, ValType, Validator,
+    Name, Operator, Parser, Payload, RefType, TableInit, TableType, TypeRef, Validator,
     WasmFeatures,
 };
 
@@ -201,9 +201,6 @@ pub struct ModuleInfo {
     /// Names from the name section.
     pub func_names: HashMap<u32, String>,
     pub name: Option<String>,
-    /// Functions whose funcref is ever read (exports, tables, `ref.func`, the
-    /// start function); only these get one at instantiation.
-    pub escaping_funcs: Vec<bool>,
 }
 
 impl ModuleInfo {
@@ -237,7 +234,6 @@ pub fn parse(bytes: &[u8]) -> anyhow::Result<(ModuleInfo, Vec<PendingFunction<'_
     let mut validator = Validator::new_with_features(supported_features());
     let mut info = ModuleInfo::default();
     let mut pending = Vec::new();
-    let mut escaping = Vec::new();
 
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload?;
@@ -343,10 +339,7 @@ pub fn parse(bytes: &[u8]) -> anyhow::Result<(ModuleInfo, Vec<PendingFunction<'_
                 for e in reader {
                     let e = e?;
                     let index = match e.kind {
-                        ExternalKind::Func | ExternalKind::FuncExact => {
-                            escaping.push(e.index);
-                            EntityIndex::Func(e.index)
-                        }
+                        ExternalKind::Func | ExternalKind::FuncExact => EntityIndex::Func(e.index),
                         ExternalKind::Table => EntityIndex::Table(e.index),
                         ExternalKind::Memory => EntityIndex::Memory(e.index),
                         ExternalKind::Global => EntityIndex::Global(e.index),
@@ -373,7 +366,6 @@ pub fn parse(bytes: &[u8]) -> anyhow::Result<(ModuleInfo, Vec<PendingFunction<'_
                             let mut items = Vec::new();
                             for f in funcs {
                                 let f = f?;
-                                escaping.push(f);
                                 items.push(ConstExpression { ops: vec![ConstOp::RefFunc(f)] });
                             }
                             (RefType::FUNCREF, items)
@@ -381,13 +373,7 @@ pub fn parse(bytes: &[u8]) -> anyhow::Result<(ModuleInfo, Vec<PendingFunction<'_
                         ElementItems::Expressions(ty, exprs) => {
                             let mut items = Vec::new();
                             for e in exprs {
-                                let e = ConstExpression::parse(&e?)?;
-                                for op in &e.ops {
-                                    if let ConstOp::RefFunc(f) = op {
-                                        escaping.push(*f);
-                                    }
-                                }
-                                items.push(e);
+                                items.push(ConstExpression::parse(&e?)?);
                             }
                             (ty, items)
                         }
@@ -418,23 +404,6 @@ pub fn parse(bytes: &[u8]) -> anyhow::Result<(ModuleInfo, Vec<PendingFunction<'_
             _ => {}
         }
     }
-    info.escaping_funcs = vec![false; info.funcs.len()];
-    // The runtime calls the start function through its funcref.
-    if let Some(start) = info.start {
-        escaping.push(start);
-    }
-    for f in escaping {
-        if let Some(e) = info.escaping_funcs.get_mut(f as usize) {
-            *e = true;
-        }
-    }
-    for g in &info.global_inits {
-        for op in &g.ops {
-            if let ConstOp::RefFunc(f) = op {
-                info.escaping_funcs[*f as usize] = true;
-            }
-        }
-    }
     Ok((info, pending))
 }
 
@@ -454,16 +423,8 @@ fn read_names(names: wasmparser::NameSectionReader<'_>, info: &mut ModuleInfo) -
     Ok(())
 }
 
-/// Is `ty` a reference type whose values are functions?
-pub fn is_func_ref(ty: &ValType, info: &ModuleInfo) -> bool {
-    match ty {
-        ValType::Ref(r) => is_func_heap(r, info),
-        _ => false,
-    }
-}
-
 /// Whether a reference type's values are (possibly null) function references.
-pub fn is_func_heap(r: &RefType, _info: &ModuleInfo) -> bool {
+pub fn is_func_heap(r: &RefType) -> bool {
     use wasmparser::{AbstractHeapType, HeapType};
     match r.heap_type() {
         HeapType::Abstract { ty: AbstractHeapType::Func | AbstractHeapType::NoFunc, .. } => true,

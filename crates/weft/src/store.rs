@@ -50,9 +50,9 @@ pub struct StoreOpaque {
     pub(crate) host_vmctx: Box<[u64; 5]>,
     pub(crate) externrefs: Vec<Box<dyn Any + Send + Sync>>,
     /// Decides what happens when the epoch deadline is reached (None: trap).
-    pub(crate) epoch_callback: Option<Box<dyn FnMut(*mut u8) -> anyhow::Result<UpdateDeadline> + Send>>,
+    pub(crate) epoch_callback: Option<ErasedCallback<UpdateDeadline>>,
     /// Decides what happens on an MMU interruption (None: trap).
-    pub(crate) interrupt_callback: Option<Box<dyn FnMut(*mut u8) -> anyhow::Result<InterruptAction> + Send>>,
+    pub(crate) interrupt_callback: Option<ErasedCallback<InterruptAction>>,
     /// The interrupt page and handles' shared state, in MMU modes.
     pub(crate) interrupts: Option<Arc<InterruptShared>>,
     /// Whether a resumable call is suspended (the store refuses other calls),
@@ -139,7 +139,6 @@ impl<T> Store<T> {
             epoch_counter: engine.epoch_counter() as *const AtomicU64,
             epoch_deadline: u64::MAX,
             interrupt_page: std::ptr::null(),
-            last_exit_fp: 0,
             active_stack: std::ptr::null_mut(),
             store: std::ptr::null_mut(),
         });
@@ -207,16 +206,11 @@ impl<T> Store<T> {
     /// guest continues (with a new deadline) or traps. An error traps too.
     pub fn epoch_deadline_callback(
         &mut self,
-        mut callback: impl FnMut(StoreContextMut<'_, T>) -> anyhow::Result<UpdateDeadline> + Send + 'static,
+        callback: impl FnMut(StoreContextMut<'_, T>) -> anyhow::Result<UpdateDeadline> + Send + 'static,
     ) where
         T: 'static,
     {
-        self.inner.opaque.epoch_callback = Some(Box::new(move |store: *mut u8| {
-            // SAFETY: `store` is this store's `StoreOpaque`, the first field of
-            // the `#[repr(C)]` `StoreInner<T>`; the store is running this call.
-            let inner = unsafe { &mut *(store as *mut StoreInner<T>) };
-            callback(StoreContextMut { inner })
-        }));
+        self.inner.opaque.epoch_callback = Some(erase_callback(callback));
     }
 
     /// A handle that interrupts this store's guest from any thread
@@ -234,15 +228,11 @@ impl<T> Store<T> {
     /// (the default without a callback). An error traps too.
     pub fn interrupt_callback(
         &mut self,
-        mut callback: impl FnMut(StoreContextMut<'_, T>) -> anyhow::Result<InterruptAction> + Send + 'static,
+        callback: impl FnMut(StoreContextMut<'_, T>) -> anyhow::Result<InterruptAction> + Send + 'static,
     ) where
         T: 'static,
     {
-        self.inner.opaque.interrupt_callback = Some(Box::new(move |store: *mut u8| {
-            // SAFETY: as in `epoch_deadline_callback`.
-            let inner = unsafe { &mut *(store as *mut StoreInner<T>) };
-            callback(StoreContextMut { inner })
-        }));
+        self.inner.opaque.interrupt_callback = Some(erase_callback(callback));
     }
 
     /// Consumes the store and returns its host data.
@@ -250,6 +240,22 @@ impl<T> Store<T> {
         let inner = *self.inner;
         inner.data
     }
+}
+
+/// A store callback as the runtime keeps it: called with the store's
+/// `StoreOpaque` pointer, it recovers the typed store.
+type ErasedCallback<R> = Box<dyn FnMut(*mut u8) -> anyhow::Result<R> + Send>;
+
+fn erase_callback<T: 'static, R>(
+    mut callback: impl FnMut(StoreContextMut<'_, T>) -> anyhow::Result<R> + Send + 'static,
+) -> ErasedCallback<R> {
+    Box::new(move |store: *mut u8| {
+        // SAFETY: `store` is this store's `StoreOpaque`, the first field of the
+        // `#[repr(C)]` `StoreInner<T>`; the store is running the call that
+        // invokes the callback.
+        let inner = unsafe { &mut *(store as *mut StoreInner<T>) };
+        callback(StoreContextMut { inner })
+    })
 }
 
 /// A borrowed store, as host functions and API calls see it.

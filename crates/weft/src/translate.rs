@@ -1131,7 +1131,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     /// initialised element on a cold path.
     fn load_table_elem(&mut self, table: u32, index: Value, addr: Value) -> Value {
         let v = self.builder.ins().load(types::I64, trusted_flags(), addr, 0);
-        if !crate::frontend::is_func_heap(&self.env.info.tables[table as usize].element_type, self.env.info) {
+        if !crate::frontend::is_func_heap(&self.env.info.tables[table as usize].element_type) {
             return v;
         }
         let lazy = self.builder.ins().band_imm_u(v, vmctx::LAZY_FUNCREF_TAG as i64);

@@ -105,8 +105,6 @@ pub struct VMStoreContext {
     pub epoch_deadline: u64,
     /// The interrupt page loaded at every interruption point in MMU mode.
     pub interrupt_page: *const u8,
-    /// Frame pointer of the last exit from Wasm to the host, for backtraces.
-    pub last_exit_fp: usize,
     /// The innermost active stack (continuation) chain; null while on the native stack.
     pub active_stack: *mut u8,
     /// The store that owns this context.
@@ -117,7 +115,6 @@ pub const STORE_CTX_STACK_LIMIT_OFFSET: u32 = 0;
 pub const STORE_CTX_EPOCH_COUNTER_OFFSET: u32 = 8;
 pub const STORE_CTX_EPOCH_DEADLINE_OFFSET: u32 = 16;
 pub const STORE_CTX_INTERRUPT_PAGE_OFFSET: u32 = 24;
-pub const STORE_CTX_LAST_EXIT_FP_OFFSET: u32 = 32;
 
 /// Where each field of a module's vmctx lives.
 #[derive(Debug, Clone)]

@@ -31,32 +31,48 @@ pub struct MemoryImage {
     pub len: u64,
     /// Unique id, for slot affinity in the pooling allocator.
     pub id: u64,
+    /// A read-only shared mapping of the image, so that restoring memory by
+    /// copying (keep-resident) needs no system call.
+    view: *const u8,
 }
+
+// SAFETY: the memfd is sealed and the view is read-only: immutable data.
+unsafe impl Send for MemoryImage {}
+// SAFETY: as above.
+unsafe impl Sync for MemoryImage {}
 
 impl MemoryImage {
     pub fn fd(&self) -> i32 {
         self.fd.as_raw_fd()
     }
 
-    /// Reads `buf.len()` bytes of the image starting at image offset `at`.
-    pub fn read_at(&self, at: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        let mut done = 0;
-        while done < buf.len() {
-            // SAFETY: reading into our own buffer from our own fd.
-            let n = unsafe {
-                libc::pread(self.fd(), buf[done..].as_mut_ptr() as *mut _, buf.len() - done, (at + done as u64) as i64)
-            };
-            if n < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if n == 0 {
-                buf[done..].fill(0);
-                break;
-            }
-            done += n as usize;
+    /// The image's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        if self.view.is_null() {
+            return &[];
         }
-        Ok(())
+        // SAFETY: `view` maps `len` readable bytes for the image's life.
+        unsafe { std::slice::from_raw_parts(self.view, self.len as usize) }
     }
+}
+
+impl Drop for MemoryImage {
+    fn drop(&mut self) {
+        if !self.view.is_null() {
+            // SAFETY: our own mapping, no longer referenced.
+            unsafe { libc::munmap(self.view as *mut _, self.len as usize) };
+        }
+    }
+}
+
+/// Maps `len` bytes of `fd` read-only and shared.
+fn map_view(fd: &OwnedFd, len: u64) -> Result<*const u8, String> {
+    // SAFETY: a fresh read-only mapping of our own fd; the result is checked.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), len as usize, libc::PROT_READ, libc::MAP_SHARED, fd.as_raw_fd(), 0) };
+    if p == libc::MAP_FAILED {
+        return Err(format!("mapping the image failed: {}", std::io::Error::last_os_error()));
+    }
+    Ok(p as *const u8)
 }
 
 /// Images for a module's defined memories.
@@ -147,14 +163,15 @@ fn build_one(info: &ModuleInfo, bytes: &[u8], memory: u32) -> Result<Option<(Mem
     }
     seal(&fd);
     log::debug!("memory {memory}: copy-on-write image of {len} bytes at offset {start}");
+    let view = map_view(&fd, len)?;
     let id = NEXT_IMAGE_ID.fetch_add(1, Ordering::Relaxed);
-    Ok(Some((MemoryImage { fd, offset: start, len, id }, segments.into_iter().map(|(i, _)| i).collect())))
+    Ok(Some((MemoryImage { fd, offset: start, len, id, view }, segments.into_iter().map(|(i, _)| i).collect())))
 }
 
 fn empty_image() -> Result<MemoryImage, String> {
     let fd = create_memfd().map_err(|e| format!("memfd_create failed: {e}"))?;
     seal(&fd);
-    Ok(MemoryImage { fd, offset: 0, len: 0, id: NEXT_IMAGE_ID.fetch_add(1, Ordering::Relaxed) })
+    Ok(MemoryImage { fd, offset: 0, len: 0, id: NEXT_IMAGE_ID.fetch_add(1, Ordering::Relaxed), view: std::ptr::null() })
 }
 
 fn create_memfd() -> std::io::Result<OwnedFd> {

@@ -197,7 +197,7 @@ fn prepare_slot(base: *mut u8, state: &mut SlotState, image: Option<&Arc<MemoryI
         } else {
             let resident = keep_resident.min(state.dirty);
             if resident > 0 {
-                restore_resident(base, resident, image)?;
+                restore_resident(base, resident, image);
             }
             if state.dirty > resident {
                 sys::discard(base.add(resident as usize), (state.dirty - resident) as usize)?;
@@ -219,7 +219,7 @@ fn prepare_slot(base: *mut u8, state: &mut SlotState, image: Option<&Arc<MemoryI
 ///
 /// # Safety
 /// `base..base+len` must be accessible memory owned by the caller.
-unsafe fn restore_resident(base: *mut u8, len: u64, image: Option<&Arc<MemoryImage>>) -> anyhow::Result<()> {
+unsafe fn restore_resident(base: *mut u8, len: u64, image: Option<&Arc<MemoryImage>>) {
     // SAFETY: the caller guarantees the range is ours and accessible.
     let bytes = unsafe { std::slice::from_raw_parts_mut(base, len as usize) };
     match image.filter(|i| i.len > 0) {
@@ -228,13 +228,12 @@ unsafe fn restore_resident(base: *mut u8, len: u64, image: Option<&Arc<MemoryIma
             let end = (img.offset + img.len).min(len) as usize;
             bytes[..start].fill(0);
             if end > start {
-                img.read_at(0, &mut bytes[start..end])?;
+                bytes[start..end].copy_from_slice(&img.bytes()[..end - start]);
             }
             bytes[end..].fill(0);
         }
         None => bytes.fill(0),
     }
-    Ok(())
 }
 
 impl Drop for LinearMemory {
