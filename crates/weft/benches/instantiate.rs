@@ -3,10 +3,17 @@
 //! synthetic one without the data). For side-by-side ratios with wasmtime use
 //! `weft bench --instantiate --engine weft,wasmtime` (weft-cli feature `wasmtime`).
 //!
+//! The `growth` group compares the two ways a pooled memory grows
+//! ([`MemoryGrowth`]): instantiate, grow one Wasm page at a time 16 times
+//! (touching every 4 KiB of each new page, or not), drop; on one thread and
+//! on two threads at once (where `mprotect` contends on the mapping lock).
+//!
 //! `cargo bench -p weft --bench instantiate`
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use weft::{Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingConfig, Store};
+use std::time::{Duration, Instant};
+
+use weft::{Config, Engine, InstanceAllocationStrategy, Linker, MemoryGrowth, Module, PoolingConfig, Store};
 
 fn module_bytes() -> (String, Vec<u8>) {
     let data = std::env::var("WEFT_WASM_DATA").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/wasm-data").into());
@@ -50,5 +57,54 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+const GROWER: &str = r#"(module (memory 1)
+    (func (export "run") (param $pages i32) (param $touch i32) (local $i i32) (local $a i32)
+      (loop $grow
+        (drop (memory.grow (i32.const 1)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (if (local.get $touch) (then
+          (local.set $a (i32.mul (local.get $i) (i32.const 65536)))
+          (loop $page
+            (i32.store8 (local.get $a) (i32.const 1))
+            (local.set $a (i32.add (local.get $a) (i32.const 4096)))
+            (br_if $page (i32.and (local.get $a) (i32.const 65535))))))
+        (br_if $grow (i32.lt_u (local.get $i) (local.get $pages))))))"#;
+
+fn growth(c: &mut Criterion) {
+    let mut group = c.benchmark_group("growth");
+    for (label, growth) in [("mprotect", MemoryGrowth::Protect), ("ftruncate", MemoryGrowth::Truncate)] {
+        let mut config = Config::new();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(PoolingConfig { total_memories: 4, growth, ..Default::default() }));
+        let engine = Engine::new(&config).unwrap();
+        let module = Module::new(&engine, GROWER).unwrap();
+        let cycle = |touch: i32| {
+            let mut store = Store::new(&engine, ());
+            let instance = weft::Instance::new(&mut store, &module, &[]).unwrap();
+            instance.get_typed_func::<(i32, i32), ()>(&mut store, "run").unwrap().call(&mut store, (16, touch)).unwrap();
+        };
+        for (touch, what) in [(1, "grow+touch"), (0, "grow-only")] {
+            group.bench_function(format!("{what}/{label}/1-thread"), |b| b.iter(|| cycle(touch)));
+            // Two threads each running `iters` cycles: time per cycle pair.
+            group.bench_function(format!("{what}/{label}/2-threads"), |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    std::thread::scope(|s| {
+                        for _ in 0..2 {
+                            s.spawn(|| (0..iters).for_each(|_| cycle(touch)));
+                        }
+                    });
+                    start.elapsed()
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = growth_benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = growth
+}
 criterion_group!(benches, bench);
-criterion_main!(benches);
+criterion_main!(benches, growth_benches);

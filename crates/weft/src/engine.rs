@@ -54,7 +54,7 @@ impl Engine {
             InstanceAllocationStrategy::OnDemand => (None, None),
             InstanceAllocationStrategy::Pooling(p) => {
                 let slot = if config.tunables.guarded_memory32 { GUARDED_RESERVATION } else { p.max_memory_size };
-                (Some(MemoryPool::new(p.total_memories, slot, p.keep_resident)?), Some(TablePool::new(p)))
+                (Some(MemoryPool::new(p, slot)?), Some(TablePool::new(p)))
             }
         };
         Ok(Engine {

@@ -41,7 +41,7 @@ pub mod vmctx;
 
 pub use config::{Config, InstanceAllocationStrategy, Interruption, OptLevel, Tunables};
 pub use runtime::interrupt::{InterruptAction, InterruptHandle, UpdateDeadline};
-pub use runtime::pool::PoolingConfig;
+pub use runtime::pool::{MemoryGrowth, PoolingConfig};
 pub use runtime::sys::{syscall_counts, SyscallCounts};
 pub use engine::Engine;
 pub use externals::{Extern, Global, Memory, Table, Tag};

@@ -2,7 +2,7 @@
 //! what each instantiation costs in system calls, and that no state leaks
 //! between tenants of a slot.
 
-use weft::{Config, Engine, Instance, InstanceAllocationStrategy, Module, PoolingConfig, Store, Trap, TrapKind};
+use weft::{Config, Engine, Instance, InstanceAllocationStrategy, MemoryGrowth, Module, PoolingConfig, Store, Trap, TrapKind};
 
 const MODULE: &str = r#"(module
     (memory (export "memory") 4)
@@ -18,12 +18,17 @@ const MODULE: &str = r#"(module
     (func (export "trap_after_write") (i32.store8 (i32.const 100) (i32.const 9)) unreachable))"#;
 
 fn pooled_engine(keep_resident: u64) -> Engine {
+    pooled_engine_growing_by(keep_resident, MemoryGrowth::Protect)
+}
+
+fn pooled_engine_growing_by(keep_resident: u64, growth: MemoryGrowth) -> Engine {
     let mut config = Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(PoolingConfig {
         total_memories: 4,
         total_tables: 4,
         total_core_instances: 4,
         keep_resident,
+        growth,
         ..PoolingConfig::default()
     }));
     Engine::new(&config).unwrap()
@@ -80,7 +85,13 @@ fn keep_resident_avoids_the_madvise() {
 
 #[test]
 fn growth_and_traps_do_not_leak_to_the_next_tenant() {
-    let engine = pooled_engine(0);
+    for growth in [MemoryGrowth::Protect, MemoryGrowth::Truncate] {
+        growth_and_traps_do_not_leak(growth);
+    }
+}
+
+fn growth_and_traps_do_not_leak(growth: MemoryGrowth) {
+    let engine = pooled_engine_growing_by(0, growth);
     let module = Module::new(&engine, MODULE).unwrap();
     {
         let mut store = Store::new(&engine, ());
@@ -104,6 +115,73 @@ fn growth_and_traps_do_not_leak_to_the_next_tenant() {
         // ... and zero once grown again.
         assert_eq!(call::<i32, i32>(&mut store, inst, "grow", 3), 4);
         assert_eq!(call::<i32, i32>(&mut store, inst, "read", 6 * 65536), 0);
+    }
+}
+
+/// With `MemoryGrowth::Truncate`, growth is one `ftruncate` of the slot's
+/// memfd (no mprotect, so no write lock on the process's mappings), accesses
+/// past the grown size still trap (SIGBUS past the file's end), and the next
+/// tenant pays one madvise plus one ftruncate, still without mapping changes.
+#[test]
+fn truncate_growth_extends_the_memfd_without_mprotect() {
+    let engine = pooled_engine_growing_by(0, MemoryGrowth::Truncate);
+    let module = Module::new(&engine, MODULE).unwrap();
+    for _ in 0..2 {
+        let mut store = Store::new(&engine, ());
+        Instance::new(&mut store, &module, &[]).unwrap();
+    }
+    let before = weft::syscall_counts();
+    let mut store = Store::new(&engine, ());
+    let inst = Instance::new(&mut store, &module, &[]).unwrap();
+    let warm = weft::syscall_counts();
+    // No growth last time: the same single madvise as with mprotect growth.
+    assert_eq!((warm.madvise - before.madvise, warm.ftruncate - before.ftruncate), (1, 0), "{before:?} -> {warm:?}");
+    assert_eq!((warm.mmap, warm.mprotect, warm.munmap), (before.mmap, before.mprotect, before.munmap));
+
+    let read = inst.get_typed_func::<i32, i32>(&mut store, "read").unwrap();
+    let oob = |store: &mut Store<()>, addr| read.call(store, addr).unwrap_err().downcast::<Trap>().unwrap().kind();
+    assert_eq!(oob(&mut store, 4 * 65536), TrapKind::MemoryOutOfBounds);
+    assert_eq!(call::<i32, i32>(&mut store, inst, "grow", 2), 4);
+    let grown = weft::syscall_counts();
+    assert_eq!((grown.ftruncate - warm.ftruncate, grown.mprotect, grown.mmap), (1, warm.mprotect, warm.mmap));
+    call::<(i32, i32), ()>(&mut store, inst, "write", (6 * 65536 - 1, 42));
+    assert_eq!(call::<i32, i32>(&mut store, inst, "read", 6 * 65536 - 1), 42);
+    assert_eq!(call::<i32, i32>(&mut store, inst, "read", 4 * 65536), 0);
+    // One byte past the memfd's end: SIGBUS, reported as out of bounds.
+    assert_eq!(oob(&mut store, 6 * 65536), TrapKind::MemoryOutOfBounds);
+    // The host sees the grown memory too.
+    let mem = inst.get_memory(&mut store, "memory").unwrap();
+    assert_eq!(mem.data(&store).len(), 6 * 65536);
+    assert_eq!(mem.data(&store)[6 * 65536 - 1], 42);
+    drop(store);
+
+    let before = weft::syscall_counts();
+    let mut store = Store::new(&engine, ());
+    let inst = Instance::new(&mut store, &module, &[]).unwrap();
+    let after = weft::syscall_counts();
+    assert_eq!((after.madvise - before.madvise, after.ftruncate - before.ftruncate), (1, 1), "{before:?} -> {after:?}");
+    assert_eq!((after.mmap, after.mprotect, after.munmap), (before.mmap, before.mprotect, before.munmap));
+    assert_eq!(call::<(), i32>(&mut store, inst, "size", ()), 4);
+    assert_eq!(call::<i32, i32>(&mut store, inst, "grow", 2), 4);
+    assert_eq!(call::<i32, i32>(&mut store, inst, "read", 6 * 65536 - 1), 0, "the last tenant's write is gone");
+    assert_eq!(call::<i32, i32>(&mut store, inst, "read", 16), b'h' as i32);
+
+    // Reset in place, and a different module taking over the slot.
+    call::<(i32, i32), ()>(&mut store, inst, "write", (5 * 65536, 7));
+    inst.reset(&mut store).unwrap();
+    assert_eq!(call::<(), i32>(&mut store, inst, "size", ()), 4);
+    assert_eq!(call::<i32, i32>(&mut store, inst, "grow", 1), 4);
+    assert_eq!(call::<i32, i32>(&mut store, inst, "read", 5 * 65536 - 1), 0);
+    drop(store);
+    let other = Module::new(&engine, r#"(module (memory (export "memory") 1 3)
+        (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+        (func (export "read") (param i32) (result i32) (i32.load8_u (local.get 0))))"#).unwrap();
+    for _ in 0..4 {
+        let mut store = Store::new(&engine, ());
+        let inst = Instance::new(&mut store, &other, &[]).unwrap();
+        assert_eq!(call::<i32, i32>(&mut store, inst, "grow", 2), 1);
+        assert_eq!(call::<i32, i32>(&mut store, inst, "grow", 1), -1, "past the maximum");
+        assert_eq!(call::<i32, i32>(&mut store, inst, "read", 3 * 65536 - 1), 0);
     }
 }
 

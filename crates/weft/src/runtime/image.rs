@@ -9,7 +9,7 @@
 //! initial size and so must trap in order, imported memories) are initialised
 //! eagerly at instantiation instead, and a debug log line says why.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -141,7 +141,7 @@ fn build_one(info: &ModuleInfo, bytes: &[u8], memory: u32) -> Result<Option<(Mem
     if len > MAX_IMAGE_BYTES {
         return Err(format!("the image would be {len} bytes"));
     }
-    let fd = create_memfd().map_err(|e| format!("memfd_create failed: {e}"))?;
+    let fd = crate::runtime::sys::memfd(c"weft-memory-image", true).map_err(|e| format!("memfd_create failed: {e}"))?;
     // SAFETY: sizing our own fresh memfd.
     if unsafe { libc::ftruncate(fd.as_raw_fd(), len as i64) } != 0 {
         return Err(format!("ftruncate failed: {}", std::io::Error::last_os_error()));
@@ -169,19 +169,9 @@ fn build_one(info: &ModuleInfo, bytes: &[u8], memory: u32) -> Result<Option<(Mem
 }
 
 fn empty_image() -> Result<MemoryImage, String> {
-    let fd = create_memfd().map_err(|e| format!("memfd_create failed: {e}"))?;
+    let fd = crate::runtime::sys::memfd(c"weft-memory-image", true).map_err(|e| format!("memfd_create failed: {e}"))?;
     seal(&fd);
     Ok(MemoryImage { fd, offset: 0, len: 0, id: NEXT_IMAGE_ID.fetch_add(1, Ordering::Relaxed), view: std::ptr::null() })
-}
-
-fn create_memfd() -> std::io::Result<OwnedFd> {
-    // SAFETY: the name is a valid C string; the result is checked.
-    let fd = unsafe { libc::memfd_create(c"weft-memory-image".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn seal(fd: &OwnedFd) {

@@ -8,14 +8,16 @@
 //!
 //! The reservation is either the memory's own (on-demand allocation) or a slot of
 //! the engine's [`MemoryPool`]. Either way the module's copy-on-write
-//! [`MemoryImage`] is mapped over the start, and growth only changes protection:
-//! the image is never remapped.
+//! [`MemoryImage`] is mapped over the start, and growth only changes protection
+//! (or, for pooled slots with [`MemoryGrowth::Truncate`], the length of the
+//! slot's memfd mapped past the initial size): the image is never remapped.
 
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::runtime::image::MemoryImage;
-use crate::runtime::pool::{MemoryPool, SlotState};
+use crate::runtime::pool::{Extension, MemoryGrowth, MemoryPool, SlotState};
 use crate::runtime::sys;
 use crate::vmctx::VMMemoryDefinition;
 
@@ -37,7 +39,7 @@ pub struct MemoryPlan {
 
 enum Backing {
     Owned,
-    Pooled { pool: Arc<MemoryPool>, slot: usize },
+    Pooled { pool: Arc<MemoryPool>, slot: usize, extension: Extension },
 }
 
 /// A linear memory's backing storage.
@@ -105,10 +107,11 @@ impl LinearMemory {
     fn from_pool(pool: &Arc<MemoryPool>, initial_bytes: u64, maximum_bytes: u64, image: Option<Arc<MemoryImage>>) -> anyhow::Result<Self> {
         let image_id = image.as_ref().map(|i| i.id);
         let (slot, base, mut state) = pool.take(image_id).ok_or_else(|| anyhow::anyhow!("all pooled memories are in use"))?;
-        let prepared = prepare_slot(base, &mut state, image.as_ref(), initial_bytes, pool.keep_resident);
+        let prepared = prepare_slot(base, &mut state, image.as_ref(), initial_bytes, pool);
         if let Err(e) = prepared {
             // The slot's state is unknown: make it fully clean before reuse.
-            state = SlotState { image: state.image, accessible: pool.slot_size, dirty: pool.slot_size };
+            let extension = Extension { mapped_at: Some(0), len: u64::MAX, ..state.extension };
+            state = SlotState { image: state.image, accessible: pool.slot_size, dirty: pool.slot_size, extension };
             pool.give_back(slot, state);
             return Err(e);
         }
@@ -118,7 +121,7 @@ impl LinearMemory {
             maximum_bytes,
             initial_bytes,
             image,
-            backing: Backing::Pooled { pool: pool.clone(), slot },
+            backing: Backing::Pooled { pool: pool.clone(), slot, extension: state.extension },
         })
     }
 
@@ -141,8 +144,15 @@ impl LinearMemory {
             return None;
         }
         if new > old {
-            // SAFETY: `old..new` lies inside our reservation, beyond anything mapped from the image.
-            unsafe { sys::protect(self.def.base.add(old as usize), (new - old) as usize, true).ok()? };
+            match &mut self.backing {
+                Backing::Pooled { extension: Extension { memfd: Some(fd), mapped_at: Some(at), len }, .. } => {
+                    // The memfd is mapped at the initial size, which `old` is at least.
+                    sys::truncate(fd, new - *at).ok()?;
+                    *len = new - *at;
+                }
+                // SAFETY: `old..new` lies inside our reservation, beyond anything mapped from the image.
+                _ => unsafe { sys::protect(self.def.base.add(old as usize), (new - old) as usize, true).ok()? },
+            }
         }
         self.def.current_length.store(new, Ordering::Relaxed);
         Some(old / WASM_PAGE_SIZE)
@@ -152,12 +162,17 @@ impl LinearMemory {
     /// zeros elsewhere.
     pub fn reset(&mut self) -> anyhow::Result<()> {
         let touched = self.byte_size();
-        let mut state = SlotState { image: self.image.clone(), accessible: touched, dirty: touched };
-        let keep = match &self.backing {
-            Backing::Pooled { pool, .. } => pool.keep_resident,
-            Backing::Owned => 0,
-        };
-        prepare_slot(self.def.base, &mut state, self.image.as_ref(), self.initial_bytes, keep)?;
+        let base = self.def.base;
+        let mut state = SlotState { image: self.image.clone(), accessible: touched, dirty: touched, extension: Extension::default() };
+        match &mut self.backing {
+            Backing::Pooled { pool, extension, .. } => {
+                state.extension = std::mem::take(extension);
+                let prepared = prepare_slot(base, &mut state, self.image.as_ref(), self.initial_bytes, pool);
+                *extension = state.extension;
+                prepared?;
+            }
+            Backing::Owned => prepare_owned(base, &state, self.image.as_ref(), self.initial_bytes)?,
+        }
         self.def.current_length.store(self.initial_bytes, Ordering::Relaxed);
         Ok(())
     }
@@ -175,14 +190,47 @@ impl LinearMemory {
     }
 }
 
-/// Brings a reservation whose previous use is described by `state` to a fresh
-/// memory of `initial` bytes showing `image`. Updates `state` to match.
-fn prepare_slot(base: *mut u8, state: &mut SlotState, image: Option<&Arc<MemoryImage>>, initial: u64, keep_resident: u64) -> anyhow::Result<()> {
+/// Brings an owned memory back to its initial state after use.
+fn prepare_owned(base: *mut u8, state: &SlotState, image: Option<&Arc<MemoryImage>>, initial: u64) -> anyhow::Result<()> {
+    let _ = image; // the image stays mapped: discarding restores its pages.
+    // SAFETY: the ranges lie inside the memory's own reservation.
+    unsafe {
+        sys::discard(base, state.dirty as usize)?;
+        if state.accessible > initial {
+            sys::protect(base.add(initial as usize), (state.accessible - initial) as usize, false)?;
+        }
+    }
+    Ok(())
+}
+
+/// Brings a pool slot whose previous use is described by `state` to a fresh
+/// memory of `initial` bytes showing `image`, growing as `pool.growth` says.
+/// Updates `state` to match.
+///
+/// Warm path (same image, same layout): one `madvise` over what the last
+/// tenant could have touched below the memfd (or memset with keep-resident),
+/// plus one `ftruncate` if it grew into the memfd; no mapping changes.
+fn prepare_slot(base: *mut u8, state: &mut SlotState, image: Option<&Arc<MemoryImage>>, initial: u64, pool: &MemoryPool) -> anyhow::Result<()> {
     let same_image = state.image.as_ref().map(|i| i.id) == image.map(|i| i.id);
-    // SAFETY: every range below lies inside the reservation at `base`, which the
+    let limit = pool.accessible_limit();
+    let extension_at = Some(initial).filter(|at| pool.growth == MemoryGrowth::Truncate && *at < limit);
+    let layout_kept = state.extension.mapped_at == extension_at;
+    // SAFETY: every range below lies inside the slot at `base`, which the
     // caller owns exclusively while preparing it.
     unsafe {
-        if !same_image {
+        if !(same_image && layout_kept) {
+            if let Some(at) = state.extension.mapped_at.take() {
+                // Back to an inaccessible reservation past `at`; the memfd is kept, emptied.
+                sys::map_anon_fixed(base.add(at as usize), (limit - at) as usize)?;
+                state.accessible = state.accessible.min(at);
+                state.dirty = state.dirty.min(at);
+            }
+            if let Some(fd) = &state.extension.memfd {
+                if state.extension.len > 0 {
+                    sys::truncate(fd, 0)?;
+                    state.extension.len = 0;
+                }
+            }
             if let Some(old) = state.image.as_ref().filter(|i| i.len > 0) {
                 sys::map_anon_fixed(base.add(old.offset as usize), old.len as usize)?;
             }
@@ -194,18 +242,37 @@ fn prepare_slot(base: *mut u8, state: &mut SlotState, image: Option<&Arc<MemoryI
             if let Some(img) = image.filter(|i| i.len > 0) {
                 sys::map_file_private_fixed(base.add(img.offset as usize), img.len as usize, img.fd())?;
             }
+            if let Some(at) = extension_at {
+                if state.extension.memfd.is_none() {
+                    state.extension.memfd = Some(sys::memfd(c"weft-memory-growth", false)?);
+                }
+                let fd = state.extension.memfd.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
+                sys::map_file_shared_fixed(base.add(at as usize), (limit - at) as usize, fd)?;
+                state.extension.mapped_at = Some(at);
+            }
         } else {
-            let resident = keep_resident.min(state.dirty);
+            // Only the private part below the memfd needs discarding.
+            let private_dirty = match state.extension.mapped_at {
+                Some(at) => state.dirty.min(at),
+                None => state.dirty,
+            };
+            let resident = pool.keep_resident.min(private_dirty);
             if resident > 0 {
                 restore_resident(base, resident, image);
             }
-            if state.dirty > resident {
-                sys::discard(base.add(resident as usize), (state.dirty - resident) as usize)?;
+            if private_dirty > resident {
+                sys::discard(base.add(resident as usize), (private_dirty - resident) as usize)?;
             }
-            if state.accessible < initial {
-                sys::protect(base.add(state.accessible as usize), (initial - state.accessible) as usize, true)?;
-            } else if state.accessible > initial {
-                sys::protect(base.add(initial as usize), (state.accessible - initial) as usize, false)?;
+            if let (Some(fd), true) = (&state.extension.memfd, state.extension.len > 0) {
+                sys::truncate(fd, 0)?;
+                state.extension.len = 0;
+            }
+            if state.extension.mapped_at.is_none() {
+                if state.accessible < initial {
+                    sys::protect(base.add(state.accessible as usize), (initial - state.accessible) as usize, true)?;
+                } else if state.accessible > initial {
+                    sys::protect(base.add(initial as usize), (state.accessible - initial) as usize, false)?;
+                }
             }
         }
     }
@@ -238,14 +305,15 @@ unsafe fn restore_resident(base: *mut u8, len: u64, image: Option<&Arc<MemoryIma
 
 impl Drop for LinearMemory {
     fn drop(&mut self) {
-        match &self.backing {
+        let touched = self.byte_size();
+        match &mut self.backing {
             Backing::Owned => {
                 // SAFETY: we own the reservation.
                 unsafe { sys::unmap(self.def.base, self.reservation as usize) };
             }
-            Backing::Pooled { pool, slot } => {
-                let touched = self.byte_size();
-                pool.give_back(*slot, SlotState { image: self.image.clone(), accessible: touched, dirty: touched });
+            Backing::Pooled { pool, slot, extension } => {
+                let extension = std::mem::take(extension);
+                pool.give_back(*slot, SlotState { image: self.image.clone(), accessible: touched, dirty: touched, extension });
             }
         }
     }

@@ -9,6 +9,13 @@
 //! are kept per image so that a module finds a slot that already holds its image
 //! (affinity). Optionally the first `keep_resident` bytes are restored with
 //! memset/memcpy instead, which avoids the syscall and the page faults after it.
+//!
+//! Growth ([`MemoryGrowth`]) either changes protection (`mprotect`, which takes
+//! the process-wide mapping lock for writing) or, with
+//! [`MemoryGrowth::Truncate`], extends a per-slot memfd that is mapped shared
+//! over everything past the initial size: `ftruncate` makes the new pages
+//! accessible without touching the mapping lock, and accesses past the file's
+//! end fault (SIGBUS) like any out-of-bounds access.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,6 +41,26 @@ pub struct PoolingConfig {
     /// Bytes at the start of each memory restored by memset/memcpy instead of
     /// `madvise` on reuse (0: always madvise).
     pub keep_resident: u64,
+    /// How pooled memories grow (default [`MemoryGrowth::Protect`], measured
+    /// faster once the grown pages are used; see BENCHMARKS.md).
+    pub growth: MemoryGrowth,
+}
+
+/// How a pooled memory makes grown pages accessible.
+///
+/// Measured (`cargo bench -p weft --bench instantiate -- growth`): the
+/// `ftruncate` itself is cheaper than the `mprotect` and does not contend on
+/// the process's mapping lock, but shared-memory pages cost more to fault in
+/// and to give back than anonymous ones, so growing and then using the pages
+/// is slower overall with [`Truncate`](MemoryGrowth::Truncate). It pays off
+/// for guests that grow far more than they touch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MemoryGrowth {
+    /// `mprotect` the new pages read-write.
+    #[default]
+    Protect,
+    /// `ftruncate` a memfd mapped shared past the initial size.
+    Truncate,
 }
 
 impl Default for PoolingConfig {
@@ -45,6 +72,7 @@ impl Default for PoolingConfig {
             max_table_elements: 20_000,
             total_core_instances: 1000,
             keep_resident: 0,
+            growth: MemoryGrowth::Protect,
         }
     }
 }
@@ -57,6 +85,18 @@ pub struct SlotState {
     pub accessible: u64,
     /// Bytes the last tenant could have written.
     pub dirty: u64,
+    /// The slot's growth memfd ([`MemoryGrowth::Truncate`]).
+    pub extension: Extension,
+}
+
+/// A slot's growth memfd: created at the slot's first use, kept for its life.
+#[derive(Debug, Default)]
+pub struct Extension {
+    pub memfd: Option<std::os::fd::OwnedFd>,
+    /// Offset in the slot where the memfd is mapped (the memory's initial size).
+    pub mapped_at: Option<u64>,
+    /// The memfd's length: bytes accessible past `mapped_at`.
+    pub len: u64,
 }
 
 struct FreeLists {
@@ -71,6 +111,7 @@ pub struct MemoryPool {
     pub slot_size: u64,
     count: usize,
     pub keep_resident: u64,
+    pub growth: MemoryGrowth,
     free: Mutex<FreeLists>,
 }
 
@@ -81,7 +122,8 @@ unsafe impl Send for MemoryPool {}
 unsafe impl Sync for MemoryPool {}
 
 impl MemoryPool {
-    pub fn new(count: u32, slot_size: u64, keep_resident: u64) -> anyhow::Result<Arc<MemoryPool>> {
+    pub fn new(config: &PoolingConfig, slot_size: u64) -> anyhow::Result<Arc<MemoryPool>> {
+        let count = config.total_memories;
         let page = crate::runtime::code::page_size() as u64;
         let slot_size = slot_size.div_ceil(page) * page;
         let total = slot_size.checked_mul(count as u64).ok_or_else(|| anyhow::anyhow!("memory pool too large"))?;
@@ -92,7 +134,8 @@ impl MemoryPool {
             base,
             slot_size,
             count: count as usize,
-            keep_resident,
+            keep_resident: config.keep_resident,
+            growth: config.growth,
             free: Mutex::new(FreeLists { states: (0..count).map(|_| Some(SlotState::default())).collect(), by_image }),
         }))
     }
@@ -112,6 +155,12 @@ impl MemoryPool {
         // SAFETY: `slot < count`, so the address is inside the reservation.
         let base = unsafe { self.base.add(slot * self.slot_size as usize) };
         Some((slot, base, state))
+    }
+
+    /// How far a slot's memory can ever be accessible: the 32-bit index space
+    /// (the rest of a guarded slot is guard), or the whole slot.
+    pub fn accessible_limit(&self) -> u64 {
+        self.slot_size.min(1 << 32)
     }
 
     /// Returns a slot to the pool.

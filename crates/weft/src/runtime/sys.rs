@@ -84,6 +84,46 @@ pub unsafe fn map_anon_fixed(addr: *mut u8, len: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// Maps `len` bytes of `fd` shared and read-write at `addr`, replacing what was
+/// there. Pages past the file's end fault with SIGBUS.
+///
+/// # Safety
+/// `addr..addr+len` must be inside a reservation owned by the caller.
+pub unsafe fn map_file_shared_fixed(addr: *mut u8, len: usize, fd: i32) -> io::Result<()> {
+    count(|c| c.mmap += 1);
+    // SAFETY: the caller owns the range.
+    let p = unsafe { libc::mmap(addr as *mut _, len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_FIXED, fd, 0) };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A new empty memfd, which can be sealed if `sealable`.
+pub fn memfd(name: &std::ffi::CStr, sealable: bool) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let flags = libc::MFD_CLOEXEC | if sealable { libc::MFD_ALLOW_SEALING } else { 0 };
+    // SAFETY: plain system call; the result is checked.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor we own.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sets a file's length: growing adds zero pages, shrinking drops the pages
+/// past the new end from every mapping (without the process's mapping lock).
+pub fn truncate(fd: &std::os::fd::OwnedFd, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    count(|c| c.ftruncate += 1);
+    // SAFETY: plain system call on a descriptor we own.
+    if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Sets the protection of a range.
 ///
 /// # Safety
