@@ -60,8 +60,8 @@ fn compile_one(
 ) -> (Result<CompiledFunction, (u32, anyhow::Error)>, wasmparser::FuncValidatorAllocations) {
     let mut validator = pending.validator.into_validator(allocs);
     let index = pending.index;
-    let mut ref_funcs = Vec::new();
-    let func = match translate::translate_function(env, pending.index, &pending.body, &mut validator, fctx, isa.frontend_config(), &mut ref_funcs) {
+    let mut facts = translate::FunctionFacts::default();
+    let func = match translate::translate_function(env, pending.index, &pending.body, &mut validator, fctx, isa.frontend_config(), &mut facts) {
         Ok(f) => f,
         Err(e) => {
             // The builder context was left mid-function: start the next one afresh.
@@ -96,14 +96,28 @@ fn compile_one(
                     other => error = Some(anyhow::anyhow!("unexpected relocation {other:?}")),
                 }
             }
+            let code = compiled.buffer.data();
+            let mut traps: Vec<(u32, ir::TrapCode)> = compiled.buffer.traps().iter().map(|t| (t.offset, t.code)).collect();
+            if env.tunables.interruption == crate::config::Interruption::MmuPage {
+                match prologue_interruption_point(code) {
+                    Some(offset) => {
+                        traps.push((offset, crate::trap::codes::INTERRUPTION_POINT));
+                        traps.sort_by_key(|(o, _)| *o);
+                    }
+                    None if facts.entry_point_in_prologue => {
+                        error = Some(anyhow::anyhow!("internal compiler error: no stack-limit load in the prologue of function {index}"));
+                    }
+                    None => {}
+                }
+            }
             match error {
                 Some(e) => Err((pending.index, e)),
                 None => Ok(CompiledFunction {
-                    ref_funcs: std::mem::take(&mut ref_funcs),
+                    ref_funcs: std::mem::take(&mut facts.ref_func_targets),
                     index: pending.index,
-                    code: compiled.buffer.data().to_vec(),
+                    code: code.to_vec(),
                     calls,
-                    traps: compiled.buffer.traps().iter().map(|t| (t.offset, t.code)).collect(),
+                    traps,
                     srclocs: compiled
                         .buffer
                         .get_srclocs_sorted()
@@ -117,6 +131,22 @@ fn compile_one(
         Err(e) => Err((pending.index, anyhow::anyhow!("compilation of function {} failed: {e}", pending.index))),
     };
     (result, allocs)
+}
+
+/// In MMU page mode, the offset of the prologue's stack-limit load, which
+/// reads the interrupt page: `mov r10, [rdi + VMCTX_INTERRUPT_PAGE_OFFSET]`
+/// then `mov r10, [r10]` (Cranelift loads the limit into r10 from the vmctx
+/// argument in rdi, right after `push rbp; mov rbp, rsp`). The second load is
+/// the one that faults when the page is revoked. `None` if the function has no
+/// stack check (Cranelift omits it in leaf functions without a frame).
+fn prologue_interruption_point(code: &[u8]) -> Option<u32> {
+    const PAGE_LOAD: [u8; 4] = [0x4c, 0x8b, 0x57, crate::vmctx::VMCTX_INTERRUPT_PAGE_OFFSET as u8];
+    const LIMIT_LOAD: [u8; 3] = [0x4d, 0x8b, 0x12];
+    let window = &code[..code.len().min(16)];
+    window
+        .windows(PAGE_LOAD.len() + LIMIT_LOAD.len())
+        .position(|w| w[..4] == PAGE_LOAD && w[4..] == LIMIT_LOAD)
+        .map(|at| (at + PAGE_LOAD.len()) as u32)
 }
 
 /// The compiled code of a module.

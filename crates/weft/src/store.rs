@@ -77,7 +77,7 @@ impl StoreOpaque {
             anyhow::bail!("the store has a suspended call: resume or drop it first");
         }
         if self.suspension.abandoned.swap(false, Ordering::SeqCst) {
-            self.vm.stack_limit = usize::MAX;
+            self.vm.set_stack_limit(usize::MAX);
         }
         Ok(())
     }
@@ -141,6 +141,7 @@ impl<T> Store<T> {
             interrupt_page: std::ptr::null(),
             active_stack: std::ptr::null_mut(),
             store: std::ptr::null_mut(),
+            stack_limit_mirror: std::ptr::null_mut(),
         });
         let mut inner = Box::new(StoreInner {
             opaque: StoreOpaque {
@@ -172,6 +173,10 @@ impl<T> Store<T> {
             let shared = InterruptShared::new(mode, ctx);
             engine.register_interruptible(&shared);
             inner.opaque.vm.interrupt_page = shared.readable_page();
+            if mode == Interruption::MmuPage {
+                inner.opaque.vm.stack_limit_mirror = shared.stack_limit_mirror();
+                inner.opaque.vm.set_stack_limit(usize::MAX);
+            }
             inner.opaque.interrupts = Some(shared);
         }
         Store { inner }

@@ -152,8 +152,19 @@ pub struct FuncTranslator<'a, 'b> {
     sig_refs: std::collections::HashMap<u32, ir::SigRef>,
     builtin_sigs: std::collections::HashMap<u32, ir::SigRef>,
     func_refs: std::collections::HashMap<u32, ir::FuncRef>,
-    /// Targets of `ref.func` in this body: their funcrefs must exist eagerly.
-    ref_func_targets: &'a mut Vec<u32>,
+    /// What the rest of compilation needs to know about this body.
+    facts: &'a mut FunctionFacts,
+}
+
+/// Facts about a translated body that compilation needs after code generation.
+#[derive(Debug, Default)]
+pub struct FunctionFacts {
+    /// Targets of `ref.func` in the body: their funcrefs must exist eagerly.
+    pub ref_func_targets: Vec<u32>,
+    /// The function's entry interruption point is its prologue's stack-limit
+    /// load (MMU page mode, a function that calls): compilation must find that
+    /// load and record it as an interruption point.
+    pub entry_point_in_prologue: bool,
 }
 
 /// Translates the body of defined function `func_index` into a Cranelift function.
@@ -164,25 +175,33 @@ pub fn translate_function(
     validator: &mut FuncValidator<ValidatorResources>,
     fctx: &mut FunctionBuilderContext,
     frontend_config: cranelift_codegen::isa::TargetFrontendConfig,
-    ref_func_targets: &mut Vec<u32>,
+    facts: &mut FunctionFacts,
 ) -> anyhow::Result<Function> {
     let ty = env.info.func_type(func_index);
     let sig = func_type_signature(ty);
     let mut func = Function::with_name_signature(UserFuncName::user(0, func_index), sig);
 
-    // The stack limit lives in the store context: vmctx -> store ctx -> limit.
+    // The stack limit lives in the store context (vmctx -> store ctx -> limit),
+    // and in MMU page mode also in the interrupt page (vmctx -> page -> limit):
+    // there the prologue's limit load faults once the page is revoked, which
+    // makes it the function-entry interruption point for free.
     let vmctx_gv = func.create_global_value(GlobalValueData::VMContext);
     let ro = func.dfg.mem_flags.insert(readonly_flags()).unwrap();
-    let store_ctx = func.create_global_value(GlobalValueData::Load {
+    let (limit_holder_offset, limit_offset) = if env.tunables.interruption == crate::config::Interruption::MmuPage {
+        (vmctx::VMCTX_INTERRUPT_PAGE_OFFSET, vmctx::INTERRUPT_PAGE_STACK_LIMIT_OFFSET)
+    } else {
+        (vmctx::VMCTX_STORE_CTX_OFFSET, vmctx::STORE_CTX_STACK_LIMIT_OFFSET)
+    };
+    let limit_holder = func.create_global_value(GlobalValueData::Load {
         base: vmctx_gv,
-        offset: (vmctx::VMCTX_STORE_CTX_OFFSET as i32).into(),
+        offset: (limit_holder_offset as i32).into(),
         global_type: types::I64,
         flags: ro,
     });
     let trusted = func.dfg.mem_flags.insert(trusted_flags()).unwrap();
     let limit = func.create_global_value(GlobalValueData::Load {
-        base: store_ctx,
-        offset: (vmctx::STORE_CTX_STACK_LIMIT_OFFSET as i32).into(),
+        base: limit_holder,
+        offset: (limit_offset as i32).into(),
         global_type: types::I64,
         flags: trusted,
     });
@@ -206,7 +225,7 @@ pub fn translate_function(
         sig_refs: Default::default(),
         builtin_sigs: Default::default(),
         func_refs: Default::default(),
-        ref_func_targets,
+        facts,
     };
     t.translate_body(ty, body)?;
     t.builder.finalize(frontend_config);
@@ -270,9 +289,15 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         });
         // A function that calls nothing runs a bounded amount of code between
         // its loop headers (which check themselves), so only functions that
-        // make calls check at entry: that bounds recursion as well.
-        if self.env.tunables.interruption != crate::config::Interruption::None && makes_calls(body)? {
-            self.interruption_point();
+        // make calls check at entry: that bounds recursion as well. In MMU
+        // page mode their prologue's stack check is that point.
+        let interruption = self.env.tunables.interruption;
+        if interruption != crate::config::Interruption::None && makes_calls(body)? {
+            if interruption == crate::config::Interruption::MmuPage {
+                self.facts.entry_point_in_prologue = true;
+            } else {
+                self.interruption_point();
+            }
         }
 
         let mut reader = body.get_operators_reader()?;
@@ -311,10 +336,11 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         }
         // The store context and what it points to never move: these loads are
         // hoisted and shared by every check in the function.
-        let store_ctx = self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, vmctx::VMCTX_STORE_CTX_OFFSET as i32);
+        let store_ctx = |b: &mut FunctionBuilder, vmctx_value| b.ins().load(types::I64, readonly_flags(), vmctx_value, vmctx::VMCTX_STORE_CTX_OFFSET as i32);
         match mode {
             Interruption::None => {}
             Interruption::Epoch => {
+                let store_ctx = store_ctx(&mut self.builder, self.vmctx);
                 let counter = self.builder.ins().load(types::I64, readonly_flags(), store_ctx, vmctx::STORE_CTX_EPOCH_COUNTER_OFFSET as i32);
                 // Atomic so that the check in a loop without stores is not
                 // merged with the one before it by redundant-load elimination.
@@ -334,8 +360,16 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 self.builder.switch_to_block(cont);
             }
             Interruption::MmuPage | Interruption::MmuPointer => {
-                let flags = if mode == Interruption::MmuPage { readonly_flags() } else { trusted_flags() };
-                let page = self.builder.ins().load(types::I64, flags, store_ctx, vmctx::STORE_CTX_INTERRUPT_PAGE_OFFSET as i32);
+                let page = if mode == Interruption::MmuPage {
+                    // Not `can_move`: reloaded at each point rather than hoisted
+                    // into a register live across the function (the probe
+                    // before it is a fence, so no earlier load is reused).
+                    let flags = MemFlagsData::trusted().with_readonly();
+                    self.builder.ins().load(types::I64, flags, self.vmctx, vmctx::VMCTX_INTERRUPT_PAGE_OFFSET as i32)
+                } else {
+                    let store_ctx = store_ctx(&mut self.builder, self.vmctx);
+                    self.builder.ins().load(types::I64, trusted_flags(), store_ctx, vmctx::STORE_CTX_INTERRUPT_PAGE_OFFSET as i32)
+                };
                 // A dead load, kept because it carries a trap code; atomic so
                 // that it is never merged with an earlier probe.
                 let probe = MemFlagsData::new().with_aligned().with_trap_code(Some(codes::INTERRUPTION_POINT));
@@ -803,7 +837,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 self.push(v);
             }
             O::RefFunc { function_index } => {
-                self.ref_func_targets.push(function_index);
+                self.facts.ref_func_targets.push(function_index);
                 let v = self.builder.ins().iadd_imm_u(self.vmctx, self.env.offsets.func_ref(function_index) as i64);
                 self.push(v);
             }

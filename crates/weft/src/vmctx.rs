@@ -17,6 +17,7 @@
 //! | builtins table ptr   | 8                    |
 //! | instance ptr         | 8                    |
 //! | type ids ptr         | 8                    |
+//! | interrupt page ptr   | 8                    |
 //! | func refs            | 24 × functions       |
 //! | memory def ptrs      | 8 × memories         |
 //! | table def ptrs       | 8 × tables           |
@@ -36,7 +37,14 @@ pub const VMCTX_STORE_CTX_OFFSET: u32 = 8;
 pub const VMCTX_BUILTINS_OFFSET: u32 = 16;
 pub const VMCTX_INSTANCE_OFFSET: u32 = 24;
 pub const VMCTX_TYPE_IDS_OFFSET: u32 = 32;
-const VMCTX_HEADER_SIZE: u32 = 40;
+/// The store's interrupt page (MMU page mode), copied from its
+/// [`VMStoreContext`] so that an interruption point is one load from the vmctx,
+/// which is always in a register, plus the probe: no register is held for it
+/// across the function. The page's first word is the stack limit, so the
+/// prologue's stack check (vmctx -> page -> limit) is also the function-entry
+/// interruption point.
+pub const VMCTX_INTERRUPT_PAGE_OFFSET: u32 = 40;
+const VMCTX_HEADER_SIZE: u32 = 48;
 
 /// A function reference: what `ref.func`, tables and imports hold.
 ///
@@ -109,9 +117,27 @@ pub struct VMStoreContext {
     pub active_stack: *mut u8,
     /// The store that owns this context.
     pub store: *mut u8,
+    /// In MMU page mode, the writable view of the interrupt page's first word,
+    /// where prologues read the stack limit (see [`VMCTX_INTERRUPT_PAGE_OFFSET`]);
+    /// null otherwise.
+    pub stack_limit_mirror: *mut usize,
+}
+
+impl VMStoreContext {
+    /// Sets the lowest stack address Wasm code may use, wherever prologues read it.
+    pub fn set_stack_limit(&mut self, limit: usize) {
+        self.stack_limit = limit;
+        if !self.stack_limit_mirror.is_null() {
+            // SAFETY: the mirror is the store's interrupt page, mapped writable
+            // for the store's life and written only by the thread running it.
+            unsafe { self.stack_limit_mirror.write_volatile(limit) };
+        }
+    }
 }
 
 pub const STORE_CTX_STACK_LIMIT_OFFSET: u32 = 0;
+/// Where the stack limit sits in the interrupt page (MMU page mode).
+pub const INTERRUPT_PAGE_STACK_LIMIT_OFFSET: u32 = 0;
 pub const STORE_CTX_EPOCH_COUNTER_OFFSET: u32 = 8;
 pub const STORE_CTX_EPOCH_DEADLINE_OFFSET: u32 = 16;
 pub const STORE_CTX_INTERRUPT_PAGE_OFFSET: u32 = 24;

@@ -174,6 +174,15 @@ fn continuing_a_thousand_times_gives_the_same_result() {
     let _serial = serial();
     const N: u64 = 50_000_000;
     let expected = checksum(N);
+    // A loop: interrupted at its header.
+    continue_a_thousand_times("checksum", N as i64, expected as i64);
+    // Recursion without loops: interrupted at function entries, which in MMU
+    // page mode are the prologues' stack-limit loads (arguments still in
+    // registers when the fault hits).
+    continue_a_thousand_times("fib", 27, 196418);
+}
+
+fn continue_a_thousand_times(name: &str, arg: i64, expected: i64) {
     for mode in MODES {
         let engine = engine(mode);
         let (mut store, inst) = setup(&engine);
@@ -197,10 +206,10 @@ fn continuing_a_thousand_times_gives_the_same_result() {
             });
             store.interrupt_handle().unwrap().interrupt();
         }
-        let f = inst.get_typed_func::<i64, i64>(&mut store, "checksum").unwrap();
-        let got = f.call(&mut store, N as i64).unwrap();
-        assert_eq!(got as u64, expected, "{mode:?}");
-        assert_eq!(hits.load(Ordering::SeqCst), 1000, "{mode:?}");
+        let f = inst.get_typed_func::<i64, i64>(&mut store, name).unwrap();
+        let got = f.call(&mut store, arg).unwrap();
+        assert_eq!(got, expected, "{mode:?} {name}");
+        assert_eq!(hits.load(Ordering::SeqCst), 1000, "{mode:?} {name}");
     }
 }
 

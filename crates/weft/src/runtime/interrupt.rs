@@ -49,9 +49,19 @@ pub enum InterruptAction {
     Yield,
 }
 
-/// A page that reads as zero, never written; compiled code loads from it.
-struct Page(*mut u8);
-// SAFETY: the page is only ever read or re-protected, never written.
+/// The page compiled code loads from at interruption points.
+///
+/// Two views of one shared page: `guest`, read-only, which compiled code reads
+/// and the interrupt handle revokes, and `host`, always writable, through which
+/// the runtime keeps the store's stack limit in the page's first word (in page
+/// mode function prologues read the limit from the guest view, so their stack
+/// check doubles as the function-entry interruption point).
+struct Page {
+    guest: *mut u8,
+    host: *mut u8,
+}
+// SAFETY: the host view is written only by the thread running the store; the
+// guest view is only read or re-protected.
 unsafe impl Send for Page {}
 // SAFETY: as above.
 unsafe impl Sync for Page {}
@@ -59,26 +69,29 @@ unsafe impl Sync for Page {}
 impl Page {
     fn new(readable: bool) -> Page {
         let size = crate::runtime::code::page_size();
-        let p = sys::reserve(size).expect("failed to map an interrupt page");
-        if readable {
-            // SAFETY: our fresh mapping.
-            unsafe { sys::protect(p, size, true).expect("failed to protect an interrupt page") };
-        }
-        Page(p)
+        let host = sys::map_shared_anon(size).expect("failed to map an interrupt page");
+        // SAFETY: `host` is our fresh shared mapping of `size` bytes.
+        let guest = unsafe { sys::alias(host, size) }.expect("failed to map an interrupt page twice");
+        // SAFETY: our fresh mapping.
+        unsafe { sys::protect_read_only(guest, size, readable).expect("failed to protect an interrupt page") };
+        Page { guest, host }
     }
 }
 
 impl Drop for Page {
     fn drop(&mut self) {
-        // SAFETY: our mapping, no longer referenced by any store context.
-        unsafe { sys::unmap(self.0, crate::runtime::code::page_size()) };
+        // SAFETY: our mappings, no longer referenced by any store context.
+        unsafe {
+            sys::unmap(self.guest, crate::runtime::code::page_size());
+            sys::unmap(self.host, crate::runtime::code::page_size());
+        }
     }
 }
 
 /// The page that faults in pointer mode (shared by every store).
 fn forbidden_page() -> *mut u8 {
     static FORBIDDEN: OnceLock<Page> = OnceLock::new();
-    FORBIDDEN.get_or_init(|| Page::new(false)).0
+    FORBIDDEN.get_or_init(|| Page::new(false)).guest
 }
 
 /// State shared by a store and its interrupt handles.
@@ -98,7 +111,14 @@ impl InterruptShared {
 
     /// The page the store context should point at while not interrupted.
     pub fn readable_page(&self) -> *const u8 {
-        self.page.0
+        self.page.guest
+    }
+
+    /// The writable view of the page's first word, where page mode keeps the
+    /// store's stack limit for function prologues to read.
+    pub fn stack_limit_mirror(&self) -> *mut usize {
+        // SAFETY: the offset is inside the page.
+        unsafe { self.page.host.add(vmctx::INTERRUPT_PAGE_STACK_LIMIT_OFFSET as usize) as *mut usize }
     }
 
     fn interrupt(&self) {
@@ -106,7 +126,7 @@ impl InterruptShared {
             Interruption::MmuPage => {
                 // SAFETY: our own page; mprotect is async-signal-safe.
                 unsafe {
-                    libc::mprotect(self.page.0 as *mut _, crate::runtime::code::page_size(), libc::PROT_NONE);
+                    libc::mprotect(self.page.guest as *mut _, crate::runtime::code::page_size(), libc::PROT_NONE);
                 }
             }
             Interruption::MmuPointer => {
@@ -128,12 +148,12 @@ impl InterruptShared {
             Interruption::MmuPage => {
                 // SAFETY: our own page.
                 unsafe {
-                    libc::mprotect(self.page.0 as *mut _, crate::runtime::code::page_size(), libc::PROT_READ);
+                    libc::mprotect(self.page.guest as *mut _, crate::runtime::code::page_size(), libc::PROT_READ);
                 }
             }
             Interruption::MmuPointer => {
                 // SAFETY: `ctx` is the running store's context.
-                unsafe { (*(std::ptr::addr_of_mut!((*ctx).interrupt_page) as *const AtomicPtr<u8>)).store(self.page.0, Ordering::SeqCst) };
+                unsafe { (*(std::ptr::addr_of_mut!((*ctx).interrupt_page) as *const AtomicPtr<u8>)).store(self.page.guest, Ordering::SeqCst) };
             }
             _ => {}
         }
@@ -151,7 +171,7 @@ impl InterruptShared {
     pub fn owns_fault(&self, addr: usize) -> bool {
         let size = crate::runtime::code::page_size();
         let on = |p: *mut u8| addr >= p as usize && addr < p as usize + size;
-        on(self.page.0) || (self.mode == Interruption::MmuPointer && on(forbidden_page()))
+        on(self.page.guest) || (self.mode == Interruption::MmuPointer && on(forbidden_page()))
     }
 }
 

@@ -170,7 +170,7 @@ pub unsafe fn call_wasm(
     let old_limit = ctx.stack_limit;
     if old_limit == usize::MAX || old_limit > sp {
         // Outermost entry for this store on this stack: Wasm gets `max_wasm_stack` below here.
-        ctx.stack_limit = sp.saturating_sub(max_wasm_stack);
+        ctx.set_stack_limit(sp.saturating_sub(max_wasm_stack));
     }
     // On this frame, which outlives the call (a trap jumps back into
     // `weft_enter`, below it); no allocation on the call path.
@@ -191,7 +191,7 @@ pub unsafe fn call_wasm(
     // the caller guarantees the other arguments.
     let ok = unsafe { weft_enter(&mut (*act_ptr).jmp, trampoline, callee_vmctx, caller_vmctx, code, values) };
     ACTIVATION.with(|a| a.set(activation.prev));
-    ctx.stack_limit = old_limit;
+    ctx.set_stack_limit(old_limit);
     if ok == 1 {
         return Ok(());
     }

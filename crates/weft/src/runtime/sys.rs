@@ -124,6 +124,46 @@ pub fn truncate(fd: &std::os::fd::OwnedFd, len: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// A fresh shared anonymous read-write mapping of `len` bytes.
+pub fn map_shared_anon(len: usize) -> io::Result<*mut u8> {
+    count(|c| c.mmap += 1);
+    // SAFETY: a fresh mapping; the result is checked.
+    let p = unsafe { libc::mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0) };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(p as *mut u8)
+}
+
+/// A second view of the shared mapping at `addr` (same pages, own protection).
+///
+/// # Safety
+/// `addr..addr+len` must be a shared mapping owned by the caller.
+pub unsafe fn alias(addr: *mut u8, len: usize) -> io::Result<*mut u8> {
+    count(|c| c.mmap += 1);
+    // SAFETY: with an old size of 0, mremap leaves the original mapping alone
+    // and maps its pages again elsewhere.
+    let p = unsafe { libc::mremap(addr as *mut _, 0, len, libc::MREMAP_MAYMOVE) };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(p as *mut u8)
+}
+
+/// Makes a range read-only (`readable`) or inaccessible.
+///
+/// # Safety
+/// As for [`protect`].
+pub unsafe fn protect_read_only(addr: *mut u8, len: usize, readable: bool) -> io::Result<()> {
+    count(|c| c.mprotect += 1);
+    let prot = if readable { libc::PROT_READ } else { libc::PROT_NONE };
+    // SAFETY: the caller owns the range.
+    if unsafe { libc::mprotect(addr as *mut _, len, prot) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Sets the protection of a range.
 ///
 /// # Safety
