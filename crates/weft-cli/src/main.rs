@@ -299,6 +299,16 @@ fn bench_name(file: &std::path::Path) -> String {
         .unwrap_or_else(|| file.display().to_string())
 }
 
+/// Spans shorter than this (e.g. `noop`, or `shootout-nestedloop`, whose loop
+/// the compiler folded away, both ~50 ns) measure the timer, not the engine:
+/// their ratios are printed but left out of the geomeans.
+const MIN_MEASURABLE_NS: u64 = 10_000;
+
+/// Whether a ratio of these two medians says something about the engines.
+fn measurable(a_ns: u64, b_ns: u64) -> bool {
+    a_ns.min(b_ns) >= MIN_MEASURABLE_NS
+}
+
 /// `weft bench` on sightglass benchmarks: every (engine, mode) interleaved per
 /// iteration, then per benchmark the weft/wasmtime ratio of each phase and the
 /// interruption overhead of each engine, and at the end their geomeans.
@@ -357,10 +367,13 @@ fn bench_sightglass(engines: &[&str], modes: &[weft_bench::sightglass::Interrupt
             if let (Some(w), Some(t)) = (find("weft", mode), find("wasmtime", mode)) {
                 let rs: Vec<f64> = (0..3).map(|p| w.phases[p].median_ns as f64 / t.phases[p].median_ns.max(1) as f64).collect();
                 for (p, r) in rs.iter().enumerate() {
-                    ratios.entry((p, mode.name())).or_default().push(*r);
+                    if measurable(w.phases[p].median_ns, t.phases[p].median_ns) {
+                        ratios.entry((p, mode.name())).or_default().push(*r);
+                    }
                 }
                 if !json {
-                    println!("{:<24} weft/wasmtime ({}): compile {:.3}x  instantiate {:.3}x  execute {:.3}x", bench.name, mode.name(), rs[0], rs[1], rs[2]);
+                    let note = if measurable(w.phases[2].median_ns, t.phases[2].median_ns) { "" } else { "  (execute below timer resolution: not in the geomean)" };
+                    println!("{:<24} weft/wasmtime ({}): compile {:.3}x  instantiate {:.3}x  execute {:.3}x{note}", bench.name, mode.name(), rs[0], rs[1], rs[2]);
                 }
             }
         }
@@ -369,10 +382,13 @@ fn bench_sightglass(engines: &[&str], modes: &[weft_bench::sightglass::Interrupt
             for &mode in modes.iter().filter(|m| **m != Interrupt::None) {
                 if let Some(r) = find(engine, mode) {
                     for p in 0..3 {
-                        overheads.entry((engine, mode.name(), p)).or_default().push(r.phases[p].median_ns as f64 / base.phases[p].median_ns.max(1) as f64);
+                        if measurable(r.phases[p].median_ns, base.phases[p].median_ns) {
+                            overheads.entry((engine, mode.name(), p)).or_default().push(r.phases[p].median_ns as f64 / base.phases[p].median_ns.max(1) as f64);
+                        }
                     }
                     if !json {
-                        println!("{:<24} {engine} {}/none execute = {:.3}x", bench.name, mode.name(), r.phases[2].median_ns as f64 / base.phases[2].median_ns.max(1) as f64);
+                        let note = if measurable(r.phases[2].median_ns, base.phases[2].median_ns) { "" } else { "  (below timer resolution: not in the geomean)" };
+                        println!("{:<24} {engine} {}/none execute = {:.3}x{note}", bench.name, mode.name(), r.phases[2].median_ns as f64 / base.phases[2].median_ns.max(1) as f64);
                     }
                 }
             }

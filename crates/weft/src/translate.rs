@@ -334,8 +334,13 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         if mode == Interruption::None {
             return;
         }
-        // The store context and what it points to never move: these loads are
-        // hoisted and shared by every check in the function.
+        // Epoch checks hoist the store context and the counter pointer out of
+        // loops (measured faster than reloading them at each check). The MMU
+        // page probe instead reloads the page pointer from the vmctx (always in
+        // a register) at each point: not `can_move`, so never hoisted into a
+        // register held across the function, which costs more in tight loops
+        // and small functions' prologues than an L1 load; the probe is atomic,
+        // hence a fence, so no later point reuses an earlier load.
         let store_ctx = |b: &mut FunctionBuilder, vmctx_value| b.ins().load(types::I64, readonly_flags(), vmctx_value, vmctx::VMCTX_STORE_CTX_OFFSET as i32);
         match mode {
             Interruption::None => {}
@@ -361,11 +366,8 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             }
             Interruption::MmuPage | Interruption::MmuPointer => {
                 let page = if mode == Interruption::MmuPage {
-                    // Not `can_move`: reloaded at each point rather than hoisted
-                    // into a register live across the function (the probe
-                    // before it is a fence, so no earlier load is reused).
-                    let flags = MemFlagsData::trusted().with_readonly();
-                    self.builder.ins().load(types::I64, flags, self.vmctx, vmctx::VMCTX_INTERRUPT_PAGE_OFFSET as i32)
+                    let reloaded = MemFlagsData::trusted().with_readonly();
+                    self.builder.ins().load(types::I64, reloaded, self.vmctx, vmctx::VMCTX_INTERRUPT_PAGE_OFFSET as i32)
                 } else {
                     let store_ctx = store_ctx(&mut self.builder, self.vmctx);
                     self.builder.ins().load(types::I64, trusted_flags(), store_ctx, vmctx::STORE_CTX_INTERRUPT_PAGE_OFFSET as i32)
