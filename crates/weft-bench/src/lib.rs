@@ -22,6 +22,9 @@ pub mod sightglass;
 #[derive(Debug, Clone, Copy)]
 pub struct Stats {
     pub median_ns: u64,
+    /// The mean: with bimodal samples (contended and uncontended phases of a
+    /// multi-threaded run) steadier than the median.
+    pub mean_ns: u64,
     pub min_ns: u64,
     pub max_ns: u64,
     pub iters: usize,
@@ -32,6 +35,7 @@ impl Stats {
         samples.sort_unstable();
         Stats {
             median_ns: samples[samples.len() / 2],
+            mean_ns: (samples.iter().map(|s| *s as u128).sum::<u128>() / samples.len().max(1) as u128) as u64,
             min_ns: samples[0],
             max_ns: *samples.last().unwrap(),
             iters: samples.len(),
@@ -43,18 +47,27 @@ impl Stats {
 #[derive(Debug, Clone, Copy)]
 pub struct InstantiateOptions {
     pub pooled: bool,
+    /// Pooled memories cleaned together in batches of this many.
+    pub decommit_batch: usize,
     pub threads: usize,
     pub iters: usize,
 }
 
 /// Runs `body(thread, iteration)` `iters` times on each of `threads` threads and
 /// returns the per-iteration times.
-fn timed(threads: usize, iters: usize, body: impl Fn() -> anyhow::Result<()> + Sync) -> anyhow::Result<Stats> {
+///
+/// The threads start together (a barrier): otherwise, with iterations of a
+/// microsecond or two, one thread can finish before the other is even
+/// scheduled, and the median flips between the contended and the uncontended
+/// cost from run to run.
+fn timed(threads: usize, iters: usize, body: &(dyn Fn() -> anyhow::Result<()> + Sync)) -> anyhow::Result<Vec<u64>> {
+    let start = std::sync::Barrier::new(threads);
     let samples = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| -> anyhow::Result<Vec<u64>> {
                     let mut out = Vec::with_capacity(iters);
+                    start.wait();
                     for _ in 0..iters {
                         let t = Instant::now();
                         body()?;
@@ -70,18 +83,22 @@ fn timed(threads: usize, iters: usize, body: impl Fn() -> anyhow::Result<()> + S
         }
         Ok::<_, anyhow::Error>(all)
     })?;
-    Ok(Stats::from(samples))
+    Ok(samples)
 }
 
-/// Median time of instantiate + drop with Weft.
-pub fn weft_instantiate(wasm: &[u8], opts: InstantiateOptions) -> anyhow::Result<Stats> {
+/// One instantiate + drop, ready to be timed.
+type Instantiator = Box<dyn Fn() -> anyhow::Result<()> + Sync>;
+
+/// Instantiate + drop with Weft, imports resolved beforehand and warmed up.
+fn weft_instantiator(wasm: &[u8], opts: InstantiateOptions) -> anyhow::Result<Instantiator> {
     let mut config = weft::Config::new();
     if opts.pooled {
-        let slots = (opts.threads as u32 * 2).max(8);
+        let slots = (opts.threads as u32 * 2).max(8) + opts.decommit_batch as u32;
         config.allocation_strategy(weft::InstanceAllocationStrategy::Pooling(weft::PoolingConfig {
             total_memories: slots,
             total_tables: slots,
             total_core_instances: slots,
+            decommit_batch_size: opts.decommit_batch,
             ..Default::default()
         }));
     }
@@ -101,11 +118,11 @@ pub fn weft_instantiate(wasm: &[u8], opts: InstantiateOptions) -> anyhow::Result
         let mut store = weft::Store::new(&engine, ());
         pre.instantiate(&mut store)?;
     }
-    timed(opts.threads, opts.iters, || {
+    Ok(Box::new(move || {
         let mut store = weft::Store::new(&engine, ());
         pre.instantiate(&mut store)?;
         Ok(())
-    })
+    }))
 }
 
 /// wasmtime has its own error type; benchmarks report errors as anyhow's.
@@ -114,14 +131,14 @@ fn wt<T>(r: wasmtime::Result<T>) -> anyhow::Result<T> {
     r.map_err(|e| anyhow::anyhow!("wasmtime: {e:?}"))
 }
 
-/// Median time of instantiate + drop with wasmtime.
+/// Instantiate + drop with wasmtime, imports resolved beforehand and warmed up.
 #[cfg(feature = "wasmtime")]
-pub fn wasmtime_instantiate(wasm: &[u8], opts: InstantiateOptions) -> anyhow::Result<Stats> {
+fn wasmtime_instantiator(wasm: &[u8], opts: InstantiateOptions) -> anyhow::Result<Instantiator> {
     let mut config = wasmtime::Config::new();
     if opts.pooled {
-        let slots = (opts.threads as u32 * 2).max(8);
+        let slots = (opts.threads as u32 * 2).max(8) + opts.decommit_batch as u32;
         let mut pool = wasmtime::PoolingAllocationConfig::default();
-        pool.total_memories(slots).total_tables(slots).total_core_instances(slots);
+        pool.total_memories(slots).total_tables(slots).total_core_instances(slots).decommit_batch_size(opts.decommit_batch);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     }
     let engine = wt(wasmtime::Engine::new(&config))?;
@@ -133,11 +150,11 @@ pub fn wasmtime_instantiate(wasm: &[u8], opts: InstantiateOptions) -> anyhow::Re
         let mut store = wasmtime::Store::new(&engine, ());
         wt(pre.instantiate(&mut store))?;
     }
-    timed(opts.threads, opts.iters, || {
+    Ok(Box::new(move || {
         let mut store = wasmtime::Store::new(&engine, ());
         wt(pre.instantiate(&mut store))?;
         Ok(())
-    })
+    }))
 }
 
 /// Whether this build can measure wasmtime.
@@ -154,20 +171,36 @@ pub struct Row {
 }
 
 /// Measures instantiation of `wasm` with each engine in `engines` ("weft",
-/// "wasmtime"), interleaved.
+/// "wasmtime"), interleaved: the iterations run in rounds, each engine taking
+/// its turn in every round, so that both see the same machine conditions
+/// (with several threads on a small VM, whether the other vCPU is running
+/// changes the cost of a TLB shootdown several times over).
 pub fn compare_instantiate(name: &str, wasm: &[u8], engines: &[&str], opts: InstantiateOptions) -> anyhow::Result<Vec<Row>> {
+    const ROUNDS: usize = 10;
     let mode = if opts.pooled { "pooled" } else { "on-demand" };
-    let mut rows = Vec::new();
+    let mut instantiators: Vec<(&'static str, Instantiator, Vec<u64>)> = Vec::new();
     for engine in engines {
-        let (engine, stats): (&'static str, Stats) = match *engine {
-            "weft" => ("weft", weft_instantiate(wasm, opts)?),
+        let (engine, instantiator): (&'static str, Instantiator) = match *engine {
+            "weft" => ("weft", weft_instantiator(wasm, opts)?),
             #[cfg(feature = "wasmtime")]
-            "wasmtime" => ("wasmtime", wasmtime_instantiate(wasm, opts)?),
+            "wasmtime" => ("wasmtime", wasmtime_instantiator(wasm, opts)?),
             #[cfg(not(feature = "wasmtime"))]
             "wasmtime" => anyhow::bail!("this build has no wasmtime: rebuild with `--features wasmtime`"),
             other => anyhow::bail!("unknown engine `{other}`"),
         };
-        rows.push(Row { benchmark: name.to_string(), engine, mode, threads: opts.threads, stats });
+        instantiators.push((engine, instantiator, Vec::with_capacity(opts.iters * opts.threads)));
     }
-    Ok(rows)
+    for round in 0..ROUNDS {
+        let iters = opts.iters / ROUNDS + usize::from(round < opts.iters % ROUNDS);
+        if iters == 0 {
+            continue;
+        }
+        for (_, instantiate, samples) in &mut instantiators {
+            samples.extend(timed(opts.threads, iters, &**instantiate)?);
+        }
+    }
+    Ok(instantiators
+        .into_iter()
+        .map(|(engine, _, samples)| Row { benchmark: name.to_string(), engine, mode, threads: opts.threads, stats: Stats::from(samples) })
+        .collect())
 }

@@ -185,6 +185,59 @@ fn truncate_growth_extends_the_memfd_without_mprotect() {
     }
 }
 
+/// With `decommit_batch_size`, dropped slots are cleaned together: four
+/// instances cost one `madvise` between them (their slots are adjacent), none
+/// at instantiation, and every tenant still starts pristine.
+#[test]
+fn batched_decommit_cleans_several_slots_in_one_call() {
+    let mut config = Config::new();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(PoolingConfig {
+        total_memories: 8,
+        total_tables: 8,
+        total_core_instances: 8,
+        decommit_batch_size: 4,
+        ..PoolingConfig::default()
+    }));
+    let engine = Engine::new(&config).unwrap();
+    let module = Module::new(&engine, MODULE).unwrap();
+    let tenants = |n: usize| -> Vec<(Store<()>, Instance)> {
+        (0..n)
+            .map(|_| {
+                let mut store = Store::new(&engine, ());
+                let inst = Instance::new(&mut store, &module, &[]).unwrap();
+                (store, inst)
+            })
+            .collect()
+    };
+    // Every slot holds the image, then all are dirty and dropped (two batches).
+    for (mut store, inst) in tenants(8) {
+        call::<(i32, i32), ()>(&mut store, inst, "write", (16, 0));
+    }
+    for round in 0..3 {
+        let before = weft::syscall_counts();
+        let mut live = tenants(4);
+        let created = weft::syscall_counts();
+        assert_eq!(created, before, "round {round}: instantiating clean slots makes no system call");
+        for (store, inst) in &mut live {
+            assert_eq!(call::<i32, i32>(store, *inst, "read", 16), b'h' as i32, "round {round}: pristine");
+            call::<(i32, i32), ()>(store, *inst, "write", (16, 0));
+        }
+        drop(live);
+        let dropped = weft::syscall_counts();
+        assert_eq!(dropped.madvise - created.madvise, 1, "round {round}: {created:?} -> {dropped:?}");
+        assert_eq!((dropped.mmap, dropped.mprotect, dropped.munmap), (created.mmap, created.mprotect, created.munmap));
+    }
+    // With every clean slot taken, slots waiting for their batch are used
+    // (and cleaned as they are prepared).
+    let mut all = tenants(8);
+    for (mut store, inst) in all.drain(..3) {
+        call::<(i32, i32), ()>(&mut store, inst, "write", (16, 0));
+    }
+    for (mut store, inst) in tenants(3) {
+        assert_eq!(call::<i32, i32>(&mut store, inst, "read", 16), b'h' as i32);
+    }
+}
+
 #[test]
 fn pool_limits_are_enforced_and_slots_come_back() {
     let engine = pooled_engine(0);

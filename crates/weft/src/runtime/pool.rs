@@ -41,6 +41,14 @@ pub struct PoolingConfig {
     /// Bytes at the start of each memory restored by memset/memcpy instead of
     /// `madvise` on reuse (0: always madvise).
     pub keep_resident: u64,
+    /// Dropped memories whose pages are given back together, in one
+    /// `madvise` per run of adjacent slots (default 1: each slot is cleaned
+    /// when it is next taken). In a multi-threaded process every `madvise`
+    /// that drops pages costs a TLB shootdown on the other cores, which with
+    /// two threads instantiating dominates the cost; batching pays it once per
+    /// batch. Batched slots are unavailable until the batch is cleaned (or
+    /// until no clean slot is left).
+    pub decommit_batch_size: usize,
     /// How pooled memories grow (default [`MemoryGrowth::Protect`], measured
     /// faster once the grown pages are used; see BENCHMARKS.md).
     pub growth: MemoryGrowth,
@@ -72,6 +80,7 @@ impl Default for PoolingConfig {
             max_table_elements: 20_000,
             total_core_instances: 1000,
             keep_resident: 0,
+            decommit_batch_size: 1,
             growth: MemoryGrowth::Protect,
         }
     }
@@ -103,6 +112,8 @@ struct FreeLists {
     states: Vec<Option<SlotState>>,
     /// Free slots by the id of the image they hold (`None`: no image).
     by_image: HashMap<Option<u64>, Vec<usize>>,
+    /// Dropped slots waiting for a batched decommit (their states are in `states`).
+    pending: Vec<usize>,
 }
 
 /// Reserved memory slots.
@@ -112,6 +123,7 @@ pub struct MemoryPool {
     count: usize,
     pub keep_resident: u64,
     pub growth: MemoryGrowth,
+    decommit_batch_size: usize,
     free: Mutex<FreeLists>,
 }
 
@@ -136,7 +148,8 @@ impl MemoryPool {
             count: count as usize,
             keep_resident: config.keep_resident,
             growth: config.growth,
-            free: Mutex::new(FreeLists { states: (0..count).map(|_| Some(SlotState::default())).collect(), by_image }),
+            decommit_batch_size: config.decommit_batch_size.max(1),
+            free: Mutex::new(FreeLists { states: (0..count).map(|_| Some(SlotState::default())).collect(), by_image, pending: Vec::new() }),
         }))
     }
 
@@ -148,7 +161,11 @@ impl MemoryPool {
             Some(s) => s,
             None => match free.by_image.get_mut(&None).and_then(|v| v.pop()) {
                 Some(s) => s,
-                None => free.by_image.values_mut().find_map(|v| v.pop())?,
+                // Last resort: a slot waiting for decommit, cleaned as it is prepared.
+                None => match free.by_image.values_mut().find_map(|v| v.pop()) {
+                    Some(s) => s,
+                    None => free.pending.pop()?,
+                },
             },
         };
         let state = free.states[slot].take().expect("free slot has its state");
@@ -163,12 +180,69 @@ impl MemoryPool {
         self.slot_size.min(1 << 32)
     }
 
-    /// Returns a slot to the pool.
+    /// Returns a slot to the pool (or to the decommit batch, which it then
+    /// cleans if it is full).
     pub fn give_back(&self, slot: usize, state: SlotState) {
         let mut free = self.free.lock().unwrap();
+        if self.decommit_batch_size > 1 && state.dirty > self.keep_resident {
+            free.states[slot] = Some(state);
+            free.pending.push(slot);
+            if free.pending.len() < self.decommit_batch_size {
+                return;
+            }
+            let mut batch = std::mem::take(&mut free.pending);
+            let mut states: Vec<(usize, SlotState)> = batch.iter().map(|s| (*s, free.states[*s].take().expect("pending slot has its state"))).collect();
+            // The system calls run without the lock: the batch's slots are
+            // neither free nor pending meanwhile.
+            drop(free);
+            self.decommit(&mut states);
+            let mut free = self.free.lock().unwrap();
+            for (slot, state) in states {
+                let key = state.image.as_ref().map(|i| i.id);
+                free.states[slot] = Some(state);
+                free.by_image.entry(key).or_default().push(slot);
+            }
+            batch.clear();
+            return;
+        }
         let key = state.image.as_ref().map(|i| i.id);
         free.states[slot] = Some(state);
         free.by_image.entry(key).or_default().push(slot);
+    }
+
+    /// Gives back the pages of a batch of dropped slots past `keep_resident`:
+    /// one `madvise` per run of adjacent slots (the span between two slots'
+    /// dirty ranges holds no pages, so covering it costs nothing), plus an
+    /// `ftruncate` for each slot that grew into its memfd. Afterwards each
+    /// slot is dirty only within `keep_resident`, which `prepare_slot` restores
+    /// by writing.
+    fn decommit(&self, states: &mut [(usize, SlotState)]) {
+        states.sort_by_key(|(slot, _)| *slot);
+        let keep = self.keep_resident;
+        let mut i = 0;
+        while i < states.len() {
+            let mut j = i;
+            while j + 1 < states.len() && states[j + 1].0 == states[j].0 + 1 {
+                j += 1;
+            }
+            let start = states[i].0 as u64 * self.slot_size + keep.min(states[i].1.dirty);
+            let end = states[j].0 as u64 * self.slot_size + states[j].1.dirty.max(keep);
+            // SAFETY: the range covers only slots of this batch, which no
+            // memory uses while they are out of the free lists.
+            let discarded = end <= start || unsafe { sys::discard(self.base.add(start as usize), (end - start) as usize) }.is_ok();
+            for (_, state) in &mut states[i..=j] {
+                let truncated = match (&state.extension.memfd, state.extension.len) {
+                    (Some(fd), len) if len > 0 => sys::truncate(fd, 0).is_ok(),
+                    _ => true,
+                };
+                if discarded && truncated {
+                    state.extension.len = 0;
+                    state.dirty = state.dirty.min(keep);
+                }
+                // On failure the state is left dirty: `prepare_slot` cleans it.
+            }
+            i = j + 1;
+        }
     }
 }
 
