@@ -229,6 +229,11 @@ pub fn translate_function(
     };
     t.translate_body(ty, body)?;
     t.builder.finalize(frontend_config);
+    if facts.entry_point_in_prologue {
+        // Calls only in unreachable code were not emitted: then the function
+        // calls nothing, Cranelift gives it no stack check, and it needs none.
+        facts.entry_point_in_prologue = func.layout.blocks().flat_map(|b| func.layout.block_insts(b)).any(|i| func.dfg.insts[i].opcode().is_call());
+    }
     Ok(func)
 }
 

@@ -23,6 +23,8 @@ const GUEST: &str = r#"(module
         (local.set $acc (i64.add (i64.mul (local.get $acc) (i64.const 6364136223846793005)) (local.get 0)))
         (br_if $l (i64.ne (local.tee 0 (i64.sub (local.get 0) (i64.const 1))) (i64.const 0))))
       (local.get $acc))
+    (func $tail_forever (export "tail_forever") (return_call $tail_forever))
+    (func (export "dead_call") (result i32) (return (i32.const 7)) (call $tail_forever))
     (func (export "ok") (result i32) (i32.const 42)))"#;
 
 mod common;
@@ -101,7 +103,9 @@ fn infinite_loops_and_recursion_are_interrupted_quickly() {
     for mode in MODES {
         let engine = engine(mode);
         let (mut store, inst) = setup(&engine);
-        for name in ["spin", "fib_forever"] {
+        // `tail_forever` has no loop and no ordinary call: only its entry
+        // checks (in MMU page mode its prologue) stop it.
+        for name in ["spin", "fib_forever", "tail_forever"] {
             let f = inst.get_typed_func::<(), ()>(&mut store, name).unwrap();
             // The bound must hold in one of three attempts: a loaded 2-core
             // machine may deschedule the guest's thread for a while.
@@ -121,6 +125,10 @@ fn infinite_loops_and_recursion_are_interrupted_quickly() {
             let ok = inst.get_typed_func::<(), i32>(&mut store, "ok").unwrap();
             store.set_epoch_deadline(u64::MAX / 2);
             assert_eq!(ok.call(&mut store, ()).unwrap(), 42);
+            // A call only in unreachable code: compiled without a call, so
+            // without a stack check (MMU page mode must not require one).
+            let dead = inst.get_typed_func::<(), i32>(&mut store, "dead_call").unwrap();
+            assert_eq!(dead.call(&mut store, ()).unwrap(), 7);
         }
     }
 }

@@ -171,7 +171,7 @@ impl LinearMemory {
                 *extension = state.extension;
                 prepared?;
             }
-            Backing::Owned => prepare_owned(base, &state, self.image.as_ref(), self.initial_bytes)?,
+            Backing::Owned => prepare_owned(base, &state, self.initial_bytes)?,
         }
         self.def.current_length.store(self.initial_bytes, Ordering::Relaxed);
         Ok(())
@@ -190,9 +190,9 @@ impl LinearMemory {
     }
 }
 
-/// Brings an owned memory back to its initial state after use.
-fn prepare_owned(base: *mut u8, state: &SlotState, image: Option<&Arc<MemoryImage>>, initial: u64) -> anyhow::Result<()> {
-    let _ = image; // the image stays mapped: discarding restores its pages.
+/// Brings an owned memory back to its initial state after use. Its image
+/// stays mapped: discarding restores the image's pages.
+fn prepare_owned(base: *mut u8, state: &SlotState, initial: u64) -> anyhow::Result<()> {
     // SAFETY: the ranges lie inside the memory's own reservation.
     unsafe {
         sys::discard(base, state.dirty as usize)?;
