@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use weft::{Config, Engine};
+use weft::{Config, Engine, Interruption};
 use weft_wast::WastRunner;
 
 fn data_dir() -> Option<PathBuf> {
@@ -101,34 +101,46 @@ fn main() {
             tolerated += 1;
         }
     }
-    // Memory accesses again with explicit bounds checks instead of guard pages.
-    let mut config = Config::new();
-    config.parallel_compilation(false).memory_guard(false);
-    let checked = WastRunner::new(&Engine::new(&config).unwrap());
+    // The in-scope scripts again in other configurations: memory accesses
+    // with explicit bounds checks instead of guard pages, and every script
+    // with interruption checks compiled in (MMU page mode also makes each
+    // prologue's stack check an interruption point, which must be found in
+    // every function that calls).
     const MEMORY_SCRIPTS: &[&str] = &["address", "align", "bulk", "endianness", "float_memory", "load", "memory", "store"];
-    for path in &files {
-        let rel = path.strip_prefix(&suite).unwrap().to_string_lossy().to_string();
-        let name = rel.trim_end_matches(".wast");
-        if rel.contains('/') || is_listed(name) || !MEMORY_SCRIPTS.iter().any(|p| name.starts_with(p)) {
-            continue;
-        }
-        match checked.run_file(path) {
-            Ok(r) if r.failed == 0 => {
-                println!("ok   {rel} (bounds-checked memories): {} directives", r.passed);
-                passed += 1;
+    let reruns: [(&str, fn(&mut Config), fn(&str) -> bool); 3] = [
+        ("bounds-checked memories", |c| { c.memory_guard(false); }, |name| MEMORY_SCRIPTS.iter().any(|p| name.starts_with(p))),
+        ("MMU page interruption", |c| { c.interruption(Interruption::MmuPage); }, |_| true),
+        ("epoch interruption", |c| { c.interruption(Interruption::Epoch); }, |_| true),
+    ];
+    for (label, configure, selected) in reruns {
+        let mut config = Config::new();
+        config.parallel_compilation(false);
+        configure(&mut config);
+        let runner = WastRunner::new(&Engine::new(&config).unwrap());
+        for path in &files {
+            let rel = path.strip_prefix(&suite).unwrap().to_string_lossy().to_string();
+            let name = rel.trim_end_matches(".wast");
+            if rel.contains('/') || is_listed(name) || !selected(name) {
+                continue;
             }
-            Ok(r) => {
-                println!("FAIL {rel} (bounds-checked memories): {} passed, {} failed", r.passed, r.failed);
-                for f in r.failures.iter().take(10) {
-                    println!("     {f}");
+            match runner.run_file(path) {
+                Ok(r) if r.failed == 0 => {
+                    println!("ok   {rel} ({label}): {} directives", r.passed);
+                    passed += 1;
                 }
-                failing_files.push(format!("{rel} (bounds-checked)"));
-                failed += 1;
-            }
-            Err(e) => {
-                println!("FAIL {rel} (bounds-checked memories): {e:#}");
-                failing_files.push(format!("{rel} (bounds-checked)"));
-                failed += 1;
+                Ok(r) => {
+                    println!("FAIL {rel} ({label}): {} passed, {} failed", r.passed, r.failed);
+                    for f in r.failures.iter().take(10) {
+                        println!("     {f}");
+                    }
+                    failing_files.push(format!("{rel} ({label})"));
+                    failed += 1;
+                }
+                Err(e) => {
+                    println!("FAIL {rel} ({label}): {e:#}");
+                    failing_files.push(format!("{rel} ({label})"));
+                    failed += 1;
+                }
             }
         }
     }

@@ -162,8 +162,9 @@ pub struct FunctionFacts {
     /// Targets of `ref.func` in the body: their funcrefs must exist eagerly.
     pub ref_func_targets: Vec<u32>,
     /// The function's entry interruption point is its prologue's stack-limit
-    /// load (MMU page mode, a function that calls): compilation must find that
-    /// load and record it as an interruption point.
+    /// load (MMU page mode, a function with calls): compilation must find that
+    /// load and record it as an interruption point, unless optimisation
+    /// removed every call (then the function needs no entry check).
     pub entry_point_in_prologue: bool,
 }
 
@@ -229,11 +230,6 @@ pub fn translate_function(
     };
     t.translate_body(ty, body)?;
     t.builder.finalize(frontend_config);
-    if facts.entry_point_in_prologue {
-        // Calls only in unreachable code were not emitted: then the function
-        // calls nothing, Cranelift gives it no stack check, and it needs none.
-        facts.entry_point_in_prologue = func.layout.blocks().flat_map(|b| func.layout.block_insts(b)).any(|i| func.dfg.insts[i].opcode().is_call());
-    }
     Ok(func)
 }
 
