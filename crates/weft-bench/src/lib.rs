@@ -49,6 +49,9 @@ pub struct InstantiateOptions {
     pub pooled: bool,
     /// Pooled memories cleaned together in batches of this many.
     pub decommit_batch: usize,
+    /// Interruption compiled in (stores are created with it enabled); wasmtime,
+    /// which has no MMU mode, uses epochs for `mmu`.
+    pub interrupt: sightglass::Interrupt,
     pub threads: usize,
     pub iters: usize,
 }
@@ -92,6 +95,11 @@ type Instantiator = Box<dyn Fn() -> anyhow::Result<()> + Sync>;
 /// Instantiate + drop with Weft, imports resolved beforehand and warmed up.
 fn weft_instantiator(wasm: &[u8], opts: InstantiateOptions) -> anyhow::Result<Instantiator> {
     let mut config = weft::Config::new();
+    config.interruption(match opts.interrupt {
+        sightglass::Interrupt::None => weft::Interruption::None,
+        sightglass::Interrupt::Epoch => weft::Interruption::Epoch,
+        sightglass::Interrupt::Mmu => weft::Interruption::MmuPage,
+    });
     if opts.pooled {
         let slots = (opts.threads as u32 * 2).max(8) + opts.decommit_batch as u32;
         config.allocation_strategy(weft::InstanceAllocationStrategy::Pooling(weft::PoolingConfig {
@@ -135,6 +143,7 @@ fn wt<T>(r: wasmtime::Result<T>) -> anyhow::Result<T> {
 #[cfg(feature = "wasmtime")]
 fn wasmtime_instantiator(wasm: &[u8], opts: InstantiateOptions) -> anyhow::Result<Instantiator> {
     let mut config = wasmtime::Config::new();
+    config.epoch_interruption(opts.interrupt != sightglass::Interrupt::None);
     if opts.pooled {
         let slots = (opts.threads as u32 * 2).max(8) + opts.decommit_batch as u32;
         let mut pool = wasmtime::PoolingAllocationConfig::default();

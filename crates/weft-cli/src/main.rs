@@ -77,8 +77,8 @@ enum Command {
         #[arg(long)]
         iters: Option<usize>,
         /// Interruption checks compiled in, comma-separated: none, epoch, mmu.
-        /// Several run interleaved; wasmtime has no mmu mode (skipped). Ignored
-        /// with --instantiate.
+        /// Several run interleaved; wasmtime has no mmu mode (skipped). With
+        /// --instantiate, one mode (wasmtime uses epochs for mmu).
         #[arg(long, default_value = "none", value_delimiter = ',')]
         interrupt: Vec<String>,
         /// Engines to compare, comma-separated: weft, wasmtime (needs the
@@ -237,7 +237,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench { instantiate, pooling, decommit_batch, threads, iters, interrupt, engine: engines, json, files } => {
             let engines: Vec<&str> = engines.iter().map(String::as_str).collect();
             if instantiate {
-                bench_instantiate(&engines, weft_bench::InstantiateOptions { pooled: pooling, decommit_batch, threads, iters: iters.unwrap_or(1000) }, json, &files)
+                let interrupt = match interrupt.as_slice() {
+                    [] => weft_bench::sightglass::Interrupt::None,
+                    [one] => one.parse()?,
+                    _ => bail!("--instantiate measures one --interrupt mode at a time"),
+                };
+                let opts = weft_bench::InstantiateOptions { pooled: pooling, decommit_batch, threads, iters: iters.unwrap_or(1000), interrupt };
+                bench_instantiate(&engines, opts, json, &files)
             } else {
                 let modes = interrupt.iter().map(|m| m.parse()).collect::<anyhow::Result<Vec<weft_bench::sightglass::Interrupt>>>()?;
                 bench_sightglass(&engines, &modes, iters.unwrap_or(10), json, &files)

@@ -10,7 +10,7 @@ use cranelift_codegen::isa::OwnedTargetIsa;
 use crate::compile::{self, Trampolines};
 use crate::config::{Config, InstanceAllocationStrategy};
 use crate::runtime::memory::GUARDED_RESERVATION;
-use crate::runtime::interrupt::InterruptShared;
+use crate::runtime::interrupt::{InterruptShared, PagePool};
 use crate::runtime::pool::{MemoryPool, TablePool};
 use crate::runtime::signals;
 use crate::types::{FuncType, TypeId, TypeRegistry};
@@ -25,6 +25,8 @@ pub(crate) struct EngineInner {
     pub table_pool: Option<TablePool>,
     /// Interrupt state of every live store in MMU modes, for engine-wide interruption.
     pub interruptible: Mutex<Vec<std::sync::Weak<InterruptShared>>>,
+    /// Interrupt pages for new stores in MMU modes.
+    pub interrupt_pages: Arc<PagePool>,
 }
 
 /// A compilation environment: configuration, code generator and type registry.
@@ -67,6 +69,7 @@ impl Engine {
                 memory_pool,
                 table_pool,
                 interruptible: Mutex::new(Vec::new()),
+                interrupt_pages: Arc::default(),
             }),
         })
     }

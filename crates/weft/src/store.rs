@@ -170,7 +170,7 @@ impl<T> Store<T> {
         let mode = engine.config().tunables.interruption;
         if matches!(mode, Interruption::MmuPage | Interruption::MmuPointer) {
             let ctx: *mut VMStoreContext = &mut *inner.opaque.vm;
-            let shared = InterruptShared::new(mode, ctx);
+            let shared = InterruptShared::new(mode, ctx, &engine.inner.interrupt_pages);
             engine.register_interruptible(&shared);
             inner.opaque.vm.interrupt_page = shared.readable_page();
             if mode == Interruption::MmuPage {

@@ -221,6 +221,37 @@ fn continue_a_thousand_times(name: &str, arg: i64, expected: i64) {
     }
 }
 
+/// Interrupt pages are reused by later stores of the engine: a new store
+/// costs no mapping system call, and a page revoked by an interrupt that was
+/// never acted on is made readable before the next store gets it.
+#[test]
+fn interrupt_pages_are_reused_clean() {
+    let _serial = serial();
+    for mode in [Interruption::MmuPage, Interruption::MmuPointer] {
+        let engine = engine(mode);
+        {
+            let (store, _inst) = setup(&engine);
+            // Pending when the store goes away; the handle outlives it.
+            let handle = store.interrupt_handle().unwrap();
+            handle.interrupt();
+            drop(store);
+            handle.interrupt();
+        }
+        let before = weft::syscall_counts();
+        let (mut store, inst) = setup(&engine);
+        let after = weft::syscall_counts();
+        assert_eq!((after.mmap, after.mprotect), (before.mmap, before.mprotect), "{mode:?}: {before:?} -> {after:?}");
+        // No interrupt callback: an interruption here would trap.
+        let fib = inst.get_typed_func::<i64, i64>(&mut store, "fib").unwrap();
+        assert_eq!(fib.call(&mut store, 20).unwrap(), 6765, "{mode:?}");
+        // And the reused page still interrupts.
+        let requester = interrupt_later(&engine, &mut store, mode, Duration::from_millis(5));
+        let spin = inst.get_typed_func::<(), ()>(&mut store, "spin").unwrap();
+        expect_interrupted(spin.call(&mut store, ()).unwrap_err());
+        requester.join().unwrap();
+    }
+}
+
 #[test]
 fn an_interrupt_before_the_call_is_remembered() {
     let _serial = serial();

@@ -94,10 +94,39 @@ fn forbidden_page() -> *mut u8 {
     FORBIDDEN.get_or_init(|| Page::new(false)).guest
 }
 
+/// Interrupt pages of dropped stores, kept by the engine for its next stores:
+/// a new page costs three system calls and freeing it two (measured: a pooled
+/// instantiation with MMU interruption went from 1.3 µs to 17 µs without this).
+#[derive(Default)]
+pub(crate) struct PagePool {
+    pages: std::sync::Mutex<Vec<Page>>,
+}
+
+/// Pages kept at most; more are unmapped.
+const MAX_POOLED_PAGES: usize = 1024;
+
+impl PagePool {
+    fn take(&self) -> Page {
+        self.pages.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_else(|| Page::new(true))
+    }
+
+    fn give_back(&self, page: Page) {
+        let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        if pages.len() < MAX_POOLED_PAGES {
+            pages.push(page);
+        }
+    }
+}
+
 /// State shared by a store and its interrupt handles.
 pub(crate) struct InterruptShared {
     mode: Interruption,
-    page: Page,
+    /// Taken from `pool` and given back when the last handle is gone.
+    page: std::mem::ManuallyDrop<Page>,
+    pool: Arc<PagePool>,
+    /// Set after the page is revoked, cleared before it is restored, so that
+    /// a revoked page is always flagged (and made readable before reuse).
+    revoked: std::sync::atomic::AtomicBool,
     /// The store context, or null once the store is gone.
     ctx: AtomicPtr<VMStoreContext>,
     /// Handles currently writing to `ctx` (the store waits for them on drop).
@@ -105,8 +134,15 @@ pub(crate) struct InterruptShared {
 }
 
 impl InterruptShared {
-    pub fn new(mode: Interruption, ctx: *mut VMStoreContext) -> Arc<Self> {
-        Arc::new(InterruptShared { mode, page: Page::new(true), ctx: AtomicPtr::new(ctx), writers: AtomicUsize::new(0) })
+    pub fn new(mode: Interruption, ctx: *mut VMStoreContext, pool: &Arc<PagePool>) -> Arc<Self> {
+        Arc::new(InterruptShared {
+            mode,
+            page: std::mem::ManuallyDrop::new(pool.take()),
+            pool: pool.clone(),
+            revoked: std::sync::atomic::AtomicBool::new(false),
+            ctx: AtomicPtr::new(ctx),
+            writers: AtomicUsize::new(0),
+        })
     }
 
     /// The page the store context should point at while not interrupted.
@@ -128,6 +164,7 @@ impl InterruptShared {
                 unsafe {
                     libc::mprotect(self.page.guest as *mut _, crate::runtime::code::page_size(), libc::PROT_NONE);
                 }
+                self.revoked.store(true, Ordering::SeqCst);
             }
             Interruption::MmuPointer => {
                 self.writers.fetch_add(1, Ordering::SeqCst);
@@ -146,6 +183,7 @@ impl InterruptShared {
     fn restore(&self, ctx: *mut VMStoreContext) {
         match self.mode {
             Interruption::MmuPage => {
+                self.revoked.store(false, Ordering::SeqCst);
                 // SAFETY: our own page.
                 unsafe {
                     libc::mprotect(self.page.guest as *mut _, crate::runtime::code::page_size(), libc::PROT_READ);
@@ -172,6 +210,21 @@ impl InterruptShared {
         let size = crate::runtime::code::page_size();
         let on = |p: *mut u8| addr >= p as usize && addr < p as usize + size;
         on(self.page.guest) || (self.mode == Interruption::MmuPointer && on(forbidden_page()))
+    }
+}
+
+impl Drop for InterruptShared {
+    fn drop(&mut self) {
+        // SAFETY: the page is not used again: this is the last reference.
+        let page = unsafe { std::mem::ManuallyDrop::take(&mut self.page) };
+        // No handle or store is left, so nothing revokes the page any more.
+        if self.revoked.load(Ordering::SeqCst) {
+            // SAFETY: our own page.
+            if unsafe { sys::protect_read_only(page.guest, crate::runtime::code::page_size(), true) }.is_err() {
+                return; // dropped (unmapped) rather than reused revoked
+            }
+        }
+        self.pool.give_back(page);
     }
 }
 
