@@ -153,8 +153,9 @@ pub struct WeftRunner {
 
 impl WeftRunner {
     /// An engine configured for `interrupt`, with WASI and the bench functions linked.
-    pub fn new(interrupt: Interrupt) -> anyhow::Result<WeftRunner> {
+    pub fn new(interrupt: Interrupt, perf_map: bool) -> anyhow::Result<WeftRunner> {
         let mut config = weft::Config::new();
+        config.perf_map(perf_map);
         match interrupt {
             Interrupt::None => {}
             Interrupt::Epoch => {
@@ -231,9 +232,12 @@ pub struct WasmtimeRunner {
 #[cfg(feature = "wasmtime")]
 impl WasmtimeRunner {
     /// An engine configured for `interrupt` (not `Mmu`), with WASI and the bench functions linked.
-    pub fn new(interrupt: Interrupt) -> anyhow::Result<WasmtimeRunner> {
+    pub fn new(interrupt: Interrupt, perf_map: bool) -> anyhow::Result<WasmtimeRunner> {
         use crate::wt;
         let mut config = wasmtime::Config::new();
+        if perf_map {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         match interrupt {
             Interrupt::None => {}
             Interrupt::Epoch => {
@@ -322,19 +326,21 @@ pub fn combinations(engines: &[&str], modes: &[Interrupt]) -> anyhow::Result<Vec
     Ok(out)
 }
 
-fn runner(engine: &str, mode: Interrupt) -> anyhow::Result<Box<dyn Runner>> {
+fn runner(engine: &str, mode: Interrupt, perf_map: bool) -> anyhow::Result<Box<dyn Runner>> {
     Ok(match engine {
-        "weft" => Box::new(WeftRunner::new(mode)?),
+        "weft" => Box::new(WeftRunner::new(mode, perf_map)?),
         #[cfg(feature = "wasmtime")]
-        "wasmtime" => Box::new(WasmtimeRunner::new(mode)?),
+        "wasmtime" => Box::new(WasmtimeRunner::new(mode, perf_map)?),
         other => anyhow::bail!("engine `{other}` is not available in this build"),
     })
 }
 
 /// Runs `bench` `iters` times with each (engine, mode) in `combos`,
-/// interleaved (iteration 1 of each, then iteration 2 of each, ...).
-pub fn run(bench: &Benchmark, combos: &[(&'static str, Interrupt)], iters: usize) -> anyhow::Result<Vec<SightglassRow>> {
-    let mut runners = combos.iter().map(|&(e, m)| runner(e, m)).collect::<anyhow::Result<Vec<_>>>()?;
+/// interleaved (iteration 1 of each, then iteration 2 of each, ...). With
+/// `perf_map`, both engines list their compiled functions in
+/// `/tmp/perf-<pid>.map` for `perf report`.
+pub fn run(bench: &Benchmark, combos: &[(&'static str, Interrupt)], iters: usize, perf_map: bool) -> anyhow::Result<Vec<SightglassRow>> {
+    let mut runners = combos.iter().map(|&(e, m)| runner(e, m, perf_map)).collect::<anyhow::Result<Vec<_>>>()?;
     let mut samples: Vec<[Vec<u64>; 3]> = vec![Default::default(); combos.len()];
     let mut ok = vec![true; combos.len()];
     for _ in 0..iters.max(1) {

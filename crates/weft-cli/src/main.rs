@@ -66,6 +66,10 @@ enum Command {
         /// With --instantiate: use the pooling allocator.
         #[arg(long)]
         pooling: bool,
+        /// Both engines list their compiled functions in /tmp/perf-<pid>.map,
+        /// so that `perf record -g weft bench ...` then `perf report` name them.
+        #[arg(long)]
+        perf_map: bool,
         /// With --instantiate --pooling: dropped memories cleaned together, in
         /// batches of this many (both engines' `decommit_batch_size`).
         #[arg(long, default_value_t = 1)]
@@ -234,7 +238,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{passed} passed, {failed} failed");
             Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Bench { instantiate, pooling, decommit_batch, threads, iters, interrupt, engine: engines, json, files } => {
+        Command::Bench { instantiate, pooling, decommit_batch, threads, iters, interrupt, engine: engines, json, perf_map, files } => {
             let engines: Vec<&str> = engines.iter().map(String::as_str).collect();
             if instantiate {
                 let interrupt = match interrupt.as_slice() {
@@ -246,7 +250,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bench_instantiate(&engines, opts, json, &files)
             } else {
                 let modes = interrupt.iter().map(|m| m.parse()).collect::<anyhow::Result<Vec<weft_bench::sightglass::Interrupt>>>()?;
-                bench_sightglass(&engines, &modes, iters.unwrap_or(10), json, &files)
+                bench_sightglass(&engines, &modes, iters.unwrap_or(10), json, perf_map, &files)
             }
         }
     }
@@ -324,7 +328,7 @@ fn measurable(a_ns: u64, b_ns: u64) -> bool {
 /// `weft bench` on sightglass benchmarks: every (engine, mode) interleaved per
 /// iteration, then per benchmark the weft/wasmtime ratio of each phase and the
 /// interruption overhead of each engine, and at the end their geomeans.
-fn bench_sightglass(engines: &[&str], modes: &[weft_bench::sightglass::Interrupt], iters: usize, json: bool, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+fn bench_sightglass(engines: &[&str], modes: &[weft_bench::sightglass::Interrupt], iters: usize, json: bool, perf_map: bool, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     use std::collections::BTreeMap;
     use weft_bench::sightglass::{self, Benchmark, Interrupt, PHASES};
     let combos = sightglass::combinations(engines, modes)?;
@@ -347,7 +351,7 @@ fn bench_sightglass(engines: &[&str], modes: &[weft_bench::sightglass::Interrupt
             }
         };
         std::env::set_current_dir(&bench.dir).with_context(|| format!("failed to enter {}", bench.dir.display()))?;
-        let rows = match sightglass::run(&bench, &combos, iters) {
+        let rows = match sightglass::run(&bench, &combos, iters, perf_map) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("{}: skipped: {e:#}", bench.name);

@@ -238,7 +238,14 @@ pub fn compile_module(
         return Err(e);
     }
     funcs.sort_by_key(|f| f.index);
-    link(funcs, env.info, isa.function_alignment().preferred as usize)
+    let module = link(funcs, env.info, isa.function_alignment().preferred as usize)?;
+    if config.perf_map {
+        // A profiling aid: failing to write the map must not fail compilation.
+        if let Err(e) = module.code.write_perf_map() {
+            log::warn!("cannot write the perf map: {e}");
+        }
+    }
+    Ok(module)
 }
 
 /// Lays functions out back to back at the ISA's preferred alignment (32 bytes

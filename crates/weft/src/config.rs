@@ -75,6 +75,7 @@ pub struct Config {
     pub(crate) memory_images: bool,
     pub(crate) parallel_compilation: bool,
     pub(crate) opt_level: OptLevel,
+    pub(crate) perf_map: bool,
 }
 
 impl Default for Config {
@@ -85,6 +86,7 @@ impl Default for Config {
             memory_images: true,
             parallel_compilation: true,
             opt_level: OptLevel::Speed,
+            perf_map: false,
         }
     }
 }
@@ -181,6 +183,14 @@ impl Config {
     /// Cranelift's optimisation level (default [`OptLevel::Speed`]).
     pub fn cranelift_opt_level(&mut self, level: OptLevel) -> &mut Self {
         self.opt_level = level;
+        self
+    }
+
+    /// Appends each compiled function to `/tmp/perf-<pid>.map` (default off),
+    /// so that `perf report` names Wasm functions (`wasm[module]::name`)
+    /// instead of showing bare addresses.
+    pub fn perf_map(&mut self, enable: bool) -> &mut Self {
+        self.perf_map = enable;
         self
     }
 }

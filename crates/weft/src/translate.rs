@@ -262,11 +262,12 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             }
         }
 
-        // Memory definitions and bases never move: load them once, up front.
+        // Memory definitions and bases never move: load them once, up front
+        // (the base from its copy in the vmctx, one load).
         let offsets = self.env.offsets;
         for m in 0..offsets.num_memories {
             let def = self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, offsets.memory_ptr(m) as i32);
-            let base = self.builder.ins().load(types::I64, readonly_flags(), def, vmctx::MEMORY_BASE_OFFSET as i32);
+            let base = self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, offsets.memory_base(m) as i32);
             self.memory_defs.push(def);
             self.memory_bases.push(base);
         }

@@ -20,6 +20,7 @@
 //! | interrupt page ptr   | 8                    |
 //! | func refs            | 24 × functions       |
 //! | memory def ptrs      | 8 × memories         |
+//! | memory bases         | 8 × memories         |
 //! | table def ptrs       | 8 × tables           |
 //! | global ptrs          | 8 × globals          |
 //! | defined globals      | 16 × defined globals |
@@ -152,6 +153,7 @@ pub struct VMOffsets {
     pub num_imported_globals: u32,
     pub func_refs: u32,
     pub memories: u32,
+    pub memory_bases: u32,
     pub tables: u32,
     pub globals: u32,
     pub defined_globals: u32,
@@ -166,7 +168,8 @@ impl VMOffsets {
         let num_globals = info.globals.len() as u32;
         let func_refs = VMCTX_HEADER_SIZE;
         let memories = func_refs + FUNCREF_SIZE * num_funcs;
-        let tables = memories + 8 * num_memories;
+        let memory_bases = memories + 8 * num_memories;
+        let tables = memory_bases + 8 * num_memories;
         let globals = tables + 8 * num_tables;
         let defined_globals = (globals + 8 * num_globals + 15) & !15;
         let size = defined_globals + GLOBAL_SIZE * (num_globals - info.num_imported_globals);
@@ -178,6 +181,7 @@ impl VMOffsets {
             num_imported_globals: info.num_imported_globals,
             func_refs,
             memories,
+            memory_bases,
             tables,
             globals,
             defined_globals,
@@ -192,6 +196,13 @@ impl VMOffsets {
     /// Offset of the pointer to memory `m`'s [`VMMemoryDefinition`].
     pub fn memory_ptr(&self, m: u32) -> u32 {
         self.memories + 8 * m
+    }
+    /// Offset of a copy of memory `m`'s base address. A memory's reservation
+    /// never moves (growth only changes protection), so its base is fixed for
+    /// its life and compiled code reaches the heap with one load from the
+    /// vmctx instead of two (vmctx -> definition -> base).
+    pub fn memory_base(&self, m: u32) -> u32 {
+        self.memory_bases + 8 * m
     }
     /// Offset of the pointer to table `t`'s [`VMTableDefinition`].
     pub fn table_ptr(&self, t: u32) -> u32 {

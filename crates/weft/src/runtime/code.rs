@@ -89,6 +89,28 @@ impl CodeMemory {
         self.ptr
     }
 
+    /// Appends this code's functions to `/tmp/perf-<pid>.map`, the file
+    /// `perf` reads to name JIT code (one `START SIZE NAME` line each).
+    pub fn write_perf_map(&self) -> std::io::Result<()> {
+        use std::io::Write;
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let module = self.symbols.module.as_deref().unwrap_or("");
+        let mut lines = String::new();
+        for f in &self.functions {
+            let name = match f.func_index {
+                Some(i) => match self.symbols.funcs.get(&i) {
+                    Some(n) => format!("wasm[{module}]::{n}"),
+                    None => format!("wasm[{module}]::function[{i}]"),
+                },
+                None => "wasm-trampoline".to_string(),
+            };
+            lines.push_str(&format!("{:x} {:x} {name}\n", self.ptr as usize + f.start as usize, f.len));
+        }
+        let _serialised = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let path = format!("/tmp/perf-{}.map", std::process::id());
+        std::fs::OpenOptions::new().create(true).append(true).open(path)?.write_all(lines.as_bytes())
+    }
+
     pub fn range(&self) -> (usize, usize) {
         (self.ptr as usize, self.ptr as usize + self.len)
     }

@@ -290,8 +290,9 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
         inst.memories.push(store.memories.len() - 1);
     }
     for (i, &idx) in inst.memories.iter().enumerate() {
-        let def: *const _ = &*store.memories[idx].mem.def;
-        inst.write(offsets.memory_ptr(i as u32), def as usize);
+        let def: &vmctx::VMMemoryDefinition = &store.memories[idx].mem.def;
+        inst.write(offsets.memory_ptr(i as u32), def as *const _ as usize);
+        inst.write(offsets.memory_base(i as u32), def.base as usize);
     }
     // Globals (defined ones may refer to earlier globals and functions).
     for g in 0..info.globals.len() as u32 {
