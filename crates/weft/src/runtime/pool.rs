@@ -190,7 +190,7 @@ impl MemoryPool {
             if free.pending.len() < self.decommit_batch_size {
                 return;
             }
-            let mut batch = std::mem::take(&mut free.pending);
+            let batch = std::mem::take(&mut free.pending);
             let mut states: Vec<(usize, SlotState)> = batch.iter().map(|s| (*s, free.states[*s].take().expect("pending slot has its state"))).collect();
             // The system calls run without the lock: the batch's slots are
             // neither free nor pending meanwhile.
@@ -202,7 +202,6 @@ impl MemoryPool {
                 free.states[slot] = Some(state);
                 free.by_image.entry(key).or_default().push(slot);
             }
-            batch.clear();
             return;
         }
         let key = state.image.as_ref().map(|i| i.id);
