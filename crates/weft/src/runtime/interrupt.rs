@@ -6,9 +6,15 @@
 //! callback whether to continue with a new deadline or to trap.
 //!
 //! **MMU interruption.** At the same points compiled code makes one dead load
-//! from the store's interrupt page. [`InterruptHandle::interrupt`] makes that
-//! load fault, either by revoking the page (`mprotect`) or, in pointer mode, by
-//! pointing the store context at a forbidden page (a plain store). The signal
+//! from the store's interrupt page. In page mode the function-entry load is
+//! the prologue's own stack-limit load: the page's first word holds the stack
+//! limit (written through a second, always-writable view of the page) and the
+//! prologue reads it from the revocable view, so the compiler records that
+//! load's offset in the trap table instead of adding a probe.
+//! [`InterruptHandle::interrupt`] makes these loads fault, either by revoking
+//! the page (`mprotect`) or, in pointer mode, by pointing the store context at
+//! a forbidden page (a plain store). Pages are pooled per engine (a store's
+//! page goes back when its last handle is dropped). The signal
 //! handler recognises the interruption point by its trap code and redirects the
 //! thread to `weft_interrupt_stub`, which saves every register (general purpose,
 //! flags, x87/SSE state), calls [`weft_interrupt_hook`] with the store recovered
