@@ -41,6 +41,9 @@ type HostFn<T> = dyn Fn(Caller<'_, T>, &mut [ValRaw]) -> anyhow::Result<()> + Se
 pub(crate) struct HostFuncContext<T: 'static> {
     callback: unsafe extern "C" fn(*mut HostFuncContext<T>, *mut u8, *mut ValRaw, usize),
     pub(crate) func_ref: VMFuncRef,
+    /// Value slots the trampoline passes: max(params, results), kept here so
+    /// that a call does not reach into the type for it.
+    slots: usize,
     ty: Arc<FuncType>,
     func: Arc<HostFn<T>>,
     _trampolines: Arc<Trampolines>,
@@ -52,6 +55,7 @@ impl<T: 'static> HostFuncContext<T> {
         let mut shared = Arc::new(HostFuncContext {
             callback: host_callback::<T>,
             func_ref: VMFuncRef { code: trampolines.wasm_to_host, vmctx: std::ptr::null_mut(), type_id: type_id.0, _pad: 0 },
+            slots: ty.params().len().max(ty.results().len()),
             ty,
             func,
             _trampolines: trampolines,
@@ -72,9 +76,8 @@ unsafe extern "C" fn host_callback<T: 'static>(ctx: *mut HostFuncContext<T>, cal
         // SAFETY: `ctx` is the context this callback was registered with; the
         // store (or linker) keeps it alive while it can be called.
         let ctx = unsafe { &*ctx };
-        let n = ctx.ty.params().len().max(ctx.ty.results().len());
-        // SAFETY: the trampoline passes an array of at least `n` slots.
-        let values = unsafe { std::slice::from_raw_parts_mut(values, n) };
+        // SAFETY: the trampoline passes an array of at least `slots` slots.
+        let values = unsafe { std::slice::from_raw_parts_mut(values, ctx.slots) };
         // SAFETY: every caller vmctx (an instance's or the store's host
         // pseudo-vmctx) points to its store context, which points to the store:
         // a `StoreInner<T>` whose first field is the `StoreOpaque`. The store
