@@ -43,6 +43,15 @@ impl Interrupt {
             Interrupt::Mmu => "mmu",
         }
     }
+
+    /// Weft's configuration for this mode (MMU: page revocation).
+    pub fn weft(self) -> weft::Interruption {
+        match self {
+            Interrupt::None => weft::Interruption::None,
+            Interrupt::Epoch => weft::Interruption::Epoch,
+            Interrupt::Mmu => weft::Interruption::MmuPage,
+        }
+    }
 }
 
 impl std::str::FromStr for Interrupt {
@@ -155,16 +164,7 @@ impl WeftRunner {
     /// An engine configured for `interrupt`, with WASI and the bench functions linked.
     pub fn new(interrupt: Interrupt, perf_map: bool) -> anyhow::Result<WeftRunner> {
         let mut config = weft::Config::new();
-        config.perf_map(perf_map);
-        match interrupt {
-            Interrupt::None => {}
-            Interrupt::Epoch => {
-                config.epoch_interruption(true);
-            }
-            Interrupt::Mmu => {
-                config.mmu_interruption(true);
-            }
-        }
+        config.perf_map(perf_map).interruption(interrupt.weft());
         let engine = weft::Engine::new(&config)?;
         let mut linker = weft::Linker::<WeftState>::new(&engine);
         weft_wasi::add_to_linker(&mut linker, |s: &mut WeftState| &mut s.wasi)?;

@@ -155,13 +155,8 @@ pub unsafe fn alias(addr: *mut u8, len: usize) -> io::Result<*mut u8> {
 /// # Safety
 /// As for [`protect`].
 pub unsafe fn protect_read_only(addr: *mut u8, len: usize, readable: bool) -> io::Result<()> {
-    count(|c| c.mprotect += 1);
-    let prot = if readable { libc::PROT_READ } else { libc::PROT_NONE };
-    // SAFETY: the caller owns the range.
-    if unsafe { libc::mprotect(addr as *mut _, len, prot) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    // SAFETY: forwarded from the caller.
+    unsafe { mprotect(addr, len, if readable { libc::PROT_READ } else { libc::PROT_NONE }) }
 }
 
 /// Sets the protection of a range.
@@ -170,11 +165,19 @@ pub unsafe fn protect_read_only(addr: *mut u8, len: usize, readable: bool) -> io
 /// The range must be inside a mapping owned by the caller, with nothing else
 /// relying on its current protection.
 pub unsafe fn protect(addr: *mut u8, len: usize, read_write: bool) -> io::Result<()> {
+    // SAFETY: forwarded from the caller.
+    unsafe { mprotect(addr, len, if read_write { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_NONE }) }
+}
+
+/// The counted `mprotect` behind [`protect`] and [`protect_read_only`].
+///
+/// # Safety
+/// As for [`protect`].
+unsafe fn mprotect(addr: *mut u8, len: usize, prot: libc::c_int) -> io::Result<()> {
     if len == 0 {
         return Ok(());
     }
     count(|c| c.mprotect += 1);
-    let prot = if read_write { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_NONE };
     // SAFETY: the caller owns the range.
     if unsafe { libc::mprotect(addr as *mut _, len, prot) } != 0 {
         return Err(io::Error::last_os_error());
