@@ -54,6 +54,13 @@ pub struct InstantiateOptions {
     pub interrupt: sightglass::Interrupt,
     pub threads: usize,
     pub iters: usize,
+    /// Each tenant writes one byte of its exported memory `memory` before it
+    /// is dropped, through the host API: a tenant that ran, whose slot needs
+    /// restoring. Without it the tenants never run, and Weft, which knows
+    /// that, restores nothing.
+    pub write_memory: bool,
+    /// Weft's [`weft::PoolingConfig::rewrite_written_pages`] (0: off).
+    pub rewrite_written_pages: u64,
 }
 
 /// Runs `body(thread, iteration)` `iters` times on each of `threads` threads and
@@ -103,6 +110,7 @@ fn weft_instantiator(wasm: &[u8], opts: InstantiateOptions) -> anyhow::Result<In
             total_tables: slots,
             total_core_instances: slots,
             decommit_batch_size: opts.decommit_batch,
+            rewrite_written_pages: opts.rewrite_written_pages,
             ..Default::default()
         }));
     }
@@ -124,7 +132,11 @@ fn weft_instantiator(wasm: &[u8], opts: InstantiateOptions) -> anyhow::Result<In
     }
     Ok(Box::new(move || {
         let mut store = weft::Store::new(&engine, ());
-        pre.instantiate(&mut store)?;
+        let instance = pre.instantiate(&mut store)?;
+        if opts.write_memory {
+            let memory = instance.get_memory(&mut store, "memory").ok_or_else(|| anyhow::anyhow!("no exported memory"))?;
+            memory.data_mut(&mut store)[0] = 1;
+        }
         Ok(())
     }))
 }
@@ -157,7 +169,11 @@ fn wasmtime_instantiator(wasm: &[u8], opts: InstantiateOptions) -> anyhow::Resul
     }
     Ok(Box::new(move || {
         let mut store = wasmtime::Store::new(&engine, ());
-        wt(pre.instantiate(&mut store))?;
+        let instance = wt(pre.instantiate(&mut store))?;
+        if opts.write_memory {
+            let memory = instance.get_memory(&mut store, "memory").ok_or_else(|| anyhow::anyhow!("no exported memory"))?;
+            memory.data_mut(&mut store)[0] = 1;
+        }
         Ok(())
     }))
 }

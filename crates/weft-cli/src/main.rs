@@ -74,6 +74,16 @@ enum Command {
         /// batches of this many (both engines' `decommit_batch_size`).
         #[arg(long, default_value_t = 1)]
         decommit_batch: usize,
+        /// With --instantiate: each tenant writes a byte of its exported
+        /// memory before it is dropped, so its slot needs restoring (without
+        /// it the tenants never run).
+        #[arg(long)]
+        write_memory: bool,
+        /// With --instantiate --pooling: Weft restores up to this many bytes of
+        /// written pages by rewriting them instead of an madvise
+        /// (`PoolingConfig::rewrite_written_pages`; wasmtime has no counterpart).
+        #[arg(long, default_value_t = 0)]
+        rewrite_written_pages: u64,
         /// With --instantiate: threads instantiating concurrently.
         #[arg(long, default_value_t = 1)]
         threads: usize,
@@ -238,7 +248,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{passed} passed, {failed} failed");
             Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Bench { instantiate, pooling, decommit_batch, threads, iters, interrupt, engine: engines, json, perf_map, files } => {
+        Command::Bench { instantiate, pooling, decommit_batch, write_memory, rewrite_written_pages, threads, iters, interrupt, engine: engines, json, perf_map, files } => {
             let engines: Vec<&str> = engines.iter().map(String::as_str).collect();
             if instantiate {
                 let interrupt = match interrupt.as_slice() {
@@ -246,7 +256,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     [one] => one.parse()?,
                     _ => bail!("--instantiate measures one --interrupt mode at a time"),
                 };
-                let opts = weft_bench::InstantiateOptions { pooled: pooling, decommit_batch, threads, iters: iters.unwrap_or(1000), interrupt };
+                let opts = weft_bench::InstantiateOptions { pooled: pooling, decommit_batch, threads, iters: iters.unwrap_or(1000), interrupt, write_memory, rewrite_written_pages };
                 bench_instantiate(&engines, opts, json, &files)
             } else {
                 let modes = interrupt.iter().map(|m| m.parse()).collect::<anyhow::Result<Vec<weft_bench::sightglass::Interrupt>>>()?;

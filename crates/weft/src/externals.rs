@@ -96,8 +96,8 @@ impl Memory {
         let guarded = s.engine.config().tunables.guarded_memory32;
         let plan = MemoryPlan { minimum: ty.minimum, maximum: ty.maximum, memory64: ty.memory64, guarded };
         let mem = LinearMemory::new(plan, None, None)?;
-        s.memories.push(MemoryEntry { mem, ty });
-        Ok(Memory { store_id: s.id, index: s.memories.len() - 1 })
+        let index = s.push_memory(mem, ty);
+        Ok(Memory { store_id: s.id, index })
     }
 
     fn entry<'a>(&self, s: &'a StoreOpaque) -> &'a MemoryEntry {
@@ -144,7 +144,7 @@ impl Memory {
     /// Base address of the memory. It never moves while the store lives.
     pub fn data_ptr(&self, store: impl AsContext) -> *mut u8 {
         let ctx = store.as_context();
-        self.entry(&ctx.inner.opaque).mem.def.base
+        self.entry(&ctx.inner.opaque).mem.base_for_writing()
     }
     /// Copies bytes out of the memory at `offset`.
     ///
@@ -152,7 +152,7 @@ impl Memory {
     /// Fails if the range is out of bounds.
     pub fn read(&self, store: impl AsContext, offset: usize, buf: &mut [u8]) -> anyhow::Result<()> {
         let ctx = store.as_context();
-        let data = self.entry(&ctx.inner.opaque).mem.data();
+        let data = self.entry(&ctx.inner.opaque).mem.data_for_copying_out();
         let src = offset.checked_add(buf.len()).and_then(|end| data.get(offset..end));
         buf.copy_from_slice(src.ok_or_else(|| anyhow::anyhow!("out of bounds memory access"))?);
         Ok(())

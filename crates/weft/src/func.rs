@@ -293,6 +293,7 @@ impl Func {
             },
         };
         let max_stack = store.engine.config().tunables.max_wasm_stack;
+        store.wasm_calls = store.wasm_calls.wrapping_add(1);
         // SAFETY: the funcref belongs to this store (checked by callers).
         let f = unsafe { *self.func_ref };
         let store_ctx: *mut vmctx::VMStoreContext = &mut *store.vm;

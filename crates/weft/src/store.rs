@@ -20,6 +20,10 @@ static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) struct MemoryEntry {
     pub mem: LinearMemory,
     pub ty: MemoryType,
+    /// The store's [`wasm_calls`](StoreOpaque::wasm_calls) when the memory was
+    /// last in its initial state (created or reset): if the count has not
+    /// moved since, no Wasm code can have written it.
+    pub wasm_calls_when_clean: u64,
 }
 
 pub(crate) struct TagEntry {
@@ -58,6 +62,11 @@ pub struct StoreOpaque {
     /// Whether a resumable call is suspended (the store refuses other calls),
     /// shared with the suspended call so that dropping it frees the store.
     pub(crate) suspension: Arc<SuspensionState>,
+    /// Calls from the host into Wasm so far. Together with
+    /// [`MemoryEntry::wasm_calls_when_clean`] it tells which memories no Wasm
+    /// code has run against, which then need no restoring (a pooled slot whose
+    /// tenant never ran is reused without an `madvise`).
+    pub(crate) wasm_calls: u64,
 }
 
 /// Shared between a store and its suspended call.
@@ -85,8 +94,29 @@ impl StoreOpaque {
     }
 }
 
+impl StoreOpaque {
+    /// Adds a memory that is in its initial state; returns its index.
+    pub(crate) fn push_memory(&mut self, mem: LinearMemory, ty: MemoryType) -> usize {
+        self.memories.push(MemoryEntry { mem, ty, wasm_calls_when_clean: self.wasm_calls });
+        self.memories.len() - 1
+    }
+
+    /// Marks memory `index` as possibly written if Wasm has run since it was
+    /// last clean. Called before the memory is restored (reset or dropped).
+    pub(crate) fn note_wasm_writes(&mut self, index: usize) {
+        let entry = &mut self.memories[index];
+        if entry.wasm_calls_when_clean != self.wasm_calls {
+            entry.mem.mark_written();
+        }
+        entry.wasm_calls_when_clean = self.wasm_calls;
+    }
+}
+
 impl Drop for StoreOpaque {
     fn drop(&mut self) {
+        for index in 0..self.memories.len() {
+            self.note_wasm_writes(index);
+        }
         if let Some(i) = &self.interrupts {
             i.detach();
         }
@@ -162,6 +192,7 @@ impl<T> Store<T> {
                 interrupt_callback: None,
                 interrupts: None,
                 suspension: Arc::default(),
+                wasm_calls: 0,
             },
             data,
         });

@@ -34,6 +34,18 @@ fn pooled_engine_growing_by(keep_resident: u64, growth: MemoryGrowth) -> Engine 
     Engine::new(&config).unwrap()
 }
 
+trait ReadByte {
+    fn read_byte(&self, store: &Store<()>, offset: usize) -> u8;
+}
+
+impl ReadByte for weft::Memory {
+    fn read_byte(&self, store: &Store<()>, offset: usize) -> u8 {
+        let mut byte = [0];
+        self.read(store, offset, &mut byte).unwrap();
+        byte[0]
+    }
+}
+
 fn call<P: weft::WasmParams, R: weft::WasmResults>(store: &mut Store<()>, inst: Instance, name: &str, p: P) -> R {
     inst.get_typed_func::<P, R>(&mut *store, name).unwrap().call(&mut *store, p).unwrap()
 }
@@ -60,6 +72,127 @@ fn warm_pooled_reinstantiation_is_one_madvise() {
     assert_eq!(call::<i32, i32>(&mut store, inst, "read", 16), b'h' as i32);
     assert_eq!(call::<i32, i32>(&mut store, inst, "read", 70000), b'f' as i32);
     assert_eq!(call::<i32, i32>(&mut store, inst, "read", 200), 0);
+}
+
+/// A tenant that never ran Wasm and never had its bytes handed to the host
+/// cannot have written its memory: the next tenant of the slot pays no system
+/// call. Handing the bytes to the host counts as writing.
+#[test]
+fn a_slot_whose_tenant_never_ran_is_reused_without_a_system_call() {
+    let engine = pooled_engine(0);
+    let module = Module::new(&engine, MODULE).unwrap();
+    for _ in 0..2 {
+        let mut store = Store::new(&engine, ());
+        let inst = Instance::new(&mut store, &module, &[]).unwrap();
+        call::<(i32, i32), ()>(&mut store, inst, "write", (16, b'J' as i32));
+    }
+    // The first tenant after a running one restores the slot; the next ones have nothing to restore.
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        let before = weft::syscall_counts();
+        let mut store = Store::new(&engine, ());
+        let inst = Instance::new(&mut store, &module, &[]).unwrap();
+        let after = weft::syscall_counts();
+        counts.push(after.madvise - before.madvise);
+        assert_eq!((after.mmap, after.munmap, after.mprotect), (before.mmap, before.munmap, before.mprotect));
+        let mem = inst.get_memory(&mut store, "memory").unwrap();
+        assert_eq!(mem.read_byte(&store, 16), b'h');
+    }
+    // `read_byte` reads through `Memory::read`, which hands no bytes out.
+    assert_eq!(counts, [1, 0, 0]);
+
+    type HostWrite = fn(&mut Store<()>, weft::Memory);
+    let writers: [(&str, HostWrite); 3] = [
+        ("data_mut", |store, mem| mem.data_mut(store)[16] = b'X'),
+        ("write", |store, mem| mem.write(store, 16, b"X").unwrap()),
+        // SAFETY: offset 16 is inside the memory, which outlives the write.
+        ("data_ptr", |store, mem| unsafe { *mem.data_ptr(&*store).add(16) = b'X' }),
+    ];
+    for (name, write) in writers {
+        let mut store = Store::new(&engine, ());
+        let inst = Instance::new(&mut store, &module, &[]).unwrap();
+        let mem = inst.get_memory(&mut store, "memory").unwrap();
+        write(&mut store, mem);
+        drop(store);
+        let before = weft::syscall_counts();
+        let mut store = Store::new(&engine, ());
+        let inst = Instance::new(&mut store, &module, &[]).unwrap();
+        let after = weft::syscall_counts();
+        assert_eq!(after.madvise - before.madvise, 1, "after a host write through {name}");
+        let mem = inst.get_memory(&mut store, "memory").unwrap();
+        assert_eq!(mem.read_byte(&store, 16), b'h', "after a host write through {name}");
+    }
+}
+
+fn rewriting_engine(max_bytes: u64) -> Engine {
+    let mut config = Config::new();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(PoolingConfig {
+        total_memories: 2,
+        rewrite_written_pages: max_bytes,
+        ..PoolingConfig::default()
+    }));
+    Engine::new(&config).unwrap()
+}
+
+/// Minor page faults of the calling thread so far.
+fn minor_faults() -> i64 {
+    // SAFETY: getrusage writes the struct we pass.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut usage), 0);
+        usage.ru_minflt
+    }
+}
+
+/// With `rewrite_written_pages`, the pages a tenant wrote (an image page, a
+/// zero page, a page it grew into) are found in the pagemap and written back:
+/// no madvise, pristine contents, and the next tenant writes them without a
+/// page fault. A tenant that writes more than the budget gets an madvise.
+#[test]
+fn rewriting_written_pages_restores_without_madvise() {
+    let engine = rewriting_engine(64 << 10);
+    let module = Module::new(&engine, MODULE).unwrap();
+    let tenant = |writes: &[i32]| {
+        let mut store = Store::new(&engine, ());
+        let inst = Instance::new(&mut store, &module, &[]).unwrap();
+        // Pristine whatever the last tenant did.
+        for (addr, expected) in [(16, b'h'), (17, b'e'), (70000, b'f'), (3 * 65536 + 5, 0), (150_000, 0)] {
+            assert_eq!(call::<i32, i32>(&mut store, inst, "read", addr), expected as i32, "at {addr}");
+        }
+        assert_eq!(call::<(), i32>(&mut store, inst, "size", ()), 4);
+        assert_eq!(call::<i32, i32>(&mut store, inst, "grow", 2), 4);
+        assert_eq!(call::<i32, i32>(&mut store, inst, "read", 5 * 65536), 0);
+        let faults = minor_faults();
+        for &addr in writes {
+            call::<(i32, i32), ()>(&mut store, inst, "write", (addr, 0x55));
+        }
+        (store, inst, minor_faults() - faults)
+    };
+    let writes = [16, 3 * 65536 + 5, 5 * 65536, 70000];
+    let (_, _, first_faults) = tenant(&writes);
+    assert!(first_faults > 0, "the first tenant faults its pages in");
+    for round in 0..3 {
+        let before = weft::syscall_counts();
+        let (_store, _inst, faults) = tenant(&writes);
+        let after = weft::syscall_counts();
+        assert_eq!(after.madvise, before.madvise, "round {round}: {before:?} -> {after:?}");
+        assert_eq!(after.pagemap_reads - before.pagemap_reads, 1, "round {round}");
+        assert_eq!(faults, 0, "round {round}: the written pages stayed resident");
+    }
+    // Reset in place takes the same path.
+    let (mut store, inst, _) = tenant(&writes);
+    let before = weft::syscall_counts();
+    inst.reset(&mut store).unwrap();
+    assert_eq!(weft::syscall_counts().madvise, before.madvise);
+    assert_eq!(call::<i32, i32>(&mut store, inst, "read", 16), b'h' as i32);
+    assert_eq!(call::<i32, i32>(&mut store, inst, "read", 3 * 65536 + 5), 0);
+    drop(store);
+    // 20 pages of 4 KiB are past the 64 KiB budget: discarded instead.
+    let many: Vec<i32> = (0..20).map(|i| 65536 + i * 4096).collect();
+    tenant(&many);
+    let before = weft::syscall_counts();
+    tenant(&[]);
+    assert_eq!(weft::syscall_counts().madvise - before.madvise, 1);
 }
 
 #[test]
@@ -128,7 +261,8 @@ fn truncate_growth_extends_the_memfd_without_mprotect() {
     let module = Module::new(&engine, MODULE).unwrap();
     for _ in 0..2 {
         let mut store = Store::new(&engine, ());
-        Instance::new(&mut store, &module, &[]).unwrap();
+        let inst = Instance::new(&mut store, &module, &[]).unwrap();
+        call::<(i32, i32), ()>(&mut store, inst, "write", (16, 1));
     }
     let before = weft::syscall_counts();
     let mut store = Store::new(&engine, ());
@@ -315,6 +449,15 @@ fn reset_restores_the_just_instantiated_state() {
         assert_eq!(call::<i32, i32>(&mut store, inst, "read", 5000), 0);
         assert_eq!(call::<(), i32>(&mut store, inst, "global", ()), 7);
         assert_eq!(call::<(), i32>(&mut store, inst, "size", ()), 4);
+        // Wasm ran since the reset: the next reset restores; the one after it,
+        // with nothing run in between, has nothing to restore.
+        let before = weft::syscall_counts();
+        inst.reset(&mut store).unwrap();
+        let middle = weft::syscall_counts();
+        inst.reset(&mut store).unwrap();
+        let after = weft::syscall_counts();
+        assert_eq!((middle.madvise - before.madvise, after.madvise - middle.madvise), (1, 0));
+        assert_eq!(call::<i32, i32>(&mut store, inst, "read", 16), b'h' as i32);
     }
 }
 

@@ -1,7 +1,8 @@
 //! Checks with strace (the real system calls, not Weft's own counters) that a
 //! warm re-instantiation in a pooled slot makes one madvise and no
-//! mmap/munmap/mprotect. Skipped with a message when strace is missing outside
-//! CI; CI installs it.
+//! mmap/munmap/mprotect after a tenant that ran, and no system call at all
+//! after a tenant that never ran. Skipped with a message when strace is
+//! missing outside CI; CI installs it.
 
 use std::process::Command;
 
@@ -39,6 +40,11 @@ fn child_instantiate_in_a_loop() {
     }
     marker("WEFT-BEGIN\n");
     for _ in 0..ROUNDS {
+        cycle(true);
+    }
+    marker("WEFT-MIDDLE\n");
+    // The first of these restores the last running tenant's pages.
+    for _ in 0..ROUNDS {
         cycle(false);
     }
     marker("WEFT-END\n");
@@ -66,11 +72,13 @@ fn warm_pooled_instantiation_syscalls_under_strace() {
     let text = std::fs::read_to_string(&log).unwrap();
     let _ = std::fs::remove_file(&log);
     let begin = text.find("WEFT-BEGIN").expect("begin marker");
+    let middle = text.find("WEFT-MIDDLE").expect("middle marker");
     let end = text.find("WEFT-END").expect("end marker");
-    let window = &text[begin..end];
-    let count = |name: &str| window.lines().filter(|l| l.contains(&format!(" {name}(")) || l.starts_with(&format!("{name}("))).count();
-    let (madvise, mmap, munmap, mprotect) = (count("madvise"), count("mmap"), count("munmap"), count("mprotect"));
-    println!("{ROUNDS} warm pooled instantiations: madvise={madvise} mmap={mmap} munmap={munmap} mprotect={mprotect}");
-    assert_eq!(madvise, ROUNDS, "{window}");
-    assert_eq!(mmap + munmap + mprotect, 0, "{window}");
+    for (window, tenants, expected_madvise) in [(&text[begin..middle], "running", ROUNDS), (&text[middle..end], "idle", 1)] {
+        let count = |name: &str| window.lines().filter(|l| l.contains(&format!(" {name}(")) || l.starts_with(&format!("{name}("))).count();
+        let (madvise, mmap, munmap, mprotect) = (count("madvise"), count("mmap"), count("munmap"), count("mprotect"));
+        println!("{ROUNDS} warm pooled instantiations after {tenants} tenants: madvise={madvise} mmap={mmap} munmap={munmap} mprotect={mprotect}");
+        assert_eq!(madvise, expected_madvise, "{window}");
+        assert_eq!(mmap + munmap + mprotect, 0, "{window}");
+    }
 }

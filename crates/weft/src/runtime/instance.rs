@@ -8,7 +8,7 @@ use crate::frontend::{ConstOp, ConstExpression, DataMode, ElementMode};
 use crate::module::Module;
 use crate::runtime::memory::{LinearMemory, MemoryPlan};
 use crate::runtime::table::TableData;
-use crate::store::{GlobalEntry, MemoryEntry, StoreOpaque, TagEntry};
+use crate::store::{GlobalEntry, StoreOpaque, TagEntry};
 use crate::trap::TrapKind;
 use crate::types::{convert_ref_type, convert_val_type, GlobalType, MemoryType, Mutability, TableType};
 use crate::vmctx::{self, VMFuncRef, VMGlobal, VMOffsets, NUM_BUILTINS};
@@ -286,8 +286,8 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
             Ok(mem) => mem,
             Err(e) => return Err(InstantiateError::Error(e)),
         };
-        store.memories.push(MemoryEntry { mem, ty: MemoryType::from_wasm(mt) });
-        inst.memories.push(store.memories.len() - 1);
+        let index = store.push_memory(mem, MemoryType::from_wasm(mt));
+        inst.memories.push(index);
     }
     for (i, &idx) in inst.memories.iter().enumerate() {
         let def: &vmctx::VMMemoryDefinition = &store.memories[idx].mem.def;
@@ -400,6 +400,7 @@ fn reset_instance(store: &mut StoreOpaque, inst: &mut InstanceData) -> Result<()
     let m = &inst.module.inner;
     let info = &m.info;
     for &idx in &inst.memories[info.num_imported_memories as usize..] {
+        store.note_wasm_writes(idx);
         store.memories[idx].mem.reset().map_err(InstantiateError::Error)?;
     }
     for g in info.num_imported_globals..info.globals.len() as u32 {

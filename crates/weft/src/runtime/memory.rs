@@ -12,12 +12,13 @@
 //! (or, for pooled slots with [`MemoryGrowth::Truncate`], the length of the
 //! slot's memfd mapped past the initial size): the image is never remapped.
 
+use std::cell::Cell;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::runtime::image::MemoryImage;
-use crate::runtime::pool::{Extension, MemoryGrowth, MemoryPool, SlotState};
+use crate::runtime::pool::{Extension, MemoryGrowth, MemoryPool, RewriteWritten, SlotState};
 use crate::runtime::sys;
 use crate::vmctx::VMMemoryDefinition;
 
@@ -51,6 +52,12 @@ pub struct LinearMemory {
     initial_bytes: u64,
     image: Option<Arc<MemoryImage>>,
     backing: Backing,
+    /// Whether a page may differ from the initial state: set when the host is
+    /// handed the bytes and (by the store) when Wasm may have run against the
+    /// memory. A memory still clean when it is reset or dropped needs no
+    /// restoring, so a pooled slot whose tenant never ran costs no `madvise`,
+    /// which with several threads is a TLB shootdown.
+    written: Cell<bool>,
 }
 
 // SAFETY: the memory is owned by one store; raw pointers refer to our mapping.
@@ -93,6 +100,7 @@ impl LinearMemory {
             initial_bytes,
             image,
             backing: Backing::Owned,
+            written: Cell::new(false),
         };
         // SAFETY: both ranges lie inside the fresh reservation.
         unsafe {
@@ -122,6 +130,7 @@ impl LinearMemory {
             initial_bytes,
             image,
             backing: Backing::Pooled { pool: pool.clone(), slot, extension: state.extension },
+            written: Cell::new(false),
         })
     }
 
@@ -161,9 +170,9 @@ impl LinearMemory {
     /// Restores the memory to its initial state: initial size, image contents,
     /// zeros elsewhere.
     pub fn reset(&mut self) -> anyhow::Result<()> {
-        let touched = self.byte_size();
+        let accessible = self.byte_size();
         let base = self.def.base;
-        let mut state = SlotState { image: self.image.clone(), accessible: touched, dirty: touched, extension: Extension::default() };
+        let mut state = SlotState { image: self.image.clone(), accessible, dirty: self.dirty_bytes(), extension: Extension::default() };
         match &mut self.backing {
             Backing::Pooled { pool, extension, .. } => {
                 state.extension = std::mem::take(extension);
@@ -174,17 +183,49 @@ impl LinearMemory {
             Backing::Owned => prepare_owned(base, &state, self.initial_bytes)?,
         }
         self.def.current_length.store(self.initial_bytes, Ordering::Relaxed);
+        self.written.set(false);
         Ok(())
+    }
+
+    /// Records that the memory may no longer be in its initial state.
+    pub fn mark_written(&self) {
+        self.written.set(true);
+    }
+
+    /// The bytes a restore must cover: none if nothing can have written them.
+    fn dirty_bytes(&self) -> u64 {
+        if self.written.get() {
+            self.byte_size()
+        } else {
+            0
+        }
+    }
+
+    /// The base address, handed to the host, which may write through it.
+    pub fn base_for_writing(&self) -> *mut u8 {
+        self.mark_written();
+        self.def.base
     }
 
     /// The accessible bytes.
     pub fn data(&self) -> &[u8] {
+        // Reads do not change contents, but the slice outlives this call and
+        // the caller may turn it into a pointer: counted as a write, to be safe.
+        self.mark_written();
         // SAFETY: the first `byte_size()` bytes are mapped read-write.
+        unsafe { std::slice::from_raw_parts(self.def.base, self.byte_size() as usize) }
+    }
+
+    /// The accessible bytes, for a copy that ends before the borrow does (so,
+    /// unlike [`data`](Self::data), not counted as a possible write).
+    pub fn data_for_copying_out(&self) -> &[u8] {
+        // SAFETY: as in `data`.
         unsafe { std::slice::from_raw_parts(self.def.base, self.byte_size() as usize) }
     }
 
     /// The accessible bytes, mutably.
     pub fn data_mut(&mut self) -> &mut [u8] {
+        self.mark_written();
         // SAFETY: as in `data`, and we hold the memory exclusively.
         unsafe { std::slice::from_raw_parts_mut(self.def.base, self.byte_size() as usize) }
     }
@@ -258,10 +299,13 @@ fn prepare_slot(base: *mut u8, state: &mut SlotState, image: Option<&Arc<MemoryI
             };
             let resident = pool.keep_resident.min(private_dirty);
             if resident > 0 {
-                restore_resident(base, resident, image);
+                restore_range(base, 0, resident, image, false);
             }
             if private_dirty > resident {
-                sys::discard(base.add(resident as usize), (private_dirty - resident) as usize)?;
+                let rewritten = pool.rewrite.as_ref().is_some_and(|r| rewrite_written_pages(base, resident, private_dirty, image, r));
+                if !rewritten {
+                    sys::discard(base.add(resident as usize), (private_dirty - resident) as usize)?;
+                }
             }
             if let (Some(fd), true) = (&state.extension.memfd, state.extension.len > 0) {
                 sys::truncate(fd, 0)?;
@@ -282,30 +326,90 @@ fn prepare_slot(base: *mut u8, state: &mut SlotState, image: Option<&Arc<MemoryI
     Ok(())
 }
 
-/// Restores `[0, len)` by writing: image bytes where the image is, zeros elsewhere.
+/// Restores `[start, end)` by writing: image bytes where the image is, zeros
+/// elsewhere. With `only_if_different`, bytes that already match are left
+/// unwritten (a page that only maps the shared zero page stays that way).
 ///
 /// # Safety
-/// `base..base+len` must be accessible memory owned by the caller.
-unsafe fn restore_resident(base: *mut u8, len: u64, image: Option<&Arc<MemoryImage>>) {
+/// `base+start..base+end` must be accessible memory owned by the caller.
+unsafe fn restore_range(base: *mut u8, start: u64, end: u64, image: Option<&Arc<MemoryImage>>, only_if_different: bool) {
     // SAFETY: the caller guarantees the range is ours and accessible.
-    let bytes = unsafe { std::slice::from_raw_parts_mut(base, len as usize) };
-    match image.filter(|i| i.len > 0) {
-        Some(img) => {
-            let start = img.offset.min(len) as usize;
-            let end = (img.offset + img.len).min(len) as usize;
-            bytes[..start].fill(0);
-            if end > start {
-                bytes[start..end].copy_from_slice(&img.bytes()[..end - start]);
-            }
-            bytes[end..].fill(0);
+    let bytes = unsafe { std::slice::from_raw_parts_mut(base.add(start as usize), (end - start) as usize) };
+    let (image_start, image_end, image_bytes) = match image.filter(|i| i.len > 0) {
+        Some(img) => (img.offset.clamp(start, end), (img.offset + img.len).clamp(start, end), img.bytes()),
+        None => (end, end, &[][..]),
+    };
+    let (before, rest) = bytes.split_at_mut((image_start - start) as usize);
+    let (imaged, after) = rest.split_at_mut((image_end - image_start) as usize);
+    for zeros in [before, after] {
+        if !(only_if_different && is_zero(zeros)) {
+            zeros.fill(0);
         }
-        None => bytes.fill(0),
     }
+    if !imaged.is_empty() {
+        let offset = (image_start - image.map_or(0, |i| i.offset)) as usize;
+        let pristine = &image_bytes[offset..offset + imaged.len()];
+        if !(only_if_different && imaged == pristine) {
+            imaged.copy_from_slice(pristine);
+        }
+    }
+}
+
+/// Whether all bytes are zero (compared a page at a time, with `memcmp`).
+fn is_zero(bytes: &[u8]) -> bool {
+    static ZERO_PAGE: [u8; 4096] = [0; 4096];
+    bytes.chunks(ZERO_PAGE.len()).all(|chunk| chunk == &ZERO_PAGE[..chunk.len()])
+}
+
+/// Restores `[start, end)` of the memory at `base` by rewriting only the pages
+/// that may differ from the initial state, as `/proc/self/pagemap` shows them:
+/// private pages (present and not file pages: copies of image pages and
+/// written zero pages) and swapped-out ones. Pages that map the image file or
+/// nothing at all are pristine. Returns false when those pages add up to more
+/// than the budget or the pagemap cannot be read; some may have been rewritten
+/// by then, and the caller discards the whole range.
+///
+/// # Safety
+/// `base+start..base+end` must be accessible memory owned by the caller.
+unsafe fn rewrite_written_pages(base: *mut u8, start: u64, end: u64, image: Option<&Arc<MemoryImage>>, rewrite: &RewriteWritten) -> bool {
+    const CHUNK: usize = 1024;
+    let page = crate::runtime::code::page_size() as u64;
+    let (start, end) = (start / page * page, end.div_ceil(page) * page);
+    let mut entries = [0u64; CHUNK];
+    let mut rewritten = 0;
+    let mut chunk_start = start;
+    while chunk_start < end {
+        let n = ((end - chunk_start) / page).min(CHUNK as u64) as usize;
+        // SAFETY: the chunk lies inside the caller's range.
+        if sys::pagemap_entries(&rewrite.pagemap, unsafe { base.add(chunk_start as usize) }, &mut entries[..n]).is_err() {
+            return false;
+        }
+        for (i, entry) in entries[..n].iter().enumerate() {
+            let private = entry & sys::PAGEMAP_PRESENT != 0 && entry & sys::PAGEMAP_FILE == 0;
+            if !(private || entry & sys::PAGEMAP_SWAPPED != 0) {
+                continue;
+            }
+            rewritten += page;
+            if rewritten > rewrite.max_bytes {
+                return false;
+            }
+            let at = chunk_start + i as u64 * page;
+            // A present private page mapped only here was written; otherwise
+            // it may be the shared zero page, which writing would replace with
+            // a fresh page for nothing.
+            let exclusive = private && entry & sys::PAGEMAP_EXCLUSIVE != 0;
+            // SAFETY: the page lies inside the caller's range.
+            unsafe { restore_range(base, at, at + page, image, !exclusive) };
+        }
+        chunk_start += n as u64 * page;
+    }
+    true
 }
 
 impl Drop for LinearMemory {
     fn drop(&mut self) {
-        let touched = self.byte_size();
+        let accessible = self.byte_size();
+        let dirty = self.dirty_bytes();
         match &mut self.backing {
             Backing::Owned => {
                 // SAFETY: we own the reservation.
@@ -313,7 +417,7 @@ impl Drop for LinearMemory {
             }
             Backing::Pooled { pool, slot, extension } => {
                 let extension = std::mem::take(extension);
-                pool.give_back(*slot, SlotState { image: self.image.clone(), accessible: touched, dirty: touched, extension });
+                pool.give_back(*slot, SlotState { image: self.image.clone(), accessible, dirty, extension });
             }
         }
     }

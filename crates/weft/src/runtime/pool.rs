@@ -8,7 +8,11 @@
 //! mmap, munmap or mprotect unless the last tenant grew the memory. Free slots
 //! are kept per image so that a module finds a slot that already holds its image
 //! (affinity). Optionally the first `keep_resident` bytes are restored with
-//! memset/memcpy instead, which avoids the syscall and the page faults after it.
+//! memset/memcpy instead, which avoids the syscall and the page faults after it;
+//! or, with `rewrite_written_pages`, just the pages the tenant wrote, found in
+//! `/proc/self/pagemap`, are written back, which changes no page table and so
+//! needs no TLB shootdown. A slot whose tenant never ran Wasm nor lent its
+//! memory to the host needs no restoring at all.
 //!
 //! Growth ([`MemoryGrowth`]) either changes protection (`mprotect`, which takes
 //! the process-wide mapping lock for writing) or, with
@@ -41,6 +45,21 @@ pub struct PoolingConfig {
     /// Bytes at the start of each memory restored by memset/memcpy instead of
     /// `madvise` on reuse (0: always madvise).
     pub keep_resident: u64,
+    /// Up to this many bytes of the pages the last tenant wrote are restored
+    /// by writing them back (image bytes or zeros) instead of an `madvise`
+    /// (0, the default: off).
+    ///
+    /// The written pages are found with one read of `/proc/self/pagemap`
+    /// over the range the tenant could reach, and only those are rewritten.
+    /// Nothing is unmapped, so there is no TLB shootdown (in a process whose
+    /// other threads run on other cores, most of what an `madvise` costs), and
+    /// the next tenant finds the pages resident instead of faulting them in.
+    /// The price: up to this many bytes per slot stay resident between
+    /// tenants, and the pagemap read grows with the memory's size (about
+    /// 0.6 µs plus 1.3 ns per 4 KiB page here). When the tenant wrote more, or
+    /// the pagemap cannot be read, the slot is discarded with `madvise` as
+    /// usual. Slots are then restored when taken, never in batches.
+    pub rewrite_written_pages: u64,
     /// Dropped memories whose pages are given back together, in one
     /// `madvise` per run of adjacent slots (default 1: each slot is cleaned
     /// when it is next taken). In a multi-threaded process every `madvise`
@@ -80,6 +99,7 @@ impl Default for PoolingConfig {
             max_table_elements: 20_000,
             total_core_instances: 1000,
             keep_resident: 0,
+            rewrite_written_pages: 0,
             decommit_batch_size: 1,
             growth: MemoryGrowth::Protect,
         }
@@ -116,12 +136,20 @@ struct FreeLists {
     pending: Vec<usize>,
 }
 
+/// How to find and bound the pages a tenant wrote.
+pub struct RewriteWritten {
+    pub pagemap: std::fs::File,
+    pub max_bytes: u64,
+}
+
 /// Reserved memory slots.
 pub struct MemoryPool {
     base: *mut u8,
     pub slot_size: u64,
     count: usize,
     pub keep_resident: u64,
+    /// [`PoolingConfig::rewrite_written_pages`], with the open pagemap.
+    pub rewrite: Option<RewriteWritten>,
     pub growth: MemoryGrowth,
     decommit_batch_size: usize,
     free: Mutex<FreeLists>,
@@ -147,6 +175,16 @@ impl MemoryPool {
             slot_size,
             count: count as usize,
             keep_resident: config.keep_resident,
+            rewrite: match config.rewrite_written_pages {
+                0 => None,
+                max_bytes => match std::fs::File::open("/proc/self/pagemap") {
+                    Ok(pagemap) => Some(RewriteWritten { pagemap, max_bytes }),
+                    Err(e) => {
+                        log::debug!("rewrite_written_pages is off: /proc/self/pagemap: {e}");
+                        None
+                    }
+                },
+            },
             growth: config.growth,
             decommit_batch_size: config.decommit_batch_size.max(1),
             free: Mutex::new(FreeLists { states: (0..count).map(|_| Some(SlotState::default())).collect(), by_image, pending: Vec::new() }),
@@ -184,7 +222,7 @@ impl MemoryPool {
     /// cleans if it is full).
     pub fn give_back(&self, slot: usize, state: SlotState) {
         let mut free = self.free.lock().unwrap();
-        if self.decommit_batch_size > 1 && state.dirty > self.keep_resident {
+        if self.decommit_batch_size > 1 && self.rewrite.is_none() && state.dirty > self.keep_resident {
             free.states[slot] = Some(state);
             free.pending.push(slot);
             if free.pending.len() < self.decommit_batch_size {

@@ -13,10 +13,12 @@ pub struct SyscallCounts {
     pub mprotect: u64,
     pub madvise: u64,
     pub ftruncate: u64,
+    /// Reads of `/proc/self/pagemap`.
+    pub pagemap_reads: u64,
 }
 
 thread_local! {
-    static COUNTS: Cell<SyscallCounts> = const { Cell::new(SyscallCounts { mmap: 0, munmap: 0, mprotect: 0, madvise: 0, ftruncate: 0 }) };
+    static COUNTS: Cell<SyscallCounts> = const { Cell::new(SyscallCounts { mmap: 0, munmap: 0, mprotect: 0, madvise: 0, ftruncate: 0, pagemap_reads: 0 }) };
 }
 
 /// The counts of the calling thread so far.
@@ -200,6 +202,31 @@ pub unsafe fn discard(addr: *mut u8, len: usize) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// A page's `/proc/self/pagemap` entry: the page is mapped.
+pub const PAGEMAP_PRESENT: u64 = 1 << 63;
+/// The page is swapped out (or migrating).
+pub const PAGEMAP_SWAPPED: u64 = 1 << 62;
+/// The page is a page of a file (or of shared memory), not a private copy.
+pub const PAGEMAP_FILE: u64 = 1 << 61;
+/// The page is mapped only here (a private page, not the shared zero page).
+pub const PAGEMAP_EXCLUSIVE: u64 = 1 << 56;
+
+/// Reads the `/proc/self/pagemap` entries of the `out.len()` pages from `addr`
+/// (page-aligned): one `pread`, which walks page tables without changing them.
+pub fn pagemap_entries(pagemap: &std::fs::File, addr: *const u8, out: &mut [u64]) -> io::Result<()> {
+    count(|c| c.pagemap_reads += 1);
+    let page = crate::runtime::code::page_size();
+    let offset = (addr as usize / page * 8) as libc::off_t;
+    let len = std::mem::size_of_val(out);
+    // SAFETY: `out` is writable for `len` bytes.
+    let n = unsafe { libc::pread(std::os::fd::AsRawFd::as_raw_fd(pagemap), out.as_mut_ptr() as *mut _, len, offset) };
+    match n {
+        n if n < 0 => Err(io::Error::last_os_error()),
+        n if n as usize != len => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short read of /proc/self/pagemap")),
+        _ => Ok(()),
+    }
 }
 
 /// Unmaps a range.
