@@ -1,4 +1,5 @@
-//! Micro-benchmarks: host → Wasm calls, Wasm → host calls, `memory.grow`, and
+//! Micro-benchmarks: host → Wasm calls, Wasm → host calls, `memory.grow`,
+//! instantiate + drop (tenants that run or not, pooled or on demand), and
 //! compiling the largest non-SIMD sightglass module. Weft alone, or (with the
 //! `wasmtime` feature) Weft and wasmtime 48 side by side in one run: each
 //! group then holds a `.../weft` and a `.../wasmtime` line, whose ratio
@@ -29,6 +30,13 @@ const GROWER: &str = r#"(module (memory 1)
             (if (i32.eq (memory.grow (i32.const 1)) (i32.const -1)) (then unreachable))
             (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
         (memory.size)))"#;
+
+const TENANT: &str = r#"(module
+    (memory (export "memory") 16)
+    (data (i32.const 1024) "a data segment, imaged")
+    (table 100 funcref)
+    (global (mut i32) (i32.const 0))
+    (func (export "run") (i32.store8 (i32.const 70000) (i32.const 1))))"#;
 
 /// Wasm → host calls per measured element.
 const HOST_CALLS: i32 = 1000;
@@ -111,6 +119,25 @@ macro_rules! memory_grow {
     }};
 }
 
+/// Instantiate + drop, the tenant calling `run` (one store into its memory)
+/// or not.
+macro_rules! instantiate {
+    ($group:expr, $rt:ident, $engine:expr, $how:expr, $runs:expr) => {{
+        let engine = $engine;
+        let module = $rt::Module::new(&engine, TENANT).unwrap();
+        let tenant = if $runs { "running" } else { "idle" };
+        $group.bench_function(format!("{}/{}/{}", $how, tenant, stringify!($rt)), |b| {
+            b.iter(|| {
+                let mut store = $rt::Store::new(&engine, ());
+                let instance = $rt::Instance::new(&mut store, &module, &[]).unwrap();
+                if $runs {
+                    instance.get_typed_func::<(), ()>(&mut store, "run").unwrap().call(&mut store, ()).unwrap();
+                }
+            })
+        });
+    }};
+}
+
 fn host_to_wasm(c: &mut Criterion) {
     let mut group = c.benchmark_group("host-to-wasm");
     host_to_wasm!(group, weft, weft_engine(false));
@@ -139,6 +166,18 @@ fn memory_grow(c: &mut Criterion) {
     group.finish();
 }
 
+fn instantiate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("instantiate");
+    for (how, pooled) in [("on-demand", false), ("pooled", true)] {
+        for runs in [false, true] {
+            instantiate!(group, weft, weft_engine(pooled), how, runs);
+            #[cfg(feature = "wasmtime")]
+            instantiate!(group, wasmtime, wasmtime_engine(pooled), how, runs);
+        }
+    }
+    group.finish();
+}
+
 /// The largest non-SIMD sightglass module (skipped, with a message, without the data).
 fn compile(c: &mut Criterion) {
     let data = std::env::var("WEFT_WASM_DATA").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/wasm-data").into());
@@ -159,5 +198,5 @@ fn compile(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, host_to_wasm, wasm_to_host, memory_grow, compile);
+criterion_group!(benches, host_to_wasm, wasm_to_host, memory_grow, instantiate, compile);
 criterion_main!(benches);
