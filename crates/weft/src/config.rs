@@ -20,8 +20,11 @@ pub enum Interruption {
     None,
     /// Load the engine's epoch and compare it with the store's deadline.
     Epoch,
-    /// One dead load from the store's interrupt page; interrupting revokes the
-    /// page (`mprotect`), and the fault becomes a call to the store's hook.
+    /// One dead load at each point: at loop headers from the probe page just
+    /// below the instance's vmctx, at function entry the prologue's
+    /// stack-limit load from the store's interrupt page. Interrupting revokes
+    /// those pages (`mprotect`, one per instance of the store plus one), and
+    /// the fault becomes a call to the store's hook.
     MmuPage,
     /// Load the interrupt-page pointer from the store context, then a dead load
     /// through it; interrupting swaps the pointer to a forbidden page (a plain
@@ -148,16 +151,15 @@ impl Config {
     /// [`InterruptHandle::interrupt`](crate::InterruptHandle::interrupt) makes
     /// the next such load fault into the store's interrupt hook.
     ///
-    /// This selects [`Interruption::MmuPage`]. Measured (BENCHMARKS.md), the two
-    /// MMU variants cost the same within noise when nothing is interrupted:
-    /// 5.6% (pointer flip) and 6.1% (page) over no checks on the sightglass
-    /// suite, against 11% for epochs and 15% for wasmtime's epochs in the same
-    /// run; 0.1% and -4% on a criterion hot loop. Requests are cheaper with the
-    /// pointer flip (3.5 µs against 6.6 µs per interruption, 11.8 µs with
-    /// another thread of the process running: revoking a page needs a TLB
-    /// shootdown). The page is the default because resuming from it needs no
-    /// register repair; choose [`Interruption::MmuPointer`] with
-    /// [`Config::interruption`] for very frequent interrupts.
+    /// This selects [`Interruption::MmuPage`], whose checks cost 1.2-1.7% over
+    /// no checks on the sightglass suite (BENCHMARKS.md), against 10% for
+    /// epochs and 13-14% for wasmtime's epochs. Requests are cheaper with the
+    /// pointer flip ([`Interruption::MmuPointer`], a plain store, whose checks
+    /// cost more: two dependent loads per point), since revoking pages takes an
+    /// `mprotect` per page and, with other threads of the process running, a
+    /// TLB shootdown. The page is the default because its checks are cheapest
+    /// and resuming from it needs no register repair; choose the pointer flip
+    /// with [`Config::interruption`] for very frequent interrupts.
     pub fn mmu_interruption(&mut self, enable: bool) -> &mut Self {
         self.tunables.interruption = if enable { Interruption::MmuPage } else { Interruption::None };
         self

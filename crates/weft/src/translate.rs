@@ -152,6 +152,9 @@ pub struct FuncTranslator<'a, 'b> {
     sig_refs: std::collections::HashMap<u32, ir::SigRef>,
     builtin_sigs: std::collections::HashMap<u32, ir::SigRef>,
     func_refs: std::collections::HashMap<u32, ir::FuncRef>,
+    /// Loop probes emitted so far (MMU page mode), which gives each its own
+    /// byte of the probe page.
+    probes: u32,
     /// What the rest of compilation needs to know about this body.
     facts: &'a mut FunctionFacts,
 }
@@ -226,6 +229,7 @@ pub fn translate_function(
         sig_refs: Default::default(),
         builtin_sigs: Default::default(),
         func_refs: Default::default(),
+        probes: 0,
         facts,
     };
     t.translate_body(ty, body)?;
@@ -338,11 +342,8 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         }
         // Epoch checks hoist the store context and the counter pointer out of
         // loops (measured faster than reloading them at each check). The MMU
-        // page probe instead reloads the page pointer from the vmctx (always in
-        // a register) at each point: not `can_move`, so never hoisted into a
-        // register held across the function, which costs more in tight loops
-        // and small functions' prologues than an L1 load; the probe is atomic,
-        // hence a fence, so no later point reuses an earlier load.
+        // page probe is one load from the probe page just below the vmctx,
+        // through the register that holds the vmctx anyway.
         let store_ctx = |b: &mut FunctionBuilder, vmctx_value| b.ins().load(types::I64, readonly_flags(), vmctx_value, vmctx::VMCTX_STORE_CTX_OFFSET as i32);
         match mode {
             Interruption::None => {}
@@ -366,14 +367,26 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 self.builder.seal_block(cont);
                 self.builder.switch_to_block(cont);
             }
-            Interruption::MmuPage | Interruption::MmuPointer => {
-                let page = if mode == Interruption::MmuPage {
-                    let reloaded = MemFlagsData::trusted().with_readonly();
-                    self.builder.ins().load(types::I64, reloaded, self.vmctx, vmctx::VMCTX_INTERRUPT_PAGE_OFFSET as i32)
+            Interruption::MmuPage => {
+                // A dead load, kept because it can trap. Each probe of the
+                // function reads its own byte of the page, so redundant-load
+                // elimination never merges two probes (a merged probe would
+                // leave its loop uninterruptible); past a page's worth of
+                // probes, atomic loads, which are never merged, take over.
+                let probe = MemFlagsData::new().with_aligned().with_trap_code(Some(codes::INTERRUPTION_POINT));
+                let byte = self.probes;
+                self.probes += 1;
+                if byte < vmctx::VMCTX_PROBE_PAGE_SIZE {
+                    let offset = byte as i32 - vmctx::VMCTX_PROBE_PAGE_SIZE as i32;
+                    self.builder.ins().load(types::I8, probe, self.vmctx, offset);
                 } else {
-                    let store_ctx = store_ctx(&mut self.builder, self.vmctx);
-                    self.builder.ins().load(types::I64, trusted_flags(), store_ctx, vmctx::STORE_CTX_INTERRUPT_PAGE_OFFSET as i32)
-                };
+                    let page = self.builder.ins().iadd_imm_s(self.vmctx, -(vmctx::VMCTX_PROBE_PAGE_SIZE as i64));
+                    self.builder.ins().atomic_load(types::I8, probe, page);
+                }
+            }
+            Interruption::MmuPointer => {
+                let store_ctx = store_ctx(&mut self.builder, self.vmctx);
+                let page = self.builder.ins().load(types::I64, trusted_flags(), store_ctx, vmctx::STORE_CTX_INTERRUPT_PAGE_OFFSET as i32);
                 // A dead load, kept because it carries a trap code; atomic so
                 // that it is never merged with an earlier probe.
                 let probe = MemFlagsData::new().with_aligned().with_trap_code(Some(codes::INTERRUPTION_POINT));

@@ -39,13 +39,18 @@ pub const VMCTX_BUILTINS_OFFSET: u32 = 16;
 pub const VMCTX_INSTANCE_OFFSET: u32 = 24;
 pub const VMCTX_TYPE_IDS_OFFSET: u32 = 32;
 /// The store's interrupt page (MMU page mode), copied from its
-/// [`VMStoreContext`] so that an interruption point is one load from the vmctx,
-/// which is always in a register, plus the probe: no register is held for it
-/// across the function. The page's first word is the stack limit, so the
+/// [`VMStoreContext`]. The page's first word is the stack limit, so the
 /// prologue's stack check (vmctx -> page -> limit) is also the function-entry
-/// interruption point.
+/// interruption point. (Loop headers probe [`VMCTX_PROBE_PAGE_SIZE`] below the
+/// vmctx instead.)
 pub const VMCTX_INTERRUPT_PAGE_OFFSET: u32 = 40;
 const VMCTX_HEADER_SIZE: u32 = 48;
+/// In MMU page mode every vmctx is preceded by a read-only probe page of this
+/// size, which the store revokes with its interrupt page: a loop header's
+/// interruption point is one dead load from `vmctx - VMCTX_PROBE_PAGE_SIZE`
+/// (plus a per-point byte offset), through the register that already holds
+/// the vmctx.
+pub const VMCTX_PROBE_PAGE_SIZE: u32 = 4096;
 
 /// A function reference: what `ref.func`, tables and imports hold.
 ///

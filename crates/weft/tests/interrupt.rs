@@ -384,3 +384,58 @@ fn engine_wide_interruption_stops_every_store() {
         }
     }
 }
+
+/// Calls `name` (a loop with no calls, so only its loop probe can stop it),
+/// expecting the interrupt already pending to stop it. A watchdog interrupts
+/// again after 2 s so that a missed interrupt fails the test instead of
+/// hanging it.
+fn pending_interrupt_stops(store: &mut Store<()>, inst: weft::Instance, name: &str) {
+    let handle = store.interrupt_handle().unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let watchdog_fired = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let (done, fired) = (done.clone(), watchdog_fired.clone());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while !done.load(Ordering::SeqCst) {
+                if start.elapsed() > Duration::from_secs(2) {
+                    fired.store(true, Ordering::SeqCst);
+                    handle.interrupt();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let spin = inst.get_typed_func::<(), ()>(&mut *store, name).unwrap();
+    expect_interrupted(spin.call(&mut *store, ()).unwrap_err());
+    done.store(true, Ordering::SeqCst);
+    watchdog.join().unwrap();
+    assert!(!watchdog_fired.load(Ordering::SeqCst), "{name}: the pending interrupt was missed");
+}
+
+/// In page mode each instance's loops probe the page before its own vmctx:
+/// an instance created while an interrupt is pending starts with that page
+/// revoked, and a function with more loops than the page has bytes (whose
+/// last probes are atomic loads) is interrupted in its last loop.
+#[test]
+fn probe_pages_of_later_instances_and_long_functions() {
+    let _serial = serial();
+    let engine = engine(Interruption::MmuPage);
+    let (mut store, _first) = setup(&engine);
+    store.interrupt_handle().unwrap().interrupt();
+    let module = Module::new(&engine, r#"(module (func (export "spin") (loop $l (br $l))))"#).unwrap();
+    let second = weft::Instance::new(&mut store, &module, &[]).unwrap();
+    pending_interrupt_stops(&mut store, second, "spin");
+
+    let loops = "(loop)".repeat(4200);
+    let long = Module::new(&engine, format!(r#"(module (func (export "spin") {loops} (loop $l (br $l))))"#)).unwrap();
+    let third = weft::Instance::new(&mut store, &long, &[]).unwrap();
+    store.interrupt_handle().unwrap().interrupt();
+    pending_interrupt_stops(&mut store, third, "spin");
+    // The store stays usable, with nothing pending.
+    let ok = second.get_typed_func::<(), ()>(&mut store, "spin").unwrap();
+    let requester = interrupt_later(&engine, &mut store, Interruption::MmuPage, Duration::from_millis(5));
+    expect_interrupted(ok.call(&mut store, ()).unwrap_err());
+    requester.join().unwrap();
+}

@@ -27,7 +27,9 @@ pub enum ResolvedImport {
 pub struct InstanceData {
     pub module: Module,
     vmctx: *mut u8,
-    layout: Layout,
+    /// How the vmctx was allocated on the heap; `None` when it follows a probe
+    /// page in a region the store owns (MMU page mode).
+    heap_layout: Option<Layout>,
     pub store: *mut StoreOpaque,
     /// Store indices of the instance's memories, tables and globals (imported and defined).
     pub memories: Vec<usize>,
@@ -62,8 +64,10 @@ impl Drop for InstanceData {
         if let Some(tp) = &self.module.inner.engine.inner.table_pool {
             tp.leave_instance();
         }
-        // SAFETY: allocated in `instantiate` with this layout.
-        unsafe { std::alloc::dealloc(self.vmctx, self.layout) };
+        if let Some(layout) = self.heap_layout {
+            // SAFETY: allocated in `instantiate` with this layout.
+            unsafe { std::alloc::dealloc(self.vmctx, layout) };
+        }
     }
 }
 
@@ -219,19 +223,33 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
     if let Some(tp) = &m.engine.inner.table_pool {
         tp.enter_instance().map_err(InstantiateError::Error)?;
     }
-    let layout = Layout::from_size_align(offsets.size as usize, 16).unwrap();
     // Not zeroed: every field compiled code or the runtime reads is written
     // below (funcrefs of functions that never escape are never read).
-    // SAFETY: the layout has non-zero size (the header alone is 40 bytes).
-    let vmctx = unsafe { std::alloc::alloc(layout) };
-    if vmctx.is_null() {
-        std::alloc::handle_alloc_error(layout);
-    }
+    let (vmctx, heap_layout) = match store.interrupts.as_ref().filter(|i| i.probes_vmctx()) {
+        Some(interrupts) => match interrupts.alloc_probed_vmctx(offsets.size as usize) {
+            Ok(vmctx) => (vmctx, None),
+            Err(e) => {
+                if let Some(tp) = &m.engine.inner.table_pool {
+                    tp.leave_instance();
+                }
+                return Err(InstantiateError::Error(anyhow::Error::new(e).context("allocating the instance's context")));
+            }
+        },
+        None => {
+            let layout = Layout::from_size_align(offsets.size as usize, 16).unwrap();
+            // SAFETY: the layout has non-zero size (the header alone is 48 bytes).
+            let vmctx = unsafe { std::alloc::alloc(layout) };
+            if vmctx.is_null() {
+                std::alloc::handle_alloc_error(layout);
+            }
+            (vmctx, Some(layout))
+        }
+    };
     let store_ptr: *mut StoreOpaque = store;
     let mut inst = Box::new(InstanceData {
         module: module.clone(),
         vmctx,
-        layout,
+        heap_layout,
         store: store_ptr,
         memories: Vec::with_capacity(info.memories.len()),
         tables: Vec::with_capacity(info.tables.len()),

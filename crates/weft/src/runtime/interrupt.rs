@@ -6,21 +6,27 @@
 //! callback whether to continue with a new deadline or to trap.
 //!
 //! **MMU interruption.** At the same points compiled code makes one dead load
-//! from the store's interrupt page. In page mode the function-entry load is
-//! the prologue's own stack-limit load: the page's first word holds the stack
-//! limit (written through a second, always-writable view of the page) and the
-//! prologue reads it from the revocable view, so the compiler records that
-//! load's offset in the trap table instead of adding a probe.
-//! [`InterruptHandle::interrupt`] makes these loads fault, either by revoking
-//! the page (`mprotect`) or, in pointer mode, by pointing the store context at
-//! a forbidden page (a plain store). Pages are pooled per engine (a store's
-//! page goes back when its last handle is dropped). The signal
+//! from a page the store can revoke. In page mode the function-entry load is
+//! the prologue's own stack-limit load: the store's interrupt page's first
+//! word holds the stack limit (written through a second, always-writable view
+//! of the page) and the prologue reads it from the revocable view, so the
+//! compiler records that load's offset in the trap table instead of adding a
+//! probe. Loop headers load from the read-only probe page that precedes every
+//! vmctx in page mode (`[vmctx - 4096 + k]`, one load through the register
+//! that holds the vmctx); the store keeps a list of its instances' probe pages
+//! and revokes them with its interrupt page. [`InterruptHandle::interrupt`]
+//! makes these loads fault, either by revoking the pages (`mprotect`) or, in
+//! pointer mode, by pointing the store context at a forbidden page (a plain
+//! store). Pages and probe regions are pooled per engine (a store's page goes
+//! back when its last handle is dropped, its probe regions when it is
+//! dropped). The signal
 //! handler recognises the interruption point by its trap code and redirects the
 //! thread to `weft_interrupt_stub`, which saves every register (general purpose,
 //! flags, x87/SSE state), calls [`weft_interrupt_hook`] with the store recovered
 //! from the thread's activation, and on continue restores everything and
 //! re-executes the load, the page having been made readable again first.
-//! Both operations are async-signal-safe: an atomic store or one `mprotect`.
+//! Both operations are async-signal-safe: an atomic store, or `mprotect`s
+//! over a list that is only ever pushed to while the store lives.
 
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -94,6 +100,43 @@ impl Drop for Page {
     }
 }
 
+/// A vmctx with the probe page before it (MMU page mode): one page-aligned
+/// mapping, `[probe page, read-only][vmctx, read-write]`.
+struct ProbedRegion {
+    base: *mut u8,
+    len: usize,
+}
+// SAFETY: the region is owned by one store at a time (or by the pool).
+unsafe impl Send for ProbedRegion {}
+
+const PROBE_PAGE: usize = vmctx::VMCTX_PROBE_PAGE_SIZE as usize;
+
+impl ProbedRegion {
+    fn new(len: usize) -> std::io::Result<ProbedRegion> {
+        let base = sys::reserve(len)?;
+        let region = ProbedRegion { base, len };
+        // SAFETY: both ranges lie inside the fresh reservation.
+        unsafe {
+            sys::protect(base.add(PROBE_PAGE), len - PROBE_PAGE, true)?;
+            sys::protect_read_only(base, PROBE_PAGE, true)?;
+        }
+        Ok(region)
+    }
+}
+
+impl Drop for ProbedRegion {
+    fn drop(&mut self) {
+        // SAFETY: our mapping, used by no store any more.
+        unsafe { sys::unmap(self.base, self.len) };
+    }
+}
+
+/// One of a store's probe regions, in the list its interrupts walk.
+struct ProbeNode {
+    region: ProbedRegion,
+    next: *mut ProbeNode,
+}
+
 /// The page that faults in pointer mode (shared by every store).
 fn forbidden_page() -> *mut u8 {
     static FORBIDDEN: OnceLock<Page> = OnceLock::new();
@@ -106,9 +149,11 @@ fn forbidden_page() -> *mut u8 {
 #[derive(Default)]
 pub(crate) struct PagePool {
     pages: std::sync::Mutex<Vec<Page>>,
+    /// Probe regions of dropped stores by length, readable.
+    regions: std::sync::Mutex<std::collections::HashMap<usize, Vec<ProbedRegion>>>,
 }
 
-/// Pages kept at most; more are unmapped.
+/// Pages kept at most, and probe regions of each length; more are unmapped.
 const MAX_POOLED_PAGES: usize = 1024;
 
 impl PagePool {
@@ -120,6 +165,20 @@ impl PagePool {
         let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
         if pages.len() < MAX_POOLED_PAGES {
             pages.push(page);
+        }
+    }
+
+    fn take_region(&self, len: usize) -> std::io::Result<ProbedRegion> {
+        let pooled = self.regions.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&len).and_then(Vec::pop);
+        pooled.map_or_else(|| ProbedRegion::new(len), Ok)
+    }
+
+    /// Takes back a region whose probe page is readable.
+    fn give_back_region(&self, region: ProbedRegion) {
+        let mut regions = self.regions.lock().unwrap_or_else(|e| e.into_inner());
+        let same_length = regions.entry(region.len).or_default();
+        if same_length.len() < MAX_POOLED_PAGES {
+            same_length.push(region);
         }
     }
 }
@@ -135,8 +194,15 @@ pub(crate) struct InterruptShared {
     revoked: std::sync::atomic::AtomicBool,
     /// The store context, or null once the store is gone.
     ctx: AtomicPtr<VMStoreContext>,
-    /// Handles currently writing to `ctx` (the store waits for them on drop).
+    /// Handles currently writing to `ctx` or walking `probes` (the store
+    /// waits for them on drop).
     writers: AtomicUsize,
+    /// The store's probe regions (page mode): pushed by the store's thread,
+    /// walked by interrupting threads and signal handlers, emptied by `detach`.
+    probes: AtomicPtr<ProbeNode>,
+    /// An interrupt may have revoked a probe page since the store was
+    /// created: `detach` then makes them all readable before pooling them.
+    probes_revoked: std::sync::atomic::AtomicBool,
 }
 
 impl InterruptShared {
@@ -148,7 +214,49 @@ impl InterruptShared {
             revoked: std::sync::atomic::AtomicBool::new(false),
             ctx: AtomicPtr::new(ctx),
             writers: AtomicUsize::new(0),
+            probes: AtomicPtr::new(std::ptr::null_mut()),
+            probes_revoked: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Whether instances of this store get a probe page before their vmctx.
+    pub fn probes_vmctx(&self) -> bool {
+        self.mode == Interruption::MmuPage
+    }
+
+    /// Allocates `size` bytes for a vmctx, after a probe page that this
+    /// store's interrupts revoke. The memory belongs to the store until it is
+    /// dropped (instances never outlive their store).
+    pub fn alloc_probed_vmctx(&self, size: usize) -> std::io::Result<*mut u8> {
+        if crate::runtime::code::page_size() != PROBE_PAGE {
+            return Err(std::io::Error::other("MMU page interruption needs 4 KiB host pages"));
+        }
+        let len = PROBE_PAGE + size.div_ceil(PROBE_PAGE).next_power_of_two() * PROBE_PAGE;
+        let region = self.pool.take_region(len)?;
+        let (page, vmctx) = (region.base, region.base.wrapping_add(PROBE_PAGE));
+        let node = Box::into_raw(Box::new(ProbeNode { region, next: self.probes.load(Ordering::SeqCst) }));
+        self.probes.store(node, Ordering::SeqCst);
+        // An interrupt that walked the list before this page was on it has
+        // set `revoked` first: the page starts revoked like the others.
+        if self.revoked.load(Ordering::SeqCst) {
+            self.probes_revoked.store(true, Ordering::SeqCst);
+            // SAFETY: our region's probe page; mprotect is async-signal-safe.
+            unsafe { libc::mprotect(page as *mut _, PROBE_PAGE, libc::PROT_NONE) };
+        }
+        Ok(vmctx)
+    }
+
+    /// Calls `f` with each probe page of the store. Only while the store lives
+    /// (its thread, or a walker counted in `writers` that saw `ctx` set).
+    fn for_each_probe_page(&self, mut f: impl FnMut(*mut u8)) {
+        let mut node = self.probes.load(Ordering::SeqCst);
+        while !node.is_null() {
+            // SAFETY: nodes are freed only by `detach`, after walkers are done.
+            unsafe {
+                f((*node).region.base);
+                node = (*node).next;
+            }
+        }
     }
 
     /// The page the store context should point at while not interrupted.
@@ -171,6 +279,16 @@ impl InterruptShared {
                     libc::mprotect(self.page.guest as *mut _, crate::runtime::code::page_size(), libc::PROT_NONE);
                 }
                 self.revoked.store(true, Ordering::SeqCst);
+                self.writers.fetch_add(1, Ordering::SeqCst);
+                if !self.ctx.load(Ordering::SeqCst).is_null() {
+                    self.probes_revoked.store(true, Ordering::SeqCst);
+                    // SAFETY: the store's probe pages, alive while `ctx` is set
+                    // and we are counted in `writers`.
+                    self.for_each_probe_page(|page| unsafe {
+                        libc::mprotect(page as *mut _, PROBE_PAGE, libc::PROT_NONE);
+                    });
+                }
+                self.writers.fetch_sub(1, Ordering::SeqCst);
             }
             Interruption::MmuPointer => {
                 self.writers.fetch_add(1, Ordering::SeqCst);
@@ -190,10 +308,14 @@ impl InterruptShared {
         match self.mode {
             Interruption::MmuPage => {
                 self.revoked.store(false, Ordering::SeqCst);
-                // SAFETY: our own page.
+                // SAFETY: our own page, and the running store's probe pages.
                 unsafe {
                     libc::mprotect(self.page.guest as *mut _, crate::runtime::code::page_size(), libc::PROT_READ);
                 }
+                // SAFETY: as above.
+                self.for_each_probe_page(|page| unsafe {
+                    libc::mprotect(page as *mut _, PROBE_PAGE, libc::PROT_READ);
+                });
             }
             Interruption::MmuPointer => {
                 // SAFETY: `ctx` is the running store's context.
@@ -209,13 +331,34 @@ impl InterruptShared {
         while self.writers.load(Ordering::SeqCst) != 0 {
             std::hint::spin_loop();
         }
+        // No walker is left: the probe regions go back to the pool, readable.
+        let revoked = self.probes_revoked.swap(false, Ordering::SeqCst);
+        let mut node = self.probes.swap(std::ptr::null_mut(), Ordering::SeqCst);
+        while !node.is_null() {
+            // SAFETY: pushed by `alloc_probed_vmctx` with `Box::into_raw`, and
+            // unreachable from `probes` now.
+            let ProbeNode { region, next } = *unsafe { Box::from_raw(node) };
+            node = next;
+            // SAFETY: the region's own probe page.
+            if !revoked || unsafe { sys::protect_read_only(region.base, PROBE_PAGE, true) }.is_ok() {
+                self.pool.give_back_region(region);
+            }
+        }
     }
 
     /// Whether `addr` is on a page an interruption point may fault on.
     pub fn owns_fault(&self, addr: usize) -> bool {
         let size = crate::runtime::code::page_size();
         let on = |p: *mut u8| addr >= p as usize && addr < p as usize + size;
-        on(self.page.guest) || (self.mode == Interruption::MmuPointer && on(forbidden_page()))
+        let mut on_probe_page = false;
+        self.for_each_probe_page(|page| on_probe_page |= on(page));
+        on(self.page.guest) || (self.mode == Interruption::MmuPointer && on(forbidden_page())) || on_probe_page
+    }
+
+    /// In pointer mode, the readable page whose address a faulting probe's
+    /// base register must be given back (see the signal handler).
+    pub fn pointer_mode_readable_page(&self) -> Option<*const u8> {
+        (self.mode == Interruption::MmuPointer).then_some(self.page.guest as *const u8)
     }
 }
 

@@ -352,7 +352,7 @@ unsafe extern "C" fn trap_handler(sig: libc::c_int, info: *mut libc::siginfo_t, 
             // SAFETY: as above.
             let readable = unsafe {
                 let store = (*(*act).store_ctx).store as *const crate::store::StoreOpaque;
-                (*store).interrupts.as_ref().map(|i| i.readable_page() as i64)
+                (*store).interrupts.as_ref().and_then(|i| i.pointer_mode_readable_page()).map(|p| p as i64)
             };
             let forbidden = (addr & !(code::page_size() - 1)) as i64;
             if let Some(readable) = readable.filter(|r| *r != forbidden) {
