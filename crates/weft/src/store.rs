@@ -211,6 +211,9 @@ impl<T> Store<T> {
                 inner.opaque.vm.set_stack_limit(usize::MAX);
             }
             inner.opaque.interrupts = Some(shared);
+        } else if mode == Interruption::Epoch {
+            // Epoch checks' slow paths load from it: reaching the deadline faults.
+            inner.opaque.vm.interrupt_page = crate::runtime::interrupt::forbidden_page();
         }
         Store { inner }
     }
@@ -241,7 +244,9 @@ impl<T> Store<T> {
     }
 
     /// Calls `callback` when the epoch deadline is reached; it decides whether the
-    /// guest continues (with a new deadline) or traps. An error traps too.
+    /// guest continues (with a new deadline), yields (in a resumable call) or
+    /// traps. An error traps too, and the call returns it as the trap's
+    /// source, as for an MMU interrupt hook.
     pub fn epoch_deadline_callback(
         &mut self,
         callback: impl FnMut(StoreContextMut<'_, T>) -> anyhow::Result<UpdateDeadline> + Send + 'static,

@@ -117,7 +117,9 @@ pub struct VMStoreContext {
     pub epoch_counter: *const AtomicU64,
     /// The epoch at which the running guest is interrupted.
     pub epoch_deadline: u64,
-    /// The interrupt page loaded at every interruption point in MMU mode.
+    /// The interrupt page loaded at every interruption point in MMU mode; in
+    /// epoch mode, a forbidden page that a check's slow path loads from, so
+    /// that reaching the deadline faults into the store's callback.
     pub interrupt_page: *const u8,
     /// The innermost active stack (continuation) chain; null while on the native stack.
     pub active_stack: *mut u8,
@@ -249,14 +251,12 @@ pub enum Builtin {
     TableInit,
     /// (vmctx, elem)
     ElemDrop,
-    /// (vmctx) -> i32: 0 to continue (the deadline was moved), 1 to trap.
-    EpochDeadline,
     /// (vmctx, table, index: i64) -> i64: materialises a lazily initialised
     /// funcref table element (see [`LAZY_FUNCREF_TAG`]) and returns it.
     TableLazyInit,
 }
 
-pub const NUM_BUILTINS: usize = 12;
+pub const NUM_BUILTINS: usize = 11;
 
 /// Funcref table elements with this low bit set are not yet materialised: the
 /// element is `(function index << 1) | 1`, a function of the table's owning

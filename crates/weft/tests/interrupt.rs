@@ -362,6 +362,35 @@ fn registers_survive_interruptions() {
         assert_eq!(got, expected, "{mode:?}");
         assert!(hits.load(Ordering::SeqCst) > 50, "{mode:?}: {} interruptions", hits.load(Ordering::SeqCst));
     }
+    // Epoch checks reach their callback through the same register-saving
+    // stub (their slow path faults instead of calling).
+    let engine = engine(Interruption::Epoch);
+    let module = Module::new(&engine, &wat).unwrap();
+    let mut store = Store::new(&engine, ());
+    let hits = Arc::new(AtomicU64::new(0));
+    let h = hits.clone();
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        h.fetch_add(1, Ordering::SeqCst);
+        std::hint::black_box(1.2345f64.sqrt() * 3.0);
+        Ok(UpdateDeadline::Continue(1))
+    });
+    let inst = weft::Instance::new(&mut store, &module, &[]).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let ticker = {
+        let (engine, done) = (engine.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                engine.increment_epoch();
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        })
+    };
+    let got = inst.get_typed_func::<i32, i64>(&mut store, "run").unwrap().call(&mut store, iterations).unwrap();
+    done.store(true, Ordering::SeqCst);
+    ticker.join().unwrap();
+    assert_eq!(got, expected, "Epoch");
+    assert!(hits.load(Ordering::SeqCst) > 50, "Epoch: {} deadlines", hits.load(Ordering::SeqCst));
 }
 
 #[test]
@@ -438,4 +467,22 @@ fn probe_pages_of_later_instances_and_long_functions() {
     let requester = interrupt_later(&engine, &mut store, Interruption::MmuPage, Duration::from_millis(5));
     expect_interrupted(ok.call(&mut store, ()).unwrap_err());
     requester.join().unwrap();
+}
+
+/// An error from the epoch callback stops the guest and comes back to the
+/// caller as the trap's source.
+#[test]
+fn an_epoch_callback_error_reaches_the_caller() {
+    let _serial = serial();
+    let engine = engine(Interruption::Epoch);
+    let (mut store, inst) = setup(&engine);
+    store.set_epoch_deadline(0);
+    store.epoch_deadline_callback(|_| anyhow::bail!("out of fuel, says the host"));
+    let spin = inst.get_typed_func::<(), ()>(&mut store, "spin").unwrap();
+    let err = spin.call(&mut store, ()).unwrap_err();
+    assert!(format!("{err:?}").contains("out of fuel, says the host"), "{err:?}");
+    // The store stays usable.
+    store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Continue(1_000_000)));
+    let ok = inst.get_typed_func::<(), i32>(&mut store, "ok").unwrap();
+    assert_eq!(ok.call(&mut store, ()).unwrap(), 42);
 }

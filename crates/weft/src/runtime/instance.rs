@@ -86,7 +86,6 @@ static BUILTINS: BuiltinTable = BuiltinTable([
     table_copy as *const u8,
     table_init as *const u8,
     elem_drop as *const u8,
-    crate::runtime::interrupt::epoch_deadline as *const u8,
     table_lazy_init as *const u8,
 ]);
 

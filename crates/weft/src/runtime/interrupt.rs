@@ -2,8 +2,11 @@
 //!
 //! **Epochs.** Compiled code compares the engine's epoch counter with the
 //! store's deadline at every function entry and loop header; when the deadline
-//! is reached it calls [`epoch_deadline`] (a builtin), which asks the store's
-//! callback whether to continue with a new deadline or to trap.
+//! is reached its slow path loads from a forbidden page (no call, which would
+//! cost registers across every loop), and the signal handler sends the thread
+//! through the same stub as an MMU interruption to [`weft_interrupt_hook`],
+//! which asks the store's callback whether to continue with a new deadline,
+//! yield or trap.
 //!
 //! **MMU interruption.** At the same points compiled code makes one dead load
 //! from a page the store can revoke. In page mode the function-entry load is
@@ -137,10 +140,36 @@ struct ProbeNode {
     next: *mut ProbeNode,
 }
 
-/// The page that faults in pointer mode (shared by every store).
-fn forbidden_page() -> *mut u8 {
-    static FORBIDDEN: OnceLock<Page> = OnceLock::new();
+static FORBIDDEN: OnceLock<Page> = OnceLock::new();
+
+/// The page that faults in pointer mode and in epoch checks' slow paths
+/// (shared by every store).
+pub(crate) fn forbidden_page() -> *mut u8 {
     FORBIDDEN.get_or_init(|| Page::new(false)).guest
+}
+
+/// Whether a fault on `addr` at an interruption point interrupts `store`.
+/// Async-signal-safe.
+pub(crate) fn is_interruption_fault(store: &crate::store::StoreOpaque, addr: usize) -> bool {
+    match &store.interrupts {
+        Some(shared) => shared.owns_fault(addr),
+        None => {
+            store.engine.config().tunables.interruption == Interruption::Epoch
+                && FORBIDDEN.get().is_some_and(|p| (p.guest as usize..p.guest as usize + crate::runtime::code::page_size()).contains(&addr))
+        }
+    }
+}
+
+/// Where the faulting load's base register must point for the load to pass
+/// when it is re-executed, when that is how the store resumes: pointer mode
+/// and epoch slow paths (a readable page); `None` in page mode, whose pages
+/// are made readable again instead.
+pub(crate) fn repair_target(store: &crate::store::StoreOpaque) -> Option<*const u8> {
+    match &store.interrupts {
+        Some(shared) => shared.pointer_mode_readable_page(),
+        // Any readable byte will do: the load is dead.
+        None => Some(&*store.vm as *const VMStoreContext as *const u8),
+    }
 }
 
 /// Interrupt pages of dropped stores, kept by the engine for its next stores:
@@ -410,35 +439,28 @@ unsafe fn store_of(ctx: *mut VMStoreContext) -> *mut crate::store::StoreOpaque {
     unsafe { (*ctx).store as *mut crate::store::StoreOpaque }
 }
 
-/// Builtin: the epoch deadline was reached. Returns 0 to continue, 1 to trap.
-pub(crate) unsafe extern "C" fn epoch_deadline(vmctx: *mut u8) -> u32 {
-    // SAFETY: called by compiled code with its vmctx, whose header points to the store context.
-    let ctx = unsafe { *(vmctx.add(vmctx::VMCTX_STORE_CTX_OFFSET as usize) as *const *mut VMStoreContext) };
-    // SAFETY: the store is running this call.
-    let store = unsafe { &mut *store_of(ctx) };
-    let Some(mut callback) = store.epoch_callback.take() else { return 1 };
+/// The epoch deadline was reached: asks the store's callback (none: trap).
+/// `Ok` to continue, the deadline moved (after a suspension, if the callback
+/// asked for a yield); `Err` with the trap to raise.
+fn epoch_deadline_reached(store: &mut crate::store::StoreOpaque, ctx: *mut VMStoreContext) -> Result<(), (TrapCause, Option<anyhow::Error>)> {
+    let Some(mut callback) = store.epoch_callback.take() else { return Err((TrapCause::Wasm(TrapKind::Interrupted), None)) };
     let decision = callback(store as *mut _ as *mut u8);
     store.epoch_callback = Some(callback);
-    match decision {
-        Ok(UpdateDeadline::Continue(delta)) => {
-            let now = store.engine.epoch_counter().load(Ordering::Relaxed);
-            // SAFETY: as above.
-            unsafe { (*ctx).epoch_deadline = now.saturating_add(delta) };
-            0
-        }
+    let delta = match decision {
+        Ok(UpdateDeadline::Continue(delta)) => delta,
         Ok(UpdateDeadline::Yield(delta)) => {
             // Nothing borrowed from the store is used after the switch: the host
             // may use the store while the guest is suspended.
-            if crate::runtime::fiber::yield_now().is_err() {
-                return 1;
-            }
-            let now = store.engine.epoch_counter().load(Ordering::Relaxed);
-            // SAFETY: the store context outlives the suspended call.
-            unsafe { (*ctx).epoch_deadline = now.saturating_add(delta) };
-            0
+            crate::runtime::fiber::yield_now().map_err(|e| (TrapCause::Host, Some(e)))?;
+            delta
         }
-        Ok(UpdateDeadline::Trap) | Err(_) => 1,
-    }
+        Ok(UpdateDeadline::Trap) => return Err((TrapCause::Wasm(TrapKind::Interrupted), None)),
+        Err(e) => return Err((TrapCause::Host, Some(e))),
+    };
+    let now = store.engine.epoch_counter().load(Ordering::Relaxed);
+    // SAFETY: the store context outlives the running (or resumed) call.
+    unsafe { (*ctx).epoch_deadline = now.saturating_add(delta) };
+    Ok(())
 }
 
 /// Called by `weft_interrupt_stub` on an interrupted thread, with the faulting
@@ -450,6 +472,14 @@ unsafe extern "C" fn weft_interrupt_hook(fault_pc: usize, fp: usize) {
     let ctx = unsafe { (*act).store_ctx };
     // SAFETY: the activation's store is running.
     let store = unsafe { &mut *store_of(ctx) };
+    if store.interrupts.is_none() {
+        // An epoch check's slow path: the deadline was reached.
+        if let Err((cause, error)) = epoch_deadline_reached(store, ctx) {
+            // SAFETY: called from compiled code's interrupted frame; nothing to drop here.
+            unsafe { signals::raise_at(cause, error, None, fault_pc, fp) }
+        }
+        return;
+    }
     if let Some(shared) = &store.interrupts {
         shared.restore(ctx);
     }

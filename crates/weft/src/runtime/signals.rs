@@ -340,19 +340,19 @@ unsafe extern "C" fn trap_handler(sig: libc::c_int, info: *mut libc::siginfo_t, 
         let on_interrupt_page = addr != 0
             && unsafe {
                 let store = (*(*act).store_ctx).store as *const crate::store::StoreOpaque;
-                (*store).interrupts.as_ref().is_some_and(|i| i.owns_fault(addr))
+                crate::runtime::interrupt::is_interruption_fault(&*store, addr)
             };
         if code == Some(Some(codes::INTERRUPTION_POINT)) && on_interrupt_page {
             // An MMU interruption: run the hook on the guest's stack, then
             // resume at the same load. See `interrupt.rs` for the stub's frame.
-            // In pointer mode the faulting load's base register holds the
-            // forbidden page, loaded before the flip back: point it at the
-            // readable page so that re-executing the load succeeds. (The register
-            // is found by value; it holds nothing but that pointer.)
+            // In pointer mode and in an epoch check's slow path the faulting
+            // load's base register holds the forbidden page: point it at a
+            // readable page so that re-executing the load succeeds. (The
+            // register is found by value; it holds nothing but that pointer.)
             // SAFETY: as above.
             let readable = unsafe {
                 let store = (*(*act).store_ctx).store as *const crate::store::StoreOpaque;
-                (*store).interrupts.as_ref().and_then(|i| i.pointer_mode_readable_page()).map(|p| p as i64)
+                crate::runtime::interrupt::repair_target(&*store).map(|p| p as i64)
             };
             let forbidden = (addr & !(code::page_size() - 1)) as i64;
             if let Some(readable) = readable.filter(|r| *r != forbidden) {
