@@ -50,16 +50,22 @@ fn call<P: weft::WasmParams, R: weft::WasmResults>(store: &mut Store<()>, inst: 
     inst.get_typed_func::<P, R>(&mut *store, name).unwrap().call(&mut *store, p).unwrap()
 }
 
+/// Two tenants that each write a byte of their memory (so their slot needs
+/// restoring) and are dropped.
+fn run_writing_tenants(engine: &Engine, module: &Module) {
+    for _ in 0..2 {
+        let mut store = Store::new(engine, ());
+        let inst = Instance::new(&mut store, module, &[]).unwrap();
+        call::<(i32, i32), ()>(&mut store, inst, "write", (16, b'J' as i32));
+    }
+}
+
 #[test]
 fn warm_pooled_reinstantiation_is_one_madvise() {
     let engine = pooled_engine(0);
     let module = Module::new(&engine, MODULE).unwrap();
     // Warm up: the first use of the slot maps the image.
-    for _ in 0..2 {
-        let mut store = Store::new(&engine, ());
-        let inst = Instance::new(&mut store, &module, &[]).unwrap();
-        call::<(i32, i32), ()>(&mut store, inst, "write", (16, b'J' as i32));
-    }
+    run_writing_tenants(&engine, &module);
     let before = weft::syscall_counts();
     let mut store = Store::new(&engine, ());
     let inst = Instance::new(&mut store, &module, &[]).unwrap();
@@ -81,11 +87,7 @@ fn warm_pooled_reinstantiation_is_one_madvise() {
 fn a_slot_whose_tenant_never_ran_is_reused_without_a_system_call() {
     let engine = pooled_engine(0);
     let module = Module::new(&engine, MODULE).unwrap();
-    for _ in 0..2 {
-        let mut store = Store::new(&engine, ());
-        let inst = Instance::new(&mut store, &module, &[]).unwrap();
-        call::<(i32, i32), ()>(&mut store, inst, "write", (16, b'J' as i32));
-    }
+    run_writing_tenants(&engine, &module);
     // The first tenant after a running one restores the slot; the next ones have nothing to restore.
     let mut counts = Vec::new();
     for _ in 0..3 {
@@ -259,11 +261,7 @@ fn growth_and_traps_do_not_leak(growth: MemoryGrowth) {
 fn truncate_growth_extends_the_memfd_without_mprotect() {
     let engine = pooled_engine_growing_by(0, MemoryGrowth::Truncate);
     let module = Module::new(&engine, MODULE).unwrap();
-    for _ in 0..2 {
-        let mut store = Store::new(&engine, ());
-        let inst = Instance::new(&mut store, &module, &[]).unwrap();
-        call::<(i32, i32), ()>(&mut store, inst, "write", (16, 1));
-    }
+    run_writing_tenants(&engine, &module);
     let before = weft::syscall_counts();
     let mut store = Store::new(&engine, ());
     let inst = Instance::new(&mut store, &module, &[]).unwrap();
