@@ -486,6 +486,9 @@ impl<R: WasmResults + 'static> SuspendedCall<R> {
             anyhow::bail!("a suspended call must be resumed with its own store");
         }
         self.suspension.suspended.store(false, std::sync::atomic::Ordering::SeqCst);
+        // Wasm runs again: memories made while it was suspended (which it may
+        // reach through a table the host filled) count as possibly written.
+        opaque.wasm_calls = opaque.wasm_calls.wrapping_add(1);
         self.drive(opaque)
     }
 

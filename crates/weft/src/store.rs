@@ -62,7 +62,8 @@ pub struct StoreOpaque {
     /// Whether a resumable call is suspended (the store refuses other calls),
     /// shared with the suspended call so that dropping it frees the store.
     pub(crate) suspension: Arc<SuspensionState>,
-    /// Calls from the host into Wasm so far. Together with
+    /// Calls from the host into Wasm (and resumptions of suspended calls) so
+    /// far. Together with
     /// [`MemoryEntry::wasm_calls_when_clean`] it tells which memories no Wasm
     /// code has run against, which then need no restoring (a pooled slot whose
     /// tenant never ran is reused without an `madvise`).

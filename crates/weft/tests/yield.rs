@@ -156,3 +156,46 @@ fn mmu_yield_and_dropping_a_suspended_call() {
         assert_eq!(f.call(&mut store, 1000).unwrap() as u64, checksum(1000));
     }
 }
+
+/// A memory created while a call is suspended, which the resumed code then
+/// writes (through a table the host filled), is restored before its pool slot
+/// is reused: resuming counts as entering Wasm.
+#[test]
+fn a_memory_written_after_a_resume_is_restored_for_the_next_tenant() {
+    let mut config = Config::new();
+    config.interruption(Interruption::Epoch);
+    config.allocation_strategy(weft::InstanceAllocationStrategy::Pooling(weft::PoolingConfig {
+        total_memories: 1,
+        ..Default::default()
+    }));
+    let engine = Engine::new(&config).unwrap();
+    let caller = Module::new(
+        &engine,
+        r#"(module (type $t (func)) (table (export "t") 1 funcref)
+            (func (export "go") (local $n i32)
+              (loop $l (br_if $l (i32.ne (local.tee $n (i32.add (local.get $n) (i32.const 1))) (i32.const 1000))))
+              (call_indirect (type $t) (i32.const 0))))"#,
+    )
+    .unwrap();
+    let writer = Module::new(&engine, r#"(module (memory (export "m") 1) (func (export "w") (i32.store8 (i32.const 0) (i32.const 0x55))))"#).unwrap();
+    {
+        let mut store = Store::new(&engine, ());
+        let go = Instance::new(&mut store, &caller, &[]).unwrap();
+        store.set_epoch_deadline(0);
+        let yielded = Arc::new(AtomicBool::new(false));
+        let y = yielded.clone();
+        store.epoch_deadline_callback(move |_| Ok(if y.swap(true, Ordering::SeqCst) { UpdateDeadline::Continue(u64::MAX / 2) } else { UpdateDeadline::Yield(0) }));
+        let f = go.get_typed_func::<(), ()>(&mut store, "go").unwrap();
+        let CallState::Suspended(suspended) = f.call_resumable(&mut store, ()).unwrap() else { panic!("the call should have yielded") };
+        // Made while the call is suspended: no Wasm has run since.
+        let w = Instance::new(&mut store, &writer, &[]).unwrap();
+        let write = w.get_func(&mut store, "w").unwrap();
+        go.get_table(&mut store, "t").unwrap().set(&mut store, 0, weft::Val::FuncRef(Some(write))).unwrap();
+        assert!(matches!(suspended.resume(&mut store).unwrap(), CallState::Done(())));
+    }
+    let mut store = Store::new(&engine, ());
+    let w = Instance::new(&mut store, &writer, &[]).unwrap();
+    let mut byte = [0];
+    w.get_memory(&mut store, "m").unwrap().read(&store, 0, &mut byte).unwrap();
+    assert_eq!(byte[0], 0, "the last tenant's write leaked");
+}

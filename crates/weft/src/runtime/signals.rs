@@ -343,8 +343,8 @@ unsafe extern "C" fn trap_handler(sig: libc::c_int, info: *mut libc::siginfo_t, 
                 crate::runtime::interrupt::is_interruption_fault(&*store, addr)
             };
         if code == Some(Some(codes::INTERRUPTION_POINT)) && on_interrupt_page {
-            // An MMU interruption: run the hook on the guest's stack, then
-            // resume at the same load. See `interrupt.rs` for the stub's frame.
+            // An interruption (MMU, or an epoch check's slow path): run the hook
+            // on the guest's stack, then resume at the same load. See `interrupt.rs` for the stub's frame.
             // In pointer mode and in an epoch check's slow path the faulting
             // load's base register holds the forbidden page: point it at a
             // readable page so that re-executing the load succeeds. (The
