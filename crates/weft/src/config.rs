@@ -144,7 +144,10 @@ impl Config {
     /// header compares the engine's epoch ([`Engine::increment_epoch`](crate::Engine::increment_epoch))
     /// with the store's deadline ([`Store::set_epoch_deadline`](crate::Store::set_epoch_deadline)).
     /// Measured over the sightglass suite: 5.7-6.4% over no checks, against
-    /// 13-14% for wasmtime 48's epochs (BENCHMARKS.md).
+    /// 13-14% for wasmtime 48's epochs (BENCHMARKS.md). Reaching a deadline
+    /// costs a fault and a trip through the signal handler (microseconds), so
+    /// deadlines meant to fire every few microseconds are better served by
+    /// larger ones.
     pub fn epoch_interruption(&mut self, enable: bool) -> &mut Self {
         self.tunables.interruption = if enable { Interruption::Epoch } else { Interruption::None };
         self
