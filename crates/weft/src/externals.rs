@@ -124,7 +124,10 @@ impl Memory {
     pub fn data<'a, S: AsContext>(&self, store: &'a S) -> &'a [u8] {
         let ctx = store.as_context();
         let inner = ctx.inner;
-        self.entry(&inner.opaque).mem.data()
+        let mem = &self.entry(&inner.opaque).mem;
+        // The slice outlives this call and may be turned into a pointer.
+        mem.mark_written();
+        mem.data()
     }
     /// The memory's contents, mutably.
     pub fn data_mut<'a, S: AsContextMut>(&self, store: &'a mut S) -> &'a mut [u8] {
@@ -144,7 +147,10 @@ impl Memory {
     /// Base address of the memory. It never moves while the store lives.
     pub fn data_ptr(&self, store: impl AsContext) -> *mut u8 {
         let ctx = store.as_context();
-        self.entry(&ctx.inner.opaque).mem.base_for_writing()
+        let mem = &self.entry(&ctx.inner.opaque).mem;
+        // The host may write through it.
+        mem.mark_written();
+        mem.def.base
     }
     /// Copies bytes out of the memory at `offset`.
     ///
@@ -152,7 +158,7 @@ impl Memory {
     /// Fails if the range is out of bounds.
     pub fn read(&self, store: impl AsContext, offset: usize, buf: &mut [u8]) -> anyhow::Result<()> {
         let ctx = store.as_context();
-        let data = self.entry(&ctx.inner.opaque).mem.data_for_copying_out();
+        let data = self.entry(&ctx.inner.opaque).mem.data();
         let src = offset.checked_add(buf.len()).and_then(|end| data.get(offset..end));
         buf.copy_from_slice(src.ok_or_else(|| anyhow::anyhow!("out of bounds memory access"))?);
         Ok(())

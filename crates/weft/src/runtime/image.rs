@@ -142,10 +142,7 @@ fn build_one(info: &ModuleInfo, bytes: &[u8], memory: u32) -> Result<Option<(Mem
         return Err(format!("the image would be {len} bytes"));
     }
     let fd = crate::runtime::sys::memfd(c"weft-memory-image", true).map_err(|e| format!("memfd_create failed: {e}"))?;
-    // SAFETY: sizing our own fresh memfd.
-    if unsafe { libc::ftruncate(fd.as_raw_fd(), len as i64) } != 0 {
-        return Err(format!("ftruncate failed: {}", std::io::Error::last_os_error()));
-    }
+    crate::runtime::sys::truncate(&fd, len).map_err(|e| format!("ftruncate failed: {e}"))?;
     // Later segments overwrite earlier ones, as instantiation would.
     for &(i, off) in &segments {
         let data = &bytes[info.data[i].range.clone()];

@@ -201,29 +201,14 @@ impl LinearMemory {
         }
     }
 
-    /// The base address, handed to the host, which may write through it.
-    pub fn base_for_writing(&self) -> *mut u8 {
-        self.mark_written();
-        self.def.base
-    }
-
-    /// The accessible bytes.
+    /// The accessible bytes. Reading changes nothing, so this does not count
+    /// as a write; a caller that hands the bytes on calls [`mark_written`](Self::mark_written).
     pub fn data(&self) -> &[u8] {
-        // Reads do not change contents, but the slice outlives this call and
-        // the caller may turn it into a pointer: counted as a write, to be safe.
-        self.mark_written();
         // SAFETY: the first `byte_size()` bytes are mapped read-write.
         unsafe { std::slice::from_raw_parts(self.def.base, self.byte_size() as usize) }
     }
 
-    /// The accessible bytes, for a copy that ends before the borrow does (so,
-    /// unlike [`data`](Self::data), not counted as a possible write).
-    pub fn data_for_copying_out(&self) -> &[u8] {
-        // SAFETY: as in `data`.
-        unsafe { std::slice::from_raw_parts(self.def.base, self.byte_size() as usize) }
-    }
-
-    /// The accessible bytes, mutably.
+    /// The accessible bytes, mutably (counted as a write).
     pub fn data_mut(&mut self) -> &mut [u8] {
         self.mark_written();
         // SAFETY: as in `data`, and we hold the memory exclusively.
