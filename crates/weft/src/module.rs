@@ -111,7 +111,7 @@ impl Module {
         let (info, pending) = frontend::parse(binary)?;
         let offsets = VMOffsets::new(&info);
         let compiled = {
-            let env = TranslateEnv { info: &info, offsets: &offsets, tunables: &engine.config().tunables };
+            let env = TranslateEnv { info: &info, offsets: &offsets, tunables: &engine.config().tunables, epoch_counter: engine.epoch_counter() as *const _ as usize };
             compile::compile_module(&engine.inner.isa, engine.config(), &env, pending)?
         };
         let type_ids = engine.inner.types.register_module(&info);

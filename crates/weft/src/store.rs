@@ -68,6 +68,9 @@ pub struct StoreOpaque {
     /// code has run against, which then need no restoring (a pooled slot whose
     /// tenant never ran is reused without an `madvise`).
     pub(crate) wasm_calls: u64,
+    /// The epoch at which the running guest is interrupted (epoch
+    /// interruption); see [`Self::set_epoch_deadline_at`].
+    pub(crate) epoch_deadline: u64,
 }
 
 /// Shared between a store and its suspended call.
@@ -96,6 +99,15 @@ impl StoreOpaque {
 }
 
 impl StoreOpaque {
+    /// Sets the epoch at which the guest is interrupted, here and in the copy
+    /// that every instance's vmctx holds for compiled code.
+    pub(crate) fn set_epoch_deadline_at(&mut self, deadline: u64) {
+        self.epoch_deadline = deadline;
+        for inst in &self.instances {
+            inst.set_epoch_deadline(deadline);
+        }
+    }
+
     /// Adds a memory that is in its initial state; returns its index.
     pub(crate) fn push_memory(&mut self, mem: LinearMemory, ty: MemoryType) -> usize {
         self.memories.push(MemoryEntry { mem, ty, wasm_calls_when_clean: self.wasm_calls });
@@ -169,8 +181,6 @@ impl<T> Store<T> {
     pub fn new(engine: &Engine, data: T) -> Self {
         let vm = Box::new(VMStoreContext {
             stack_limit: usize::MAX,
-            epoch_counter: engine.epoch_counter() as *const AtomicU64,
-            epoch_deadline: u64::MAX,
             interrupt_page: std::ptr::null(),
             active_stack: std::ptr::null_mut(),
             store: std::ptr::null_mut(),
@@ -194,6 +204,7 @@ impl<T> Store<T> {
                 interrupts: None,
                 suspension: Arc::default(),
                 wasm_calls: 0,
+                epoch_deadline: u64::MAX,
             },
             data,
         });
@@ -235,7 +246,7 @@ impl<T> Store<T> {
     /// (with [`Config::epoch_interruption`](crate::Config::epoch_interruption)).
     pub fn set_epoch_deadline(&mut self, ticks: u64) {
         let now = self.inner.opaque.engine.epoch_counter().load(std::sync::atomic::Ordering::Relaxed);
-        self.inner.opaque.vm.epoch_deadline = now.saturating_add(ticks);
+        self.inner.opaque.set_epoch_deadline_at(now.saturating_add(ticks));
     }
 
     /// Makes reaching the epoch deadline trap with

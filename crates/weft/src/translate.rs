@@ -26,6 +26,8 @@ pub struct TranslateEnv<'a> {
     pub info: &'a ModuleInfo,
     pub offsets: &'a VMOffsets,
     pub tunables: &'a Tunables,
+    /// Address of the engine's epoch counter, which epoch checks load from.
+    pub epoch_counter: usize,
 }
 
 /// The Cranelift type that holds values of a Wasm type.
@@ -121,6 +123,11 @@ struct ControlFrame {
     else_params: Vec<Value>,
     head_reachable: bool,
     else_seen: bool,
+    /// Whether every edge into `destination` so far had passed an
+    /// interruption check (true until an edge that had not arrives).
+    checked_at_destination: bool,
+    /// Whether the frame's entry had, for an `if`'s else path.
+    checked_at_head: bool,
 }
 
 impl ControlFrame {
@@ -154,6 +161,10 @@ pub struct FuncTranslator<'a, 'b> {
     /// Loop probes emitted so far (MMU page mode), which gives each its own
     /// byte of the probe page.
     probes: u32,
+    /// Whether every path from the function's entry to the current point has
+    /// passed an interruption check (epoch and MMU pointer modes): a call made
+    /// when this is false gets a check first (see [`Self::check_before_call`]).
+    interruption_checked: bool,
     /// What the rest of compilation needs to know about this body.
     facts: &'a mut FunctionFacts,
 }
@@ -229,6 +240,7 @@ pub fn translate_function(
         builtin_sigs: Default::default(),
         func_refs: Default::default(),
         probes: 0,
+        interruption_checked: false,
         facts,
     };
     t.translate_body(ty, body)?;
@@ -291,18 +303,24 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             else_params: Vec::new(),
             head_reachable: true,
             else_seen: false,
+            checked_at_destination: true,
+            checked_at_head: self.interruption_checked,
         });
         // A function that calls nothing runs a bounded amount of code between
-        // its loop headers (which check themselves), so only functions that
-        // make calls check at entry: that bounds recursion as well. In MMU
-        // page mode their prologue's stack check is that point.
-        let interruption = self.env.tunables.interruption;
-        if interruption != crate::config::Interruption::None && makes_calls(body)? {
-            if interruption == crate::config::Interruption::MmuPage {
-                self.facts.entry_point_in_prologue = true;
-            } else {
-                self.interruption_point();
+        // its loop headers (which check themselves), so only calls need a
+        // check before them: that bounds recursion as well. In MMU page mode
+        // the prologue's stack check of a function that calls is that check.
+        // Otherwise the check is made before the first call on each path that
+        // has not passed a loop header: where every call sits in a loop (a
+        // recursive function whose recursion was partly turned into a loop),
+        // the loop's check is the only one.
+        match self.env.tunables.interruption {
+            crate::config::Interruption::MmuPage => {
+                self.facts.entry_point_in_prologue = makes_calls(body)?;
+                self.interruption_checked = true;
             }
+            crate::config::Interruption::None => self.interruption_checked = true,
+            crate::config::Interruption::Epoch | crate::config::Interruption::MmuPointer => self.interruption_checked = false,
         }
 
         let mut reader = body.get_operators_reader()?;
@@ -331,21 +349,34 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         }
     }
 
-    /// A point where a guest may be interrupted: function entry and loop headers.
-    /// Epoch and MMU interruption insert their checks here.
+    /// Makes an interruption check before a call unless every path here has
+    /// passed one since the function's entry.
+    fn check_before_call(&mut self) {
+        if !self.interruption_checked {
+            self.interruption_point();
+            self.interruption_checked = true;
+        }
+    }
+
+    /// A point where a guest may be interrupted: loop headers, and before calls
+    /// (see [`Self::check_before_call`]). Epoch and MMU interruption insert
+    /// their checks here.
     fn interruption_point(&mut self) {
         use crate::config::Interruption;
         let mode = self.env.tunables.interruption;
         if mode == Interruption::None {
             return;
         }
-        // Epoch checks hoist the store context and the counter pointer out of
-        // loops (measured faster than reloading them at each check). Their
-        // slow path makes no call: a call there, cold as it is, made every
-        // value live across a loop take a callee-saved register or a stack
-        // slot (epoch overhead 1.10x with it, ~1.06x without). Instead it
-        // loads from the forbidden page the store context points at in epoch
-        // mode; the signal handler runs the deadline callback as for an MMU
+        // An epoch check loads the engine's counter from its address, a
+        // constant (the engine outlives its modules' code), and compares it
+        // with the deadline's copy in the vmctx: two loads, and no register
+        // held across a loop for it (it used to hold the store context and the
+        // counter pointer, and make two more loads). Its slow path makes no call:
+        // a call there, cold as it is, made every value live across a loop
+        // take a callee-saved register or a stack slot (epoch overhead 1.10x
+        // with it, ~1.06x without). Instead it loads from the forbidden page
+        // that the vmctx's interrupt page field points at in epoch mode; the
+        // signal handler runs the deadline callback as for an MMU
         // interruption, then resumes the load through a readable page. The MMU
         // page probe is one load from the probe page just below the vmctx,
         // through the register that holds the vmctx anyway.
@@ -353,12 +384,11 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         match mode {
             Interruption::None => {}
             Interruption::Epoch => {
-                let store_ctx = store_ctx(&mut self.builder, self.vmctx);
-                let counter = self.builder.ins().load(types::I64, readonly_flags(), store_ctx, vmctx::STORE_CTX_EPOCH_COUNTER_OFFSET as i32);
+                let counter = self.builder.ins().iconst(types::I64, self.env.epoch_counter as i64);
                 // Atomic so that the check in a loop without stores is not
                 // merged with the one before it by redundant-load elimination.
                 let epoch = self.builder.ins().atomic_load(types::I64, trusted_flags(), counter);
-                let deadline = self.builder.ins().load(types::I64, trusted_flags(), store_ctx, vmctx::STORE_CTX_EPOCH_DEADLINE_OFFSET as i32);
+                let deadline = self.builder.ins().load(types::I64, trusted_flags(), self.vmctx, vmctx::VMCTX_EPOCH_DEADLINE_OFFSET as i32);
                 let reached = self.builder.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, epoch, deadline);
                 let slow = self.builder.create_block();
                 let cont = self.builder.create_block();
@@ -366,7 +396,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 self.builder.ins().brif(reached, slow, &[], cont, &[]);
                 self.builder.seal_block(slow);
                 self.builder.switch_to_block(slow);
-                let forbidden = self.builder.ins().load(types::I64, trusted_flags(), store_ctx, vmctx::STORE_CTX_INTERRUPT_PAGE_OFFSET as i32);
+                let forbidden = self.builder.ins().load(types::I64, trusted_flags(), self.vmctx, vmctx::VMCTX_INTERRUPT_PAGE_OFFSET as i32);
                 let probe = MemFlagsData::new().with_aligned().with_trap_code(Some(codes::INTERRUPTION_POINT));
                 self.builder.ins().atomic_load(types::I8, probe, forbidden);
                 self.builder.ins().jump(cont, &[]);
@@ -448,11 +478,21 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     fn branch_to(&mut self, depth: u32) {
         let idx = self.control.len() - 1 - depth as usize;
         let (target, n) = self.control[idx].branch_target();
-        if self.control[idx].kind != FrameKind::Loop {
-            self.control[idx].destination_reached = true;
-        }
+        self.note_edge(idx);
         let args = Self::jump_args(self.peekn(n));
         self.builder.ins().jump(target, &args);
+    }
+
+    /// Records an edge from the current point to the frame at `idx`: its
+    /// destination is reached (unless it is a loop, whose edges go to its
+    /// header), with this point's interruption-check state.
+    fn note_edge(&mut self, idx: usize) {
+        let checked = self.interruption_checked;
+        let frame = &mut self.control[idx];
+        if frame.kind != FrameKind::Loop {
+            frame.destination_reached = true;
+            frame.checked_at_destination &= checked;
+        }
     }
 
     fn translate_op(&mut self, op: &Operator<'_>) -> anyhow::Result<()> {
@@ -482,6 +522,8 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                     else_params: Vec::new(),
                     head_reachable: true,
                     else_seen: false,
+                    checked_at_destination: true,
+                    checked_at_head: self.interruption_checked,
                 });
             }
             O::Loop { blockty } => {
@@ -507,8 +549,11 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                     else_params: Vec::new(),
                     head_reachable: true,
                     else_seen: false,
+                    checked_at_destination: true,
+                    checked_at_head: self.interruption_checked,
                 });
                 self.interruption_point();
+                self.interruption_checked = true;
             }
             O::If { blockty } => {
                 let cond = self.pop();
@@ -533,6 +578,8 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                     else_params,
                     head_reachable: true,
                     else_seen: false,
+                    checked_at_destination: true,
+                    checked_at_head: self.interruption_checked,
                 });
             }
             O::Else => self.translate_else(),
@@ -545,9 +592,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 let cond = self.pop();
                 let idx = self.control.len() - 1 - relative_depth as usize;
                 let (target, n) = self.control[idx].branch_target();
-                if self.control[idx].kind != FrameKind::Loop {
-                    self.control[idx].destination_reached = true;
-                }
+                self.note_edge(idx);
                 let args = Self::jump_args(self.peekn(n));
                 let next = self.builder.create_block();
                 self.builder.ins().brif(cond, target, &args, next, &[]);
@@ -569,9 +614,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 let mut block_for = |t: &mut Self, depth: u32| -> Block {
                     let idx = t.control.len() - 1 - depth as usize;
                     let (target, _) = t.control[idx].branch_target();
-                    if t.control[idx].kind != FrameKind::Loop {
-                        t.control[idx].destination_reached = true;
-                    }
+                    t.note_edge(idx);
                     if arity == 0 {
                         return target;
                     }
@@ -872,9 +915,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 let r = self.pop();
                 let idx = self.control.len() - 1 - relative_depth as usize;
                 let (target, n) = self.control[idx].branch_target();
-                if self.control[idx].kind != FrameKind::Loop {
-                    self.control[idx].destination_reached = true;
-                }
+                self.note_edge(idx);
                 let args = Self::jump_args(self.peekn(n));
                 let next = self.builder.create_block();
                 self.builder.ins().brif(r, next, &[], target, &args);
@@ -886,9 +927,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 let r = *self.stack.last().unwrap();
                 let idx = self.control.len() - 1 - relative_depth as usize;
                 let (target, n) = self.control[idx].branch_target();
-                if self.control[idx].kind != FrameKind::Loop {
-                    self.control[idx].destination_reached = true;
-                }
+                self.note_edge(idx);
                 let args = Self::jump_args(self.peekn(n));
                 let next = self.builder.create_block();
                 self.builder.ins().brif(r, target, &args, next, &[]);
@@ -958,10 +997,12 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     }
 
     fn translate_else(&mut self) {
+        if self.reachable {
+            self.note_edge(self.control.len() - 1);
+        }
         let frame = self.control.last_mut().unwrap();
         debug_assert_eq!(frame.kind, FrameKind::If);
         if self.reachable {
-            frame.destination_reached = true;
             let dest = frame.destination;
             let n = frame.num_results;
             let args = Self::jump_args(&self.stack[self.stack.len() - n..]);
@@ -972,6 +1013,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.stack.truncate(frame.original_stack_size);
         self.stack.extend(frame.else_params.iter().copied());
         self.reachable = frame.head_reachable;
+        self.interruption_checked = frame.checked_at_head;
         let else_block = frame.else_block.unwrap();
         self.builder.switch_to_block(else_block);
     }
@@ -979,7 +1021,9 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     fn translate_end(&mut self) {
         let mut frame = self.control.pop().unwrap();
         if self.reachable {
+            // The fall-through edge, into the destination even of a loop.
             frame.destination_reached = true;
+            frame.checked_at_destination &= self.interruption_checked;
             let args = Self::jump_args(&self.stack[self.stack.len() - frame.num_results..]);
             self.builder.ins().jump(frame.destination, &args);
         }
@@ -988,6 +1032,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             self.builder.switch_to_block(frame.else_block.unwrap());
             if frame.head_reachable {
                 frame.destination_reached = true;
+                frame.checked_at_destination &= frame.checked_at_head;
                 let args = Self::jump_args(&frame.else_params);
                 self.builder.ins().jump(frame.destination, &args);
             }
@@ -1001,6 +1046,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         let params = self.builder.block_params(frame.destination).to_vec();
         self.stack.extend(params);
         self.reachable = frame.destination_reached;
+        self.interruption_checked = frame.checked_at_destination;
 
         if self.control.is_empty() && self.reachable {
             // The end of the function body: return the results.
@@ -1250,6 +1296,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     }
 
     fn translate_call(&mut self, f: u32, tail: bool) -> anyhow::Result<()> {
+        self.check_before_call();
         let type_index = self.env.info.funcs[f as usize];
         let num_params = self.env.info.types[type_index as usize].params().len();
         let params = self.peekn(num_params).to_vec();
@@ -1302,6 +1349,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     }
 
     fn translate_call_indirect(&mut self, type_index: u32, table: u32, tail: bool) -> anyhow::Result<()> {
+        self.check_before_call();
         let index = self.pop();
         let addr = self.table_elem_addr(table, index, codes::TABLE_OUT_OF_BOUNDS);
         let funcref = self.load_table_elem(table, index, addr);
@@ -1323,6 +1371,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     }
 
     fn translate_call_ref(&mut self, type_index: u32, tail: bool) -> anyhow::Result<()> {
+        self.check_before_call();
         let funcref = self.pop();
         self.builder.ins().trapz(funcref, codes::NULL_REFERENCE);
         let code = self.builder.ins().load(types::I64, readonly_flags(), funcref, vmctx::FUNCREF_CODE_OFFSET as i32);

@@ -5,8 +5,10 @@
 //! (`vmctx`). [`VMOffsets`] computes, from a module's counts alone, where each
 //! field lives; the translator emits loads at those offsets and the runtime fills
 //! them in at the same offsets. The store-wide state that all instances of a store
-//! share (stack limit, epoch deadline, interrupt page, the chain of active stacks)
-//! lives in one [`VMStoreContext`] that every vmctx points to.
+//! share (stack limit, interrupt page, the chain of active stacks) lives in one
+//! [`VMStoreContext`] that every vmctx points to. The store's epoch deadline is
+//! the exception: each vmctx holds a copy, so that an epoch check compares with
+//! it through the vmctx register instead of loading the store context first.
 //!
 //! Layout of a vmctx (all pointer-sized, 8-byte aligned, 16-byte for globals):
 //!
@@ -18,6 +20,7 @@
 //! | instance ptr         | 8                    |
 //! | type ids ptr         | 8                    |
 //! | interrupt page ptr   | 8                    |
+//! | epoch deadline       | 8                    |
 //! | func refs            | 24 × functions       |
 //! | memory def ptrs      | 8 × memories         |
 //! | memory bases         | 8 × memories         |
@@ -25,6 +28,7 @@
 //! | global ptrs          | 8 × globals          |
 //! | defined globals      | 16 × defined globals |
 
+use std::mem::offset_of;
 use std::sync::atomic::AtomicU64;
 
 use crate::frontend::ModuleInfo;
@@ -44,7 +48,11 @@ pub const VMCTX_TYPE_IDS_OFFSET: u32 = 32;
 /// interruption point. (Loop headers probe [`VMCTX_PROBE_PAGE_SIZE`] below the
 /// vmctx instead.)
 pub const VMCTX_INTERRUPT_PAGE_OFFSET: u32 = 40;
-const VMCTX_HEADER_SIZE: u32 = 48;
+/// The store's epoch deadline (epoch interruption), copied into every
+/// instance's vmctx by the store whenever it changes
+/// (`StoreOpaque::set_epoch_deadline_at`).
+pub const VMCTX_EPOCH_DEADLINE_OFFSET: u32 = 48;
+const VMCTX_HEADER_SIZE: u32 = 56;
 /// In MMU page mode every vmctx is preceded by a read-only probe page of this
 /// size, which the store revokes with its interrupt page: a loop header's
 /// interruption point is one dead load from `vmctx - VMCTX_PROBE_PAGE_SIZE`
@@ -113,10 +121,6 @@ pub const GLOBAL_SIZE: u32 = 16;
 pub struct VMStoreContext {
     /// Lowest stack address Wasm code may use; checked in every prologue.
     pub stack_limit: usize,
-    /// The engine's epoch counter (for epoch interruption).
-    pub epoch_counter: *const AtomicU64,
-    /// The epoch at which the running guest is interrupted.
-    pub epoch_deadline: u64,
     /// The interrupt page loaded at every interruption point in MMU mode; in
     /// epoch mode, a forbidden page that a check's slow path loads from, so
     /// that reaching the deadline faults into the store's callback.
@@ -143,12 +147,10 @@ impl VMStoreContext {
     }
 }
 
-pub const STORE_CTX_STACK_LIMIT_OFFSET: u32 = 0;
+pub const STORE_CTX_STACK_LIMIT_OFFSET: u32 = offset_of!(VMStoreContext, stack_limit) as u32;
 /// Where the stack limit sits in the interrupt page (MMU page mode).
 pub const INTERRUPT_PAGE_STACK_LIMIT_OFFSET: u32 = 0;
-pub const STORE_CTX_EPOCH_COUNTER_OFFSET: u32 = 8;
-pub const STORE_CTX_EPOCH_DEADLINE_OFFSET: u32 = 16;
-pub const STORE_CTX_INTERRUPT_PAGE_OFFSET: u32 = 24;
+pub const STORE_CTX_INTERRUPT_PAGE_OFFSET: u32 = offset_of!(VMStoreContext, interrupt_page) as u32;
 
 /// Where each field of a module's vmctx lives.
 #[derive(Debug, Clone)]

@@ -53,6 +53,10 @@ impl InstanceData {
         // SAFETY: `f` is a valid function index, so the offset is inside the vmctx.
         unsafe { self.vmctx.add(self.offsets().func_ref(f) as usize) as *mut VMFuncRef }
     }
+    /// Updates the vmctx's copy of the store's epoch deadline.
+    pub fn set_epoch_deadline(&self, deadline: u64) {
+        self.write(vmctx::VMCTX_EPOCH_DEADLINE_OFFSET, deadline);
+    }
     fn write<V>(&self, offset: u32, value: V) {
         // SAFETY: offsets come from VMOffsets for this module, inside the allocation.
         unsafe { std::ptr::write(self.vmctx.add(offset as usize) as *mut V, value) }
@@ -266,6 +270,7 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
     // Never changes for the store's life in page mode (the page's protection
     // does); pointer mode reads the store context's flipping pointer instead.
     inst.write(vmctx::VMCTX_INTERRUPT_PAGE_OFFSET, store.vm.interrupt_page as usize);
+    inst.set_epoch_deadline(store.epoch_deadline);
 
     // Imports.
     let mut func_index = 0u32;

@@ -1,15 +1,19 @@
 //! Interrupting running guests: epoch deadlines and MMU interruption.
 //!
-//! **Epochs.** Compiled code compares the engine's epoch counter with the
-//! store's deadline at every function entry and loop header; when the deadline
-//! is reached its slow path loads from a forbidden page (no call, which would
-//! cost registers across every loop), and the signal handler sends the thread
+//! **Epochs.** Compiled code compares the engine's epoch counter (at an address
+//! compiled in as a constant) with the store's deadline (copied into every
+//! vmctx) at every loop header, and before a call on any path from the
+//! function's entry that has not passed a loop header, which bounds recursion;
+//! when the deadline is reached its slow path loads from a forbidden page (no
+//! call, which would cost registers across every loop), and the signal handler
+//! sends the thread
 //! through the same stub as an MMU interruption to [`weft_interrupt_hook`],
 //! which asks the store's callback whether to continue with a new deadline,
 //! yield or trap.
 //!
 //! **MMU interruption.** At the same points compiled code makes one dead load
-//! from a page the store can revoke. In page mode the function-entry load is
+//! from a page the store can revoke. In page mode the entry of every function
+//! that calls is the point instead, and its load is
 //! the prologue's own stack-limit load: the store's interrupt page's first
 //! word holds the stack limit (written through a second, always-writable view
 //! of the page) and the prologue reads it from the revocable view, so the
@@ -443,7 +447,7 @@ unsafe fn store_of(ctx: *mut VMStoreContext) -> *mut crate::store::StoreOpaque {
 /// The epoch deadline was reached: asks the store's callback (none: trap).
 /// `Ok` to continue, the deadline moved (after a suspension, if the callback
 /// asked for a yield); `Err` with the trap to raise.
-fn epoch_deadline_reached(store: &mut crate::store::StoreOpaque, ctx: *mut VMStoreContext) -> Result<(), (TrapCause, Option<anyhow::Error>)> {
+fn epoch_deadline_reached(store: &mut crate::store::StoreOpaque) -> Result<(), (TrapCause, Option<anyhow::Error>)> {
     let Some(mut callback) = store.epoch_callback.take() else { return Err((TrapCause::Wasm(TrapKind::Interrupted), None)) };
     let decision = callback(store as *mut _ as *mut u8);
     store.epoch_callback = Some(callback);
@@ -459,8 +463,7 @@ fn epoch_deadline_reached(store: &mut crate::store::StoreOpaque, ctx: *mut VMSto
         Err(e) => return Err((TrapCause::Host, Some(e))),
     };
     let now = store.engine.epoch_counter().load(Ordering::Relaxed);
-    // SAFETY: the store context outlives the running (or resumed) call.
-    unsafe { (*ctx).epoch_deadline = now.saturating_add(delta) };
+    store.set_epoch_deadline_at(now.saturating_add(delta));
     Ok(())
 }
 
@@ -475,7 +478,7 @@ unsafe extern "C" fn weft_interrupt_hook(fault_pc: usize, fp: usize) {
     let store = unsafe { &mut *store_of(ctx) };
     if store.interrupts.is_none() {
         // An epoch check's slow path: the deadline was reached.
-        if let Err((cause, error)) = epoch_deadline_reached(store, ctx) {
+        if let Err((cause, error)) = epoch_deadline_reached(store) {
             // SAFETY: called from compiled code's interrupted frame; nothing to drop here.
             unsafe { signals::raise_at(cause, error, None, fault_pc, fp) }
         }
