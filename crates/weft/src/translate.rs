@@ -161,10 +161,17 @@ pub struct FuncTranslator<'a, 'b> {
     /// Loop probes emitted so far (MMU page mode), which gives each its own
     /// byte of the probe page.
     probes: u32,
-    /// Whether every path from the function's entry to the current point has
-    /// passed an interruption check (epoch and MMU pointer modes): a call made
-    /// when this is false gets a check first (see [`Self::check_before_call`]).
+    /// Whether every path to the current point from the function's entry or
+    /// from the innermost loop header passed has gone through an interruption
+    /// check. A branch back to a loop header, and in epoch and MMU pointer
+    /// modes a call, made when this is false gets a check first (see
+    /// [`Self::note_edge`] and [`Self::check_before_call`]).
     interruption_checked: bool,
+    /// Offsets of the loops that check at their header (see
+    /// [`Self::translate_body`]), sorted.
+    loops_checked_at_header: Vec<u64>,
+    /// Offset of the operator being translated.
+    op_offset: u64,
     /// What the rest of compilation needs to know about this body.
     facts: &'a mut FunctionFacts,
 }
@@ -241,6 +248,8 @@ pub fn translate_function(
         func_refs: Default::default(),
         probes: 0,
         interruption_checked: false,
+        loops_checked_at_header: Vec::new(),
+        op_offset: 0,
         facts,
     };
     t.translate_body(ty, body)?;
@@ -306,26 +315,31 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             checked_at_destination: true,
             checked_at_head: self.interruption_checked,
         });
-        // A function that calls nothing runs a bounded amount of code between
-        // its loop headers (which check themselves), so only calls need a
-        // check before them: that bounds recursion as well. In MMU page mode
-        // the prologue's stack check of a function that calls is that check.
-        // Otherwise the check is made before the first call on each path that
-        // has not passed a loop header: where every call sits in a loop (a
+        // Every cycle of the control flow graph goes through a back edge,
+        // which checks unless a check was passed since the loop header. A
+        // function that calls nothing runs a bounded amount of code between
+        // those, so only calls need a check before them: that bounds
+        // recursion as well. In MMU page mode the prologue's stack check of a
+        // function that calls is that check. Otherwise the check is made
+        // before a call on each path that has not passed one since the entry
+        // or the last loop header: where every call sits in a loop (a
         // recursive function whose recursion was partly turned into a loop),
-        // the loop's check is the only one.
+        // one check per iteration serves both.
+        // A loop whose body calls checks at its header instead, which serves
+        // the calls and the back edges at once (a check before the call and
+        // one on the back edge of a path that skips the call would make two).
         match self.env.tunables.interruption {
-            crate::config::Interruption::MmuPage => {
-                self.facts.entry_point_in_prologue = makes_calls(body)?;
-                self.interruption_checked = true;
-            }
             crate::config::Interruption::None => self.interruption_checked = true,
-            crate::config::Interruption::Epoch | crate::config::Interruption::MmuPointer => self.interruption_checked = false,
+            crate::config::Interruption::MmuPage => self.facts.entry_point_in_prologue = call_sites(body)?.any,
+            crate::config::Interruption::Epoch | crate::config::Interruption::MmuPointer => {
+                self.loops_checked_at_header = call_sites(body)?.loops;
+            }
         }
 
         let mut reader = body.get_operators_reader()?;
         while !reader.eof() {
             let (op, offset) = reader.read_with_offset()?;
+            self.op_offset = offset;
             self.validator.op(offset as u64, &op)?;
             self.builder.set_srcloc(SourceLoc::new(offset as u32));
             if self.control.is_empty() {
@@ -350,17 +364,21 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     }
 
     /// Makes an interruption check before a call unless every path here has
-    /// passed one since the function's entry.
+    /// passed one since the function's entry or the last loop header (epoch
+    /// and MMU pointer modes; in MMU page mode the prologue of a function that
+    /// calls is the check).
     fn check_before_call(&mut self) {
-        if !self.interruption_checked {
+        use crate::config::Interruption;
+        if matches!(self.env.tunables.interruption, Interruption::Epoch | Interruption::MmuPointer) && !self.interruption_checked {
             self.interruption_point();
             self.interruption_checked = true;
         }
     }
 
-    /// A point where a guest may be interrupted: loop headers, and before calls
-    /// (see [`Self::check_before_call`]). Epoch and MMU interruption insert
-    /// their checks here.
+    /// A point where a guest may be interrupted: back edges and calls that
+    /// have not passed one (see [`Self::note_edge`] and
+    /// [`Self::check_before_call`]). Epoch and MMU interruption insert their
+    /// checks here.
     fn interruption_point(&mut self) {
         use crate::config::Interruption;
         let mode = self.env.tunables.interruption;
@@ -483,16 +501,25 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.builder.ins().jump(target, &args);
     }
 
-    /// Records an edge from the current point to the frame at `idx`: its
-    /// destination is reached (unless it is a loop, whose edges go to its
-    /// header), with this point's interruption-check state.
+    /// Records an edge from the current point to the frame at `idx`, before
+    /// the branch is emitted. An edge to a loop is a back edge, to its header:
+    /// it gets an interruption check unless one was passed since the header,
+    /// so that every cycle has one (an outer loop whose body always runs an
+    /// inner loop's back edge needs no check of its own, and a loop that never
+    /// branches back none at all). Otherwise the frame's destination is
+    /// reached, with this point's interruption-check state.
     fn note_edge(&mut self, idx: usize) {
+        if self.control[idx].kind == FrameKind::Loop {
+            if !self.interruption_checked {
+                self.interruption_point();
+                self.interruption_checked = true;
+            }
+            return;
+        }
         let checked = self.interruption_checked;
         let frame = &mut self.control[idx];
-        if frame.kind != FrameKind::Loop {
-            frame.destination_reached = true;
-            frame.checked_at_destination &= checked;
-        }
+        frame.destination_reached = true;
+        frame.checked_at_destination &= checked;
     }
 
     fn translate_op(&mut self, op: &Operator<'_>) -> anyhow::Result<()> {
@@ -552,8 +579,13 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                     checked_at_destination: true,
                     checked_at_head: self.interruption_checked,
                 });
-                self.interruption_point();
-                self.interruption_checked = true;
+                if self.loops_checked_at_header.binary_search(&self.op_offset).is_ok() {
+                    self.interruption_point();
+                    self.interruption_checked = true;
+                } else if self.env.tunables.interruption != crate::config::Interruption::None {
+                    // Checked on the way back, if nothing in the body checks.
+                    self.interruption_checked = false;
+                }
             }
             O::If { blockty } => {
                 let cond = self.pop();
@@ -1383,21 +1415,47 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     }
 }
 
-/// Whether a function body contains any call.
-fn makes_calls(body: &wasmparser::FunctionBody<'_>) -> anyhow::Result<bool> {
+/// Where a function body makes calls, for placing interruption checks.
+#[derive(Default)]
+struct CallSites {
+    /// Whether the body contains any call.
+    any: bool,
+    /// Offsets of the `loop` operators whose body contains a call directly
+    /// (not only inside a nested loop), sorted.
+    loops: Vec<u64>,
+}
+
+/// Scans a body, not yet validated, for its calls.
+fn call_sites(body: &wasmparser::FunctionBody<'_>) -> anyhow::Result<CallSites> {
+    let mut sites = CallSites::default();
+    // One entry per open block: the loop's offset for loops.
+    let mut open: Vec<Option<u64>> = Vec::new();
     let mut reader = body.get_operators_reader()?;
     while !reader.eof() {
-        match reader.read()? {
+        let (op, offset) = reader.read_with_offset()?;
+        match op {
+            Operator::Block { .. } | Operator::If { .. } | Operator::TryTable { .. } => open.push(None),
+            Operator::Loop { .. } => open.push(Some(offset)),
+            Operator::End => {
+                open.pop();
+            }
             Operator::Call { .. }
             | Operator::CallIndirect { .. }
             | Operator::CallRef { .. }
             | Operator::ReturnCall { .. }
             | Operator::ReturnCallIndirect { .. }
-            | Operator::ReturnCallRef { .. } => return Ok(true),
+            | Operator::ReturnCallRef { .. } => {
+                sites.any = true;
+                if let Some(innermost_loop) = open.iter().rev().find_map(|o| *o) {
+                    sites.loops.push(innermost_loop);
+                }
+            }
             _ => {}
         }
     }
-    Ok(false)
+    sites.loops.sort_unstable();
+    sites.loops.dedup();
+    Ok(sites)
 }
 
 #[derive(Clone, Copy)]

@@ -49,6 +49,15 @@ const GUEST: &str = r#"(module
       (block $skip (block $into (br_table $into $skip (i32.ne (local.get $n) (i32.const 1000)))) (loop $l))
       (call $tree_after_table (i32.sub (local.get $n) (i32.const 1)))
       (call $tree_after_table (i32.sub (local.get $n) (i32.const 1))))
+    ;; Back edges check unless a check was passed since the loop header: the
+    ;; inner loop never branches back, so the outer back edge must check.
+    (func (export "outer_loop_inner_exits") (local $i i32)
+      (loop $outer
+        (block $done
+          (loop $inner
+            (br_if $done (i32.const 1))
+            (br $inner)))
+        (br_if $outer (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 0x7fffffff)))))
     (func (export "tree_in_loop") (call $tree_in_loop (i32.const 30)))
     (func (export "tree_after_if") (call $tree_after_if (i32.const 30)))
     (func (export "tree_after_branch") (call $tree_after_branch (i32.const 30)))
@@ -132,7 +141,7 @@ fn infinite_loops_and_recursion_are_interrupted_quickly() {
         let (mut store, inst) = setup(&engine);
         // `tail_forever` has no loop and no ordinary call: only its entry
         // checks (in MMU page mode its prologue) stop it.
-        for name in ["spin", "fib_forever", "tail_forever", "tree_in_loop", "tree_after_if", "tree_after_branch", "tree_after_table"] {
+        for name in ["spin", "fib_forever", "tail_forever", "tree_in_loop", "tree_after_if", "tree_after_branch", "tree_after_table", "outer_loop_inner_exits"] {
             let f = inst.get_typed_func::<(), ()>(&mut store, name).unwrap();
             // The bound must hold in one of three attempts: a loaded 2-core
             // machine may deschedule the guest's thread for a while.
