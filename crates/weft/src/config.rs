@@ -11,8 +11,17 @@ pub enum OptLevel {
     SpeedAndSize,
 }
 
-/// How compiled code checks whether the embedder wants to interrupt it, at every
-/// function entry and loop header.
+/// How compiled code checks whether the embedder wants to interrupt it.
+///
+/// Checks sit where they bound the time between two of them: on every cycle of
+/// a function's control flow (on a loop's back edge, unless the path from its
+/// header already passed a check; a loop whose body calls checks at its header
+/// instead) and before a call on any path that has not passed a check since
+/// the function's entry or the last loop header, which bounds recursion. In
+/// [`Interruption::MmuPage`] mode the prologue of every function that calls is
+/// that check, at no cost. Code between two checks runs no loop and makes no
+/// call that is not itself checked, so an interrupt takes effect within a
+/// bounded number of instructions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Interruption {
     /// No checks: a guest runs until it returns or traps.
@@ -23,8 +32,8 @@ pub enum Interruption {
     /// signal handler to the store's callback (the check makes no call, which
     /// would cost registers across every loop).
     Epoch,
-    /// One dead load at each point: at loop headers from the probe page just
-    /// below the instance's vmctx, at function entry the prologue's
+    /// One dead load at each point: on loops from the probe page just below the
+    /// instance's vmctx, at the entry of functions that call the prologue's
     /// stack-limit load from the store's interrupt page. Interrupting revokes
     /// those pages (`mprotect`, one per instance of the store plus one), and
     /// the fault becomes a call to the store's hook.
@@ -140,10 +149,11 @@ impl Config {
         self
     }
 
-    /// Enables epoch interruption (default off): every function entry and loop
-    /// header compares the engine's epoch ([`Engine::increment_epoch`](crate::Engine::increment_epoch))
-    /// with the store's deadline ([`Store::set_epoch_deadline`](crate::Store::set_epoch_deadline)).
-    /// Measured over the sightglass suite: 5.7-6.4% over no checks, against
+    /// Enables epoch interruption (default off): at the points [`Interruption`]
+    /// describes, compiled code compares the engine's epoch
+    /// ([`Engine::increment_epoch`](crate::Engine::increment_epoch)) with the
+    /// store's deadline ([`Store::set_epoch_deadline`](crate::Store::set_epoch_deadline)).
+    /// Measured over the sightglass suite: 3.5-4.0% over no checks, against
     /// 13-14% for wasmtime 48's epochs (BENCHMARKS.md). Reaching a deadline
     /// costs a fault and a trip through the signal handler (2 µs here), so
     /// deadlines meant to fire every few microseconds are better served by
@@ -153,14 +163,14 @@ impl Config {
         self
     }
 
-    /// Enables MMU interruption (default off): every function entry (of
-    /// functions that make calls) and loop header makes a dead load from the
-    /// store's interrupt page, and
+    /// Enables MMU interruption (default off): at the points [`Interruption`]
+    /// describes, compiled code makes a dead load from a page the store can
+    /// revoke, and
     /// [`InterruptHandle::interrupt`](crate::InterruptHandle::interrupt) makes
     /// the next such load fault into the store's interrupt hook.
     ///
-    /// This selects [`Interruption::MmuPage`], whose checks cost 0.9-1.7% over
-    /// no checks on the sightglass suite (BENCHMARKS.md), against 5.7-6.4% for
+    /// This selects [`Interruption::MmuPage`], whose checks cost 0.7-1.1% over
+    /// no checks on the sightglass suite (BENCHMARKS.md), against 3.5-4.0% for
     /// epochs and 13-14% for wasmtime's epochs. Requests are cheaper with the
     /// pointer flip ([`Interruption::MmuPointer`], a plain store, whose checks
     /// cost more: two dependent loads per point), since revoking pages takes an

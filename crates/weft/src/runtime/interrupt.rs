@@ -414,7 +414,8 @@ impl Drop for InterruptShared {
 /// Interrupts a store's guest from any thread (or a signal handler).
 ///
 /// Obtained from [`Store::interrupt_handle`](crate::Store::interrupt_handle).
-/// The guest stops at its next function entry or loop header and the store's
+/// The guest stops at its next interruption point (a loop iteration, a call
+/// or a function entry: see [`Interruption`]) and the store's
 /// interrupt hook decides whether it continues or traps. Interrupting a store
 /// that is not running takes effect when it next runs Wasm.
 #[derive(Clone)]
