@@ -172,6 +172,9 @@ pub struct FuncTranslator<'a, 'b> {
     loops_checked_at_header: Vec<u64>,
     /// Offset of the operator being translated.
     op_offset: u64,
+    /// The instruction that makes each interruption check: the compare's
+    /// branch (epoch) or the probe load (MMU modes).
+    check_insts: Vec<ir::Inst>,
     /// What the rest of compilation needs to know about this body.
     facts: &'a mut FunctionFacts,
 }
@@ -250,11 +253,100 @@ pub fn translate_function(
         interruption_checked: false,
         loops_checked_at_header: Vec::new(),
         op_offset: 0,
+        check_insts: Vec::new(),
         facts,
     };
     t.translate_body(ty, body)?;
+    let checks = std::mem::take(&mut t.check_insts);
+    let builtin_sigs: Vec<ir::SigRef> = t.builtin_sigs.values().copied().collect();
     t.builder.finalize(frontend_config);
+    let mode = env.tunables.interruption;
+    if mode != crate::config::Interruption::None {
+        // In MMU page mode the prologue of a function that calls is the check
+        // before its calls.
+        let calls_need_checks = mode != crate::config::Interruption::MmuPage;
+        verify_interruption_checks(&func, &checks, &builtin_sigs, calls_need_checks)
+            .map_err(|e| anyhow::anyhow!("internal compiler error in function {func_index}: {e}"))?;
+    }
     Ok(func)
+}
+
+/// Verifies that a translated function's interruption checks bound the code
+/// run between two of them, as [`crate::config::Interruption`] promises:
+/// every cycle of the control flow graph goes through a check, and (when
+/// `calls_need_checks`) so does every path from the entry to a call of a Wasm
+/// function. `checks` are the check instructions; calls whose signature is
+/// one of `builtin_sigs` are the runtime's builtins, not Wasm calls.
+///
+/// The placement rules are tracked through every kind of branch by the
+/// translator; this makes a mistake there a compile error instead of a
+/// guest that cannot be interrupted.
+fn verify_interruption_checks(func: &Function, checks: &[ir::Inst], builtin_sigs: &[ir::SigRef], calls_need_checks: bool) -> anyhow::Result<()> {
+    use std::collections::{HashMap, HashSet};
+    let checks: HashSet<ir::Inst> = checks.iter().copied().collect();
+    let cfg = cranelift_codegen::flowgraph::ControlFlowGraph::with_function(func);
+    let blocks: Vec<Block> = func.layout.blocks().collect();
+    let has_check: HashSet<Block> = blocks.iter().copied().filter(|&b| func.layout.block_insts(b).any(|i| checks.contains(&i))).collect();
+
+    // 1. The blocks without a check form no cycle (iterative depth-first
+    // search; a grey successor closes a cycle).
+    #[derive(Clone, Copy, PartialEq)]
+    enum Colour {
+        Grey,
+        Black,
+    }
+    let mut colour: HashMap<Block, Colour> = HashMap::new();
+    for &root in blocks.iter().filter(|b| !has_check.contains(b)) {
+        if colour.contains_key(&root) {
+            continue;
+        }
+        colour.insert(root, Colour::Grey);
+        let mut stack = vec![(root, cfg.succ_iter(root).collect::<Vec<_>>())];
+        while let Some((block, succs)) = stack.last_mut() {
+            match succs.pop() {
+                Some(next) if has_check.contains(&next) => {}
+                Some(next) => match colour.get(&next) {
+                    Some(Colour::Grey) => anyhow::bail!("a cycle through {next} has no interruption check"),
+                    Some(Colour::Black) => {}
+                    None => {
+                        colour.insert(next, Colour::Grey);
+                        let succs = cfg.succ_iter(next).collect();
+                        stack.push((next, succs));
+                    }
+                },
+                None => {
+                    colour.insert(*block, Colour::Black);
+                    stack.pop();
+                }
+            }
+        }
+    }
+
+    // 2. No Wasm call is reachable from the entry without passing a check.
+    if calls_need_checks {
+        let Some(entry) = func.layout.entry_block() else { return Ok(()) };
+        let mut seen = HashSet::from([entry]);
+        let mut work = vec![entry];
+        while let Some(block) = work.pop() {
+            for inst in func.layout.block_insts(block) {
+                if checks.contains(&inst) {
+                    break;
+                }
+                let data = &func.dfg.insts[inst];
+                if data.opcode().is_call() && !func.dfg.call_signature(inst).is_some_and(|s| builtin_sigs.contains(&s)) {
+                    anyhow::bail!("a call in {block} is reachable without an interruption check");
+                }
+            }
+            if !has_check.contains(&block) {
+                for next in cfg.succ_iter(block) {
+                    if seen.insert(next) {
+                        work.push(next);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl<'a, 'b> FuncTranslator<'a, 'b> {
@@ -411,7 +503,8 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 let slow = self.builder.create_block();
                 let cont = self.builder.create_block();
                 self.builder.set_cold_block(slow);
-                self.builder.ins().brif(reached, slow, &[], cont, &[]);
+                let check = self.builder.ins().brif(reached, slow, &[], cont, &[]);
+                self.check_insts.push(check);
                 self.builder.seal_block(slow);
                 self.builder.switch_to_block(slow);
                 let forbidden = self.builder.ins().load(types::I64, trusted_flags(), self.vmctx, vmctx::VMCTX_INTERRUPT_PAGE_OFFSET as i32);
@@ -432,10 +525,12 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 self.probes += 1;
                 if byte < vmctx::VMCTX_PROBE_PAGE_SIZE {
                     let offset = byte as i32 - vmctx::VMCTX_PROBE_PAGE_SIZE as i32;
-                    self.builder.ins().load(types::I8, probe, self.vmctx, offset);
+                    let v = self.builder.ins().load(types::I8, probe, self.vmctx, offset);
+                    self.check_insts.push(self.builder.func.dfg.value_def(v).unwrap_inst());
                 } else {
                     let page = self.builder.ins().iadd_imm_s(self.vmctx, -(vmctx::VMCTX_PROBE_PAGE_SIZE as i64));
-                    self.builder.ins().atomic_load(types::I8, probe, page);
+                    let v = self.builder.ins().atomic_load(types::I8, probe, page);
+                    self.check_insts.push(self.builder.func.dfg.value_def(v).unwrap_inst());
                 }
             }
             Interruption::MmuPointer => {
@@ -444,7 +539,8 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 // A dead load, kept because it carries a trap code; atomic so
                 // that it is never merged with an earlier probe.
                 let probe = MemFlagsData::new().with_aligned().with_trap_code(Some(codes::INTERRUPTION_POINT));
-                self.builder.ins().atomic_load(types::I8, probe, page);
+                let v = self.builder.ins().atomic_load(types::I8, probe, page);
+                self.check_insts.push(self.builder.func.dfg.value_def(v).unwrap_inst());
             }
         }
     }
@@ -1467,4 +1563,54 @@ enum LoadKind {
     U16,
     S32,
     U32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `block0 -> block1 -> block1`: a loop whose block holds a load (the
+    /// check, when it is passed as one), with a call in block0 if `call`.
+    fn looping_function(call: bool) -> (Function, ir::Inst) {
+        let mut func = Function::with_name_signature(UserFuncName::user(0, 0), ir::Signature::new(CallConv::SystemV));
+        let mut fctx = FunctionBuilderContext::new();
+        let mut b = FunctionBuilder::new(&mut func, &mut fctx);
+        let (entry, body) = (b.create_block(), b.create_block());
+        b.switch_to_block(entry);
+        if call {
+            let signature = b.import_signature(ir::Signature::new(CallConv::SystemV));
+            let callee = b.import_function(ExtFuncData { name: ExternalName::testcase("f"), signature, colocated: true, patchable: false });
+            b.ins().call(callee, &[]);
+        }
+        b.ins().jump(body, &[]);
+        b.switch_to_block(body);
+        let addr = b.ins().iconst(types::I64, 0x1000);
+        let v = b.ins().load(types::I8, trusted_flags(), addr, 0);
+        let probe = b.func.dfg.value_def(v).unwrap_inst();
+        b.ins().jump(body, &[]);
+        b.seal_all_blocks();
+        b.finalize(crate::compile::build_isa(&crate::Config::new()).unwrap().frontend_config());
+        (func, probe)
+    }
+
+    #[test]
+    fn a_cycle_without_a_check_is_refused() {
+        let (func, probe) = looping_function(false);
+        verify_interruption_checks(&func, &[probe], &[], true).unwrap();
+        let err = verify_interruption_checks(&func, &[], &[], true).unwrap_err();
+        assert!(err.to_string().contains("cycle"), "{err}");
+    }
+
+    #[test]
+    fn a_call_before_any_check_is_refused_where_calls_need_one() {
+        let (func, probe) = looping_function(true);
+        let err = verify_interruption_checks(&func, &[probe], &[], true).unwrap_err();
+        assert!(err.to_string().contains("call"), "{err}");
+        // MMU page mode: the callee's prologue checks.
+        verify_interruption_checks(&func, &[probe], &[], false).unwrap();
+        // A builtin is not a Wasm call.
+        let call = func.layout.block_insts(func.layout.entry_block().unwrap()).next().unwrap();
+        let sig = func.dfg.call_signature(call).unwrap();
+        verify_interruption_checks(&func, &[probe], &[sig], true).unwrap();
+    }
 }
