@@ -414,12 +414,12 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         // recursion as well. In MMU page mode the prologue's stack check of a
         // function that calls is that check. Otherwise the check is made
         // before a call on each path that has not passed one since the entry
-        // or the last loop header: where every call sits in a loop (a
-        // recursive function whose recursion was partly turned into a loop),
-        // one check per iteration serves both.
-        // A loop whose body calls checks at its header instead, which serves
-        // the calls and the back edges at once (a check before the call and
-        // one on the back edge of a path that skips the call would make two).
+        // or the last loop header, and a loop whose body calls checks at its
+        // header instead of on its back edges: one check per iteration then
+        // serves the calls and the cycle (a check before the call plus one on
+        // the back edge of a path that skips the call would make two per
+        // iteration in a recursive function whose recursion was partly turned
+        // into a loop).
         match self.env.tunables.interruption {
             crate::config::Interruption::None => self.interruption_checked = true,
             crate::config::Interruption::MmuPage => self.facts.entry_point_in_prologue = call_sites(body)?.any,
