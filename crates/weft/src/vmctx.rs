@@ -45,7 +45,7 @@ pub const VMCTX_TYPE_IDS_OFFSET: u32 = 32;
 /// The store's interrupt page (MMU page mode), copied from its
 /// [`VMStoreContext`]. The page's first word is the stack limit, so the
 /// prologue's stack check (vmctx -> page -> limit) is also the function-entry
-/// interruption point. (Loop headers probe [`VMCTX_PROBE_PAGE_SIZE`] below the
+/// interruption point. (Loops probe [`VMCTX_PROBE_PAGE_SIZE`] below the
 /// vmctx instead.)
 pub const VMCTX_INTERRUPT_PAGE_OFFSET: u32 = 40;
 /// The store's epoch deadline (epoch interruption), copied into every
@@ -54,7 +54,7 @@ pub const VMCTX_INTERRUPT_PAGE_OFFSET: u32 = 40;
 pub const VMCTX_EPOCH_DEADLINE_OFFSET: u32 = 48;
 const VMCTX_HEADER_SIZE: u32 = 56;
 /// In MMU page mode every vmctx is preceded by a read-only probe page of this
-/// size, which the store revokes with its interrupt page: a loop header's
+/// size, which the store revokes with its interrupt page: a loop's
 /// interruption point is one dead load from `vmctx - VMCTX_PROBE_PAGE_SIZE`
 /// (plus a per-point byte offset), through the register that already holds
 /// the vmctx.

@@ -2,8 +2,9 @@
 //!
 //! **Epochs.** Compiled code compares the engine's epoch counter (at an address
 //! compiled in as a constant) with the store's deadline (copied into every
-//! vmctx) at every loop header, and before a call on any path from the
-//! function's entry that has not passed a loop header, which bounds recursion;
+//! vmctx) once per loop iteration (on back edges, or at the header of a loop
+//! whose body calls) and before a call on any path that has not passed a
+//! check, which bounds recursion (see [`Interruption`]);
 //! when the deadline is reached its slow path loads from a forbidden page (no
 //! call, which would cost registers across every loop), and the signal handler
 //! sends the thread
@@ -12,13 +13,13 @@
 //! yield or trap.
 //!
 //! **MMU interruption.** At the same points compiled code makes one dead load
-//! from a page the store can revoke. In page mode the entry of every function
-//! that calls is the point instead, and its load is
-//! the prologue's own stack-limit load: the store's interrupt page's first
+//! from a page the store can revoke. In page mode the checks before calls are
+//! replaced by one at the entry of every function that calls, which is the
+//! prologue's own stack-limit load: the store's interrupt page's first
 //! word holds the stack limit (written through a second, always-writable view
 //! of the page) and the prologue reads it from the revocable view, so the
 //! compiler records that load's offset in the trap table instead of adding a
-//! probe. Loop headers load from the read-only probe page that precedes every
+//! probe. Loops load from the read-only probe page that precedes every
 //! vmctx in page mode (`[vmctx - 4096 + k]`, one load through the register
 //! that holds the vmctx); the store keeps a list of its instances' probe pages
 //! and revokes them with its interrupt page. [`InterruptHandle::interrupt`]
