@@ -27,8 +27,9 @@ const GUEST: &str = r#"(module
     (func (export "dead_call") (result i32) (return (i32.const 7)) (call $tail_forever))
     (func (export "ok") (result i32) (i32.const 42))
     ;; Call trees 2^30 calls big, without deep recursion. Epoch and pointer
-    ;; modes check before a call only where a path from the entry has not
-    ;; passed a loop header: these stop only if that is tracked right.
+    ;; modes check before a call only where a path to it has not passed a
+    ;; check since the entry or a loop header: these stop only if that is
+    ;; tracked right through every kind of branch.
     (func $tree_in_loop (param $n i32) (local $i i32)
       (if (i32.eqz (local.get $n)) (then (return)))
       (loop $l
@@ -139,8 +140,8 @@ fn infinite_loops_and_recursion_are_interrupted_quickly() {
     for mode in MODES {
         let engine = engine(mode);
         let (mut store, inst) = setup(&engine);
-        // `tail_forever` has no loop and no ordinary call: only its entry
-        // checks (in MMU page mode its prologue) stop it.
+        // `tail_forever` has no loop and no ordinary call: only the check
+        // before its tail call (in MMU page mode its prologue) stops it.
         for name in ["spin", "fib_forever", "tail_forever", "tree_in_loop", "tree_after_if", "tree_after_branch", "tree_after_table", "outer_loop_inner_exits"] {
             let f = inst.get_typed_func::<(), ()>(&mut store, name).unwrap();
             // The bound must hold in one of three attempts: a loaded 2-core
