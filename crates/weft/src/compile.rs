@@ -137,19 +137,18 @@ fn compile_one(
 }
 
 /// In MMU page mode, the offset of the prologue's stack-limit load, which
-/// reads the interrupt page: `mov r10, [rdi + VMCTX_INTERRUPT_PAGE_OFFSET]`
-/// then `mov r10, [r10]` (Cranelift loads the limit into r10 from the vmctx
-/// argument in rdi, right after `push rbp; mov rbp, rsp`). The second load is
-/// the one that faults when the page is revoked. `None` if the function has no
-/// stack check (Cranelift omits it in leaf functions without a frame).
+/// reads the probe page below the vmctx: `mov r10, [rdi - 4096]` (Cranelift
+/// loads the limit into r10 from the vmctx argument in rdi, right after
+/// `push rbp; mov rbp, rsp`); it faults when the probe page is revoked.
+/// `None` if the function has no stack check (Cranelift omits it in leaf
+/// functions without a frame).
 fn prologue_interruption_point(code: &[u8]) -> Option<u32> {
-    const PAGE_LOAD: [u8; 4] = [0x4c, 0x8b, 0x57, crate::vmctx::VMCTX_INTERRUPT_PAGE_OFFSET as u8];
-    const LIMIT_LOAD: [u8; 3] = [0x4d, 0x8b, 0x12];
+    const OFFSET: i32 = crate::vmctx::INTERRUPT_PAGE_STACK_LIMIT_OFFSET as i32 - crate::vmctx::VMCTX_PROBE_PAGE_SIZE as i32;
+    // REX.W+R, MOV r64, r/m64, ModRM [rdi + disp32] -> r10, disp32.
+    let d = OFFSET.to_le_bytes();
+    let limit_load: [u8; 7] = [0x4c, 0x8b, 0x97, d[0], d[1], d[2], d[3]];
     let window = &code[..code.len().min(16)];
-    window
-        .windows(PAGE_LOAD.len() + LIMIT_LOAD.len())
-        .position(|w| w[..4] == PAGE_LOAD && w[4..] == LIMIT_LOAD)
-        .map(|at| (at + PAGE_LOAD.len()) as u32)
+    window.windows(limit_load.len()).position(|w| w == limit_load).map(|at| at as u32)
 }
 
 /// Whether a (compiled, hence optimised) function still makes any call.

@@ -206,29 +206,34 @@ pub fn translate_function(
     let mut func = Function::with_name_signature(UserFuncName::user(0, func_index), sig);
 
     // The stack limit lives in the store context (vmctx -> store ctx -> limit),
-    // and in MMU page mode also in the interrupt page (vmctx -> page -> limit):
-    // there the prologue's limit load faults once the page is revoked, which
-    // makes it the function-entry interruption point for free.
+    // and in MMU page mode also in the interrupt page, of which the probe page
+    // just below every vmctx is a view (one load, vmctx - 4096): there the
+    // prologue's limit load faults once the probe page is revoked, which makes
+    // it the function-entry interruption point for free.
     let vmctx_gv = func.create_global_value(GlobalValueData::VMContext);
-    let ro = func.dfg.mem_flags.insert(readonly_flags()).unwrap();
-    let (limit_holder_offset, limit_offset) = if env.tunables.interruption == crate::config::Interruption::MmuPage {
-        (vmctx::VMCTX_INTERRUPT_PAGE_OFFSET, vmctx::INTERRUPT_PAGE_STACK_LIMIT_OFFSET)
-    } else {
-        (vmctx::VMCTX_STORE_CTX_OFFSET, vmctx::STORE_CTX_STACK_LIMIT_OFFSET)
-    };
-    let limit_holder = func.create_global_value(GlobalValueData::Load {
-        base: vmctx_gv,
-        offset: (limit_holder_offset as i32).into(),
-        global_type: types::I64,
-        flags: ro,
-    });
     let trusted = func.dfg.mem_flags.insert(trusted_flags()).unwrap();
-    let limit = func.create_global_value(GlobalValueData::Load {
-        base: limit_holder,
-        offset: (limit_offset as i32).into(),
-        global_type: types::I64,
-        flags: trusted,
-    });
+    let limit = if env.tunables.interruption == crate::config::Interruption::MmuPage {
+        func.create_global_value(GlobalValueData::Load {
+            base: vmctx_gv,
+            offset: (vmctx::INTERRUPT_PAGE_STACK_LIMIT_OFFSET as i32 - vmctx::VMCTX_PROBE_PAGE_SIZE as i32).into(),
+            global_type: types::I64,
+            flags: trusted,
+        })
+    } else {
+        let ro = func.dfg.mem_flags.insert(readonly_flags()).unwrap();
+        let store_ctx = func.create_global_value(GlobalValueData::Load {
+            base: vmctx_gv,
+            offset: (vmctx::VMCTX_STORE_CTX_OFFSET as i32).into(),
+            global_type: types::I64,
+            flags: ro,
+        });
+        func.create_global_value(GlobalValueData::Load {
+            base: store_ctx,
+            offset: (vmctx::STORE_CTX_STACK_LIMIT_OFFSET as i32).into(),
+            global_type: types::I64,
+            flags: trusted,
+        })
+    };
     func.stack_limit = Some(limit);
 
     let builder = FunctionBuilder::new(&mut func, fctx);

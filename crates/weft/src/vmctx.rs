@@ -42,11 +42,10 @@ pub const VMCTX_STORE_CTX_OFFSET: u32 = 8;
 pub const VMCTX_BUILTINS_OFFSET: u32 = 16;
 pub const VMCTX_INSTANCE_OFFSET: u32 = 24;
 pub const VMCTX_TYPE_IDS_OFFSET: u32 = 32;
-/// The store's interrupt page (MMU page mode), copied from its
-/// [`VMStoreContext`]. The page's first word is the stack limit, so the
-/// prologue's stack check (vmctx -> page -> limit) is also the function-entry
-/// interruption point. (Loops probe [`VMCTX_PROBE_PAGE_SIZE`] below the
-/// vmctx instead.)
+/// The store's interrupt page, copied from its [`VMStoreContext`]: in epoch
+/// mode the forbidden page that a check's slow path loads from. (MMU page
+/// mode reads the interrupt page through the probe page below the vmctx
+/// instead, a view of it: see [`VMCTX_PROBE_PAGE_SIZE`].)
 pub const VMCTX_INTERRUPT_PAGE_OFFSET: u32 = 40;
 /// The store's epoch deadline (epoch interruption), copied into every
 /// instance's vmctx by the store whenever it changes
@@ -54,10 +53,13 @@ pub const VMCTX_INTERRUPT_PAGE_OFFSET: u32 = 40;
 pub const VMCTX_EPOCH_DEADLINE_OFFSET: u32 = 48;
 const VMCTX_HEADER_SIZE: u32 = 56;
 /// In MMU page mode every vmctx is preceded by a read-only probe page of this
-/// size, which the store revokes with its interrupt page: a loop's
-/// interruption point is one dead load from `vmctx - VMCTX_PROBE_PAGE_SIZE`
-/// (plus a per-point byte offset), through the register that already holds
-/// the vmctx.
+/// size, a view of the store's interrupt page, which the store revokes with
+/// the page: a loop's interruption point is one dead load from
+/// `vmctx - VMCTX_PROBE_PAGE_SIZE` (plus a per-point byte offset), through the
+/// register that already holds the vmctx, and a prologue's stack check loads
+/// the stack limit from the page's first word
+/// ([`INTERRUPT_PAGE_STACK_LIMIT_OFFSET`]), which makes the entry of every
+/// function with a stack check an interruption point.
 pub const VMCTX_PROBE_PAGE_SIZE: u32 = 4096;
 
 /// A function reference: what `ref.func`, tables and imports hold.

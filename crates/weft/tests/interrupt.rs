@@ -26,6 +26,11 @@ const GUEST: &str = r#"(module
     (func $tail_forever (export "tail_forever") (return_call $tail_forever))
     (func (export "dead_call") (result i32) (return (i32.const 7)) (call $tail_forever))
     (func (export "ok") (result i32) (i32.const 42))
+    (global $depth (mut i32) (i32.const 0))
+    (func $deep (export "deep") (result i32)
+      (global.set $depth (i32.add (global.get $depth) (i32.const 1)))
+      (i32.add (call $deep) (i32.const 1)))
+    (func (export "depth") (result i32) (global.get $depth))
     ;; Call trees 2^30 calls big, without deep recursion. Epoch and pointer
     ;; modes check before a call only where a path to it has not passed a
     ;; check since the entry or a loop header: these stop only if that is
@@ -287,6 +292,42 @@ fn interrupt_pages_are_reused_clean() {
         expect_interrupted(spin.call(&mut store, ()).unwrap_err());
         requester.join().unwrap();
     }
+}
+
+/// In page mode each probe page is a view of the store's interrupt page, where
+/// prologues read the stack limit. A pooled probe region handed to a store
+/// with another page than its last one is rebound (two system calls), and
+/// then shows that store's limit: with a stale one (here the idle store's,
+/// none) recursion would run past the 64 KiB allowed, to the thread's guard.
+#[test]
+fn probe_regions_rebound_to_another_page_see_its_stack_limit() {
+    let _serial = serial();
+    let mut config = Config::new();
+    config.interruption(Interruption::MmuPage).max_wasm_stack(64 << 10);
+    let engine = Engine::new(&config).unwrap();
+    let (a, _) = setup(&engine);
+    let (b, _) = setup(&engine);
+    // The handle keeps A's page out of the pool; A's region goes back after B's.
+    let a_handle = a.interrupt_handle().unwrap();
+    drop(b);
+    drop(a);
+    let before = weft::syscall_counts();
+    let (mut store, inst) = setup(&engine);
+    let after = weft::syscall_counts();
+    assert_eq!((after.mmap - before.mmap, after.mprotect - before.mprotect), (1, 1), "{before:?} -> {after:?}");
+    let fib = inst.get_typed_func::<i64, i64>(&mut store, "fib").unwrap();
+    assert_eq!(fib.call(&mut store, 20).unwrap(), 6765);
+    let deep = inst.get_typed_func::<(), i32>(&mut store, "deep").unwrap();
+    let trap = deep.call(&mut store, ()).unwrap_err().downcast::<Trap>().expect("a trap");
+    assert_eq!(trap.kind(), TrapKind::StackOverflow, "{trap}");
+    // Every frame takes at least 16 bytes (return address and frame pointer).
+    let depth = inst.get_typed_func::<(), i32>(&mut store, "depth").unwrap().call(&mut store, ()).unwrap();
+    assert!((1000..4096).contains(&depth), "{depth} frames in 64 KiB");
+    let requester = interrupt_later(&engine, &mut store, Interruption::MmuPage, Duration::from_millis(5));
+    let spin = inst.get_typed_func::<(), ()>(&mut store, "spin").unwrap();
+    expect_interrupted(spin.call(&mut store, ()).unwrap_err());
+    requester.join().unwrap();
+    drop(a_handle);
 }
 
 #[test]

@@ -16,13 +16,14 @@
 //! from a page the store can revoke. In page mode the checks before calls are
 //! replaced by one at the entry of every function that calls, which is the
 //! prologue's own stack-limit load: the store's interrupt page's first
-//! word holds the stack limit (written through a second, always-writable view
-//! of the page) and the prologue reads it from the revocable view, so the
-//! compiler records that load's offset in the trap table instead of adding a
-//! probe. Loops load from the read-only probe page that precedes every
-//! vmctx in page mode (`[vmctx - 4096 + k]`, one load through the register
-//! that holds the vmctx); the store keeps a list of its instances' probe pages
-//! and revokes them with its interrupt page. [`InterruptHandle::interrupt`]
+//! word holds the stack limit (written through an always-writable view of the
+//! page), and the read-only probe page that precedes every vmctx in page mode
+//! is another view of it, so the prologue reads the limit in one load,
+//! `[vmctx - 4096]`, and the compiler records that load's offset in the trap
+//! table instead of adding a probe. Loops load from the same probe page
+//! (`[vmctx - 4096 + k]`, one load through the register that holds the
+//! vmctx); the store keeps a list of its instances' probe pages and revokes
+//! them with its interrupt page. [`InterruptHandle::interrupt`]
 //! makes these loads fault, either by revoking the pages (`mprotect`) or, in
 //! pointer mode, by pointing the store context at a forbidden page (a plain
 //! store). Pages and probe regions are pooled per engine (a store's page goes
@@ -71,15 +72,22 @@ pub enum InterruptAction {
 
 /// The page compiled code loads from at interruption points.
 ///
-/// Two views of one shared page: `guest`, read-only, which compiled code reads
+/// Views of one shared page: `guest`, read-only, which compiled code reads
 /// and the interrupt handle revokes, and `host`, always writable, through which
-/// the runtime keeps the store's stack limit in the page's first word (in page
-/// mode function prologues read the limit from the guest view, so their stack
-/// check doubles as the function-entry interruption point).
+/// the runtime keeps the store's stack limit in the page's first word. In page
+/// mode every probe region of the store maps the page once more as its probe
+/// page (see [`ProbedRegion::bind`]): function prologues read the limit from
+/// there, so their stack check doubles as the function-entry interruption
+/// point.
 struct Page {
     guest: *mut u8,
     host: *mut u8,
+    /// Unique for the process's life (a new page may reuse a dropped one's
+    /// addresses): which page a probe region maps.
+    id: u64,
 }
+
+static NEXT_PAGE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 // SAFETY: the host view is written only by the thread running the store; the
 // guest view is only read or re-protected.
 unsafe impl Send for Page {}
@@ -94,7 +102,7 @@ impl Page {
         let guest = unsafe { sys::alias(host, size) }.expect("failed to map an interrupt page twice");
         // SAFETY: our fresh mapping.
         unsafe { sys::protect_read_only(guest, size, readable).expect("failed to protect an interrupt page") };
-        Page { guest, host }
+        Page { guest, host, id: NEXT_PAGE_ID.fetch_add(1, Ordering::Relaxed) }
     }
 }
 
@@ -109,10 +117,17 @@ impl Drop for Page {
 }
 
 /// A vmctx with the probe page before it (MMU page mode): one page-aligned
-/// mapping, `[probe page, read-only][vmctx, read-write]`.
+/// range, `[probe page, read-only][vmctx, read-write]`. The probe page is a
+/// view of the store's interrupt page, so that it holds the store's stack
+/// limit at `vmctx - VMCTX_PROBE_PAGE_SIZE`: a prologue's stack check is one
+/// load, which faults when the probe page is revoked.
 struct ProbedRegion {
     base: *mut u8,
     len: usize,
+    /// The [`Page::id`] of the interrupt page the probe page shows (0: none
+    /// yet, inaccessible). Kept in the pool: a store that gets back the page
+    /// and region of an earlier store rebinds nothing.
+    bound_page: u64,
 }
 // SAFETY: the region is owned by one store at a time (or by the pool).
 unsafe impl Send for ProbedRegion {}
@@ -120,15 +135,29 @@ unsafe impl Send for ProbedRegion {}
 const PROBE_PAGE: usize = vmctx::VMCTX_PROBE_PAGE_SIZE as usize;
 
 impl ProbedRegion {
+    /// A region whose probe page stays inaccessible until it is bound.
     fn new(len: usize) -> std::io::Result<ProbedRegion> {
         let base = sys::reserve(len)?;
-        let region = ProbedRegion { base, len };
-        // SAFETY: both ranges lie inside the fresh reservation.
-        unsafe {
-            sys::protect(base.add(PROBE_PAGE), len - PROBE_PAGE, true)?;
-            sys::protect_read_only(base, PROBE_PAGE, true)?;
-        }
+        let region = ProbedRegion { base, len, bound_page: 0 };
+        // SAFETY: the range lies inside the fresh reservation.
+        unsafe { sys::protect(base.add(PROBE_PAGE), len - PROBE_PAGE, true)? };
         Ok(region)
+    }
+
+    /// Makes the probe page a read-only view of `page` (two system calls,
+    /// none if it already is).
+    fn bind(&mut self, page: &Page) -> std::io::Result<()> {
+        if self.bound_page != page.id {
+            self.bound_page = 0;
+            // SAFETY: `page.host` is the page's shared mapping, and the probe
+            // page is ours, used by no store while it is being bound.
+            unsafe {
+                sys::alias_at(page.host, PROBE_PAGE, self.base)?;
+                sys::protect_read_only(self.base, PROBE_PAGE, true)?;
+            }
+            self.bound_page = page.id;
+        }
+        Ok(())
     }
 }
 
@@ -180,7 +209,8 @@ pub(crate) fn repair_target(store: &crate::store::StoreOpaque) -> Option<*const 
 /// Interrupt pages and probe regions of dropped stores, kept by the engine for
 /// its next stores: a new page costs three system calls and freeing it two
 /// (measured: a pooled instantiation with MMU interruption went from 1.3 µs to
-/// 17 µs without this), a new probe region three.
+/// 17 µs without this), a new probe region four (two to reserve it, two to
+/// bind its probe page), and binding it to another store's page two.
 #[derive(Default)]
 pub(crate) struct PagePool {
     pages: std::sync::Mutex<Vec<Page>>,
@@ -267,7 +297,8 @@ impl InterruptShared {
             return Err(std::io::Error::other("MMU page interruption needs 4 KiB host pages"));
         }
         let len = PROBE_PAGE + size.div_ceil(PROBE_PAGE).next_power_of_two() * PROBE_PAGE;
-        let region = self.pool.take_region(len)?;
+        let mut region = self.pool.take_region(len)?;
+        region.bind(&self.page)?;
         let (page, vmctx) = (region.base, region.base.wrapping_add(PROBE_PAGE));
         let node = Box::into_raw(Box::new(ProbeNode { region, next: self.probes.load(Ordering::SeqCst) }));
         self.probes.store(node, Ordering::SeqCst);

@@ -152,6 +152,23 @@ pub unsafe fn alias(addr: *mut u8, len: usize) -> io::Result<*mut u8> {
     Ok(p as *mut u8)
 }
 
+/// Another view of the shared mapping at `addr`, placed at `at` and replacing
+/// what was mapped there (same pages, the original's protection).
+///
+/// # Safety
+/// `addr..addr+len` must be a shared mapping owned by the caller, and
+/// `at..at+len` a range of the caller's that nothing else relies on.
+pub unsafe fn alias_at(addr: *mut u8, len: usize, at: *mut u8) -> io::Result<()> {
+    count(|c| c.mmap += 1);
+    // SAFETY: as for `alias`; MREMAP_FIXED puts the new view at `at`, which
+    // the caller owns.
+    let p = unsafe { libc::mremap(addr as *mut _, 0, len, libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED, at as *mut libc::c_void) };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Makes a range read-only (`readable`) or inaccessible.
 ///
 /// # Safety
