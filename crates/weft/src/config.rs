@@ -169,7 +169,7 @@ impl Config {
     /// [`InterruptHandle::interrupt`](crate::InterruptHandle::interrupt) makes
     /// the next such load fault into the store's interrupt hook.
     ///
-    /// This selects [`Interruption::MmuPage`], whose checks cost 0.7-1.1% over
+    /// This selects [`Interruption::MmuPage`], whose checks cost 0.7-1.2% over
     /// no checks on the sightglass suite (BENCHMARKS.md), against 3.5-4.0% for
     /// epochs and 13-14% for wasmtime's epochs. Requests are cheaper with the
     /// pointer flip ([`Interruption::MmuPointer`], a plain store, whose checks
