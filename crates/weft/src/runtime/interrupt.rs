@@ -86,13 +86,13 @@ struct Page {
     /// addresses): which page a probe region maps.
     id: u64,
 }
-
-static NEXT_PAGE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 // SAFETY: the host view is written only by the thread running the store; the
 // guest view is only read or re-protected.
 unsafe impl Send for Page {}
 // SAFETY: as above.
 unsafe impl Sync for Page {}
+
+static NEXT_PAGE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Page {
     fn new(readable: bool) -> Page {
