@@ -70,7 +70,7 @@ const GUEST: &str = r#"(module
     (func (export "tree_after_table") (call $tree_after_table (i32.const 30))))"#;
 
 mod common;
-use common::checksum;
+use common::{checksum, Repeater};
 
 /// When the `sleep` host function last returned to Wasm.
 static HOST_RETURNED: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
@@ -426,17 +426,9 @@ fn registers_survive_interruptions() {
         });
         let inst = weft::Instance::new(&mut store, &module, &[]).unwrap();
         let handle = store.interrupt_handle().unwrap();
-        let done = Arc::new(AtomicBool::new(false));
-        let d = done.clone();
-        let t = std::thread::spawn(move || {
-            while !d.load(Ordering::SeqCst) {
-                handle.interrupt();
-                std::thread::sleep(Duration::from_micros(100));
-            }
-        });
+        let interrupter = Repeater::start(Duration::from_micros(100), move || handle.interrupt());
         let got = inst.get_typed_func::<i32, i64>(&mut store, "run").unwrap().call(&mut store, iterations).unwrap();
-        done.store(true, Ordering::SeqCst);
-        t.join().unwrap();
+        interrupter.stop();
         assert_eq!(got, expected, "{mode:?}");
         assert!(hits.load(Ordering::SeqCst) > 50, "{mode:?}: {} interruptions", hits.load(Ordering::SeqCst));
     }
@@ -454,19 +446,9 @@ fn registers_survive_interruptions() {
         Ok(UpdateDeadline::Continue(1))
     });
     let inst = weft::Instance::new(&mut store, &module, &[]).unwrap();
-    let done = Arc::new(AtomicBool::new(false));
-    let ticker = {
-        let (engine, done) = (engine.clone(), done.clone());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::SeqCst) {
-                engine.increment_epoch();
-                std::thread::sleep(Duration::from_micros(100));
-            }
-        })
-    };
+    let ticker = Repeater::start(Duration::from_micros(100), move || engine.increment_epoch());
     let got = inst.get_typed_func::<i32, i64>(&mut store, "run").unwrap().call(&mut store, iterations).unwrap();
-    done.store(true, Ordering::SeqCst);
-    ticker.join().unwrap();
+    ticker.stop();
     assert_eq!(got, expected, "Epoch");
     assert!(hits.load(Ordering::SeqCst) > 50, "Epoch: {} deadlines", hits.load(Ordering::SeqCst));
 }

@@ -2,7 +2,7 @@
 //! returns to the embedder, and the call is resumed later, on the same thread or
 //! another. Several guests share one thread round-robin without cooperating.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,14 @@ const GUEST: &str = r#"(module
     (func (export "ok") (result i32) (i32.const 1)))"#;
 
 mod common;
-use common::checksum;
+use common::{checksum, Repeater};
+
+/// An epoch callback that yields the first time the deadline is reached and
+/// then lets the guest run to its end.
+fn yield_once() -> impl FnMut(weft::StoreContextMut<'_, ()>) -> anyhow::Result<UpdateDeadline> + Send + 'static {
+    let mut yielded = false;
+    move |_| Ok(if std::mem::replace(&mut yielded, true) { UpdateDeadline::Continue(u64::MAX / 2) } else { UpdateDeadline::Yield(0) })
+}
 
 fn setup(mode: Interruption) -> (Engine, Module) {
     let mut config = Config::new();
@@ -67,9 +74,7 @@ fn resume_on_another_thread() {
     let mut store = Store::new(&engine, ());
     let inst = Instance::new(&mut store, &module, &[]).unwrap();
     store.set_epoch_deadline(0);
-    let once = Arc::new(AtomicBool::new(false));
-    let o = once.clone();
-    store.epoch_deadline_callback(move |_| Ok(if o.swap(true, Ordering::SeqCst) { UpdateDeadline::Continue(u64::MAX / 2) } else { UpdateDeadline::Yield(0) }));
+    store.epoch_deadline_callback(yield_once());
     let f = inst.get_typed_func::<i64, i64>(&mut store, "checksum").unwrap();
     let CallState::Suspended(suspended) = f.call_resumable(&mut store, 300_000).unwrap() else { panic!("expected a suspension") };
     let result = std::thread::spawn(move || {
@@ -87,15 +92,9 @@ fn resume_on_another_thread() {
 #[test]
 fn round_robin_of_guests_on_one_thread() {
     let (engine, module) = setup(Interruption::Epoch);
-    let ticker_done = Arc::new(AtomicBool::new(false));
     let ticker = {
-        let (engine, done) = (engine.clone(), ticker_done.clone());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::SeqCst) {
-                engine.increment_epoch();
-                std::thread::sleep(Duration::from_micros(200));
-            }
-        })
+        let engine = engine.clone();
+        Repeater::start(Duration::from_micros(200), move || engine.increment_epoch())
     };
     let sizes = [30_000_000u64, 20_000_000, 25_000_000];
     let mut guests = Vec::new();
@@ -126,8 +125,7 @@ fn round_robin_of_guests_on_one_thread() {
             }
         }
     }
-    ticker_done.store(true, Ordering::SeqCst);
-    ticker.join().unwrap();
+    ticker.stop();
     for (i, n) in sizes.iter().enumerate() {
         assert_eq!(results[i], checksum(*n));
         assert!(*guests[i].1.data() > 0, "guest {i} was never preempted");
@@ -182,9 +180,7 @@ fn a_memory_written_after_a_resume_is_restored_for_the_next_tenant() {
         let mut store = Store::new(&engine, ());
         let go = Instance::new(&mut store, &caller, &[]).unwrap();
         store.set_epoch_deadline(0);
-        let yielded = Arc::new(AtomicBool::new(false));
-        let y = yielded.clone();
-        store.epoch_deadline_callback(move |_| Ok(if y.swap(true, Ordering::SeqCst) { UpdateDeadline::Continue(u64::MAX / 2) } else { UpdateDeadline::Yield(0) }));
+        store.epoch_deadline_callback(yield_once());
         let f = go.get_typed_func::<(), ()>(&mut store, "go").unwrap();
         let CallState::Suspended(suspended) = f.call_resumable(&mut store, ()).unwrap() else { panic!("the call should have yielded") };
         // Made while the call is suspended: no Wasm has run since.

@@ -267,8 +267,9 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
     inst.write(vmctx::VMCTX_BUILTINS_OFFSET, BUILTINS.0.as_ptr() as usize);
     inst.write(vmctx::VMCTX_INSTANCE_OFFSET, inst_ptr as usize);
     inst.write(vmctx::VMCTX_TYPE_IDS_OFFSET, m.type_ids_raw.as_ptr() as usize);
-    // Never changes for the store's life in page mode (the page's protection
-    // does); pointer mode reads the store context's flipping pointer instead.
+    // Read by epoch checks' slow paths (the forbidden page); MMU page mode
+    // reaches the interrupt page through the probe page, pointer mode
+    // through the store context's flipping pointer.
     inst.write(vmctx::VMCTX_INTERRUPT_PAGE_OFFSET, store.vm.interrupt_page as usize);
     inst.set_epoch_deadline(store.epoch_deadline);
 

@@ -72,13 +72,15 @@ pub enum InterruptAction {
 
 /// The page compiled code loads from at interruption points.
 ///
-/// Views of one shared page: `guest`, read-only, which compiled code reads
-/// and the interrupt handle revokes, and `host`, always writable, through which
-/// the runtime keeps the store's stack limit in the page's first word. In page
-/// mode every probe region of the store maps the page once more as its probe
-/// page (see [`ProbedRegion::bind`]): function prologues read the limit from
-/// there, so their stack check doubles as the function-entry interruption
-/// point.
+/// Views of one shared page: `guest`, read-only, which compiled code reads in
+/// pointer mode (the store context points at it until an interrupt swaps in
+/// the forbidden page; the forbidden page itself is a `guest` view made
+/// inaccessible), and `host`, always writable, through which the runtime
+/// keeps the store's stack limit in the page's first word. In page mode every
+/// probe region of the store maps the page once more as its probe page (see
+/// [`ProbedRegion::bind`]), and only those views are revoked: function
+/// prologues read the limit from there, so their stack check doubles as the
+/// function-entry interruption point.
 struct Page {
     guest: *mut u8,
     host: *mut u8,
@@ -254,8 +256,9 @@ pub(crate) struct InterruptShared {
     /// Taken from `pool` and given back when the last handle is gone.
     page: std::mem::ManuallyDrop<Page>,
     pool: Arc<PagePool>,
-    /// Set after the page is revoked, cleared before it is restored, so that
-    /// a revoked page is always flagged (and made readable before reuse).
+    /// Page mode: an interrupt is pending. Set before the probe pages are
+    /// walked and revoked, cleared before they are restored, so that a probe
+    /// page added meanwhile starts revoked (see `alloc_probed_vmctx`).
     revoked: std::sync::atomic::AtomicBool,
     /// The store context, or null once the store is gone.
     ctx: AtomicPtr<VMStoreContext>,
@@ -339,11 +342,10 @@ impl InterruptShared {
 
     fn interrupt(&self) {
         match self.mode {
+            // Compiled code reads the interrupt page only through the probe
+            // pages (its own read-only view is for pointer mode), so those are
+            // all that is revoked.
             Interruption::MmuPage => {
-                // SAFETY: our own page; mprotect is async-signal-safe.
-                unsafe {
-                    libc::mprotect(self.page.guest as *mut _, crate::runtime::code::page_size(), libc::PROT_NONE);
-                }
                 self.revoked.store(true, Ordering::SeqCst);
                 self.writers.fetch_add(1, Ordering::SeqCst);
                 if !self.ctx.load(Ordering::SeqCst).is_null() {
@@ -374,11 +376,7 @@ impl InterruptShared {
         match self.mode {
             Interruption::MmuPage => {
                 self.revoked.store(false, Ordering::SeqCst);
-                // SAFETY: our own page, and the running store's probe pages.
-                unsafe {
-                    libc::mprotect(self.page.guest as *mut _, crate::runtime::code::page_size(), libc::PROT_READ);
-                }
-                // SAFETY: as above.
+                // SAFETY: the running store's probe pages.
                 self.for_each_probe_page(|page| unsafe {
                     libc::mprotect(page as *mut _, PROBE_PAGE, libc::PROT_READ);
                 });
@@ -418,7 +416,7 @@ impl InterruptShared {
         let on = |p: *mut u8| addr >= p as usize && addr < p as usize + size;
         let mut on_probe_page = false;
         self.for_each_probe_page(|page| on_probe_page |= on(page));
-        on(self.page.guest) || (self.mode == Interruption::MmuPointer && on(forbidden_page())) || on_probe_page
+        (self.mode == Interruption::MmuPointer && on(forbidden_page())) || on_probe_page
     }
 
     /// In pointer mode, the readable page whose address a faulting probe's
@@ -431,14 +429,9 @@ impl InterruptShared {
 impl Drop for InterruptShared {
     fn drop(&mut self) {
         // SAFETY: the page is not used again: this is the last reference.
+        // Its views are never revoked (probe pages are, and go back to the
+        // pool with the store), so it goes back as it is.
         let page = unsafe { std::mem::ManuallyDrop::take(&mut self.page) };
-        // No handle or store is left, so nothing revokes the page any more.
-        if self.revoked.load(Ordering::SeqCst) {
-            // SAFETY: our own page.
-            if unsafe { sys::protect_read_only(page.guest, crate::runtime::code::page_size(), true) }.is_err() {
-                return; // dropped (unmapped) rather than reused revoked
-            }
-        }
         self.pool.give_back(page);
     }
 }

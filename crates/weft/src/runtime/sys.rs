@@ -231,19 +231,15 @@ pub const PAGEMAP_FILE: u64 = 1 << 61;
 pub const PAGEMAP_EXCLUSIVE: u64 = 1 << 56;
 
 /// Reads the `/proc/self/pagemap` entries of the `out.len()` pages from `addr`
-/// (page-aligned): one `pread`, which walks page tables without changing them.
+/// (page-aligned): a `pread`, which walks page tables without changing them.
 pub fn pagemap_entries(pagemap: &std::fs::File, addr: *const u8, out: &mut [u64]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
     count(|c| c.pagemap_reads += 1);
     let page = crate::runtime::code::page_size();
-    let offset = (addr as usize / page * 8) as libc::off_t;
-    let len = std::mem::size_of_val(out);
-    // SAFETY: `out` is writable for `len` bytes.
-    let n = unsafe { libc::pread(std::os::fd::AsRawFd::as_raw_fd(pagemap), out.as_mut_ptr() as *mut _, len, offset) };
-    match n {
-        n if n < 0 => Err(io::Error::last_os_error()),
-        n if n as usize != len => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short read of /proc/self/pagemap")),
-        _ => Ok(()),
-    }
+    let offset = (addr as usize / page * 8) as u64;
+    // SAFETY: the entries' bytes, any of which is a valid u64 bit pattern.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, std::mem::size_of_val(out)) };
+    pagemap.read_exact_at(bytes, offset)
 }
 
 /// Unmaps a range.

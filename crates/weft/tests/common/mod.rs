@@ -12,3 +12,30 @@ pub fn checksum(mut n: u64) -> u64 {
         }
     }
 }
+
+/// Calls `tick` every `period` on another thread until [`Repeater::stop`]:
+/// an interrupter or an epoch ticker running beside a guest.
+pub struct Repeater {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Repeater {
+    pub fn start(period: std::time::Duration, mut tick: impl FnMut() + Send + 'static) -> Repeater {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let d = done.clone();
+        let thread = std::thread::spawn(move || {
+            while !d.load(std::sync::atomic::Ordering::SeqCst) {
+                tick();
+                std::thread::sleep(period);
+            }
+        });
+        Repeater { done, thread }
+    }
+
+    /// Stops the ticks and waits for the thread.
+    pub fn stop(self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().unwrap();
+    }
+}
