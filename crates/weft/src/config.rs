@@ -35,7 +35,7 @@ pub enum Interruption {
     /// One dead load at each point: on loops from the probe page just below the
     /// instance's vmctx, at the entry of functions that call the prologue's
     /// stack-limit load from the store's interrupt page. Interrupting revokes
-    /// those pages (`mprotect`, one per instance of the store plus one), and
+    /// those pages (`mprotect`, one per instance of the store), and
     /// the fault becomes a call to the store's hook.
     MmuPage,
     /// Load the interrupt-page pointer from the store context, then a dead load
