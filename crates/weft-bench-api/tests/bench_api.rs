@@ -112,12 +112,17 @@ fn sightglass(bench: &str) -> Option<PathBuf> {
 }
 
 /// The engine interface's functions, looked up in the shared library.
+type CreateFn = unsafe extern "C" fn(WasmBenchConfig, *mut *mut c_void) -> ExitCode;
+type FreeFn = unsafe extern "C" fn(*mut c_void);
+type CompileFn = unsafe extern "C" fn(*mut c_void, *const u8, usize) -> ExitCode;
+type PhaseFn = unsafe extern "C" fn(*mut c_void) -> ExitCode;
+
 struct Library {
-    create: unsafe extern "C" fn(WasmBenchConfig, *mut *mut c_void) -> ExitCode,
-    free: unsafe extern "C" fn(*mut c_void),
-    compile: unsafe extern "C" fn(*mut c_void, *const u8, usize) -> ExitCode,
-    instantiate: unsafe extern "C" fn(*mut c_void) -> ExitCode,
-    execute: unsafe extern "C" fn(*mut c_void) -> ExitCode,
+    create: CreateFn,
+    free: FreeFn,
+    compile: CompileFn,
+    instantiate: PhaseFn,
+    execute: PhaseFn,
 }
 
 /// `dlopen`s `libweft_bench_api.so`, which cargo builds beside this test's
@@ -144,11 +149,11 @@ fn load_library() -> Library {
     // weft-bench-api, whose signature the casts repeat.
     unsafe {
         Library {
-            create: std::mem::transmute::<*mut c_void, _>(sym("wasm_bench_create")),
-            free: std::mem::transmute::<*mut c_void, _>(sym("wasm_bench_free")),
-            compile: std::mem::transmute::<*mut c_void, _>(sym("wasm_bench_compile")),
-            instantiate: std::mem::transmute::<*mut c_void, _>(sym("wasm_bench_instantiate")),
-            execute: std::mem::transmute::<*mut c_void, _>(sym("wasm_bench_execute")),
+            create: std::mem::transmute::<*mut c_void, CreateFn>(sym("wasm_bench_create")),
+            free: std::mem::transmute::<*mut c_void, FreeFn>(sym("wasm_bench_free")),
+            compile: std::mem::transmute::<*mut c_void, CompileFn>(sym("wasm_bench_compile")),
+            instantiate: std::mem::transmute::<*mut c_void, PhaseFn>(sym("wasm_bench_instantiate")),
+            execute: std::mem::transmute::<*mut c_void, PhaseFn>(sym("wasm_bench_execute")),
         }
     }
 }

@@ -66,7 +66,7 @@ enum Command {
         /// With --instantiate: use the pooling allocator.
         #[arg(long)]
         pooling: bool,
-        /// Both engines list their compiled functions in /tmp/perf-<pid>.map,
+        /// Both engines list their compiled functions in `/tmp/perf-<pid>.map`,
         /// so that `perf record -g weft bench ...` then `perf report` name them.
         #[arg(long)]
         perf_map: bool,

@@ -298,14 +298,12 @@ impl WasiCtxBuilder {
         fds.insert(0, Desc::Stdio(Stdio { kind: StdioKind::Stdin, stream: StdioStream::In(self.stdin) }));
         fds.insert(1, Desc::Stdio(Stdio { kind: StdioKind::Stdout, stream: StdioStream::Out(self.stdout, StdioKind::Stdout) }));
         fds.insert(2, Desc::Stdio(Stdio { kind: StdioKind::Stderr, stream: StdioStream::Out(self.stderr, StdioKind::Stderr) }));
-        let mut n = 3;
-        for (d, name) in self.preopens {
+        for (n, (d, name)) in (3..).zip(self.preopens) {
             let d = match (d, name) {
                 (Desc::Dir(DirDesc { dir, .. }), Some(name)) => Desc::Dir(DirDesc { dir, preopen: Some(name) }),
                 (d, _) => d,
             };
             fds.insert(n, d);
-            n += 1;
         }
         let rng = self.rng.unwrap_or_else(|| {
             let mut seed_rng = cap_rand::thread_rng(cap_rand::ambient_authority());

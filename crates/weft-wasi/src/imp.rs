@@ -627,6 +627,7 @@ impl WasiCtx {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)] // the WASI call's own parameters
     pub(crate) fn path_filestat_get(&mut self, mem: &mut Mem, fd: u32, flags: u32, path: u32, len: u32, out: u32, abi: Abi) -> R<()> {
         bad_flags(flags, LOOKUP_SYMLINK_FOLLOW as u64)?;
         let p = mem.str(path, len)?;
@@ -727,6 +728,7 @@ impl WasiCtx {
         mem.put_u32(out, n)
     }
 
+    #[allow(clippy::too_many_arguments)] // the WASI call's own parameters
     pub(crate) fn path_readlink(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32, buf: u32, buf_len: u32, out: u32) -> R<()> {
         let p = mem.str(path, len)?.to_string();
         let target = self.dir(fd)?.read_link_contents(&p)?;

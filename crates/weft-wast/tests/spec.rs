@@ -108,7 +108,9 @@ fn main() {
     // every function that calls; in every mode the translator verifies that
     // its checks cut every cycle and, but in page mode, precede every call).
     const MEMORY_SCRIPTS: &[&str] = &["address", "align", "bulk", "endianness", "float_memory", "load", "memory", "store"];
-    let reruns: [(&str, fn(&mut Config), fn(&str) -> bool); 4] = [
+    // A configuration's name, how it changes the default, and which scripts it reruns.
+    type Rerun = (&'static str, fn(&mut Config), fn(&str) -> bool);
+    let reruns: [Rerun; 4] = [
         ("bounds-checked memories", |c| { c.memory_guard(false); }, |name| MEMORY_SCRIPTS.iter().any(|p| name.starts_with(p))),
         ("MMU page interruption", |c| { c.interruption(Interruption::MmuPage); }, |_| true),
         ("epoch interruption", |c| { c.interruption(Interruption::Epoch); }, |_| true),

@@ -201,7 +201,7 @@ impl Table {
             anyhow::bail!("table initial value does not match the element type");
         }
         let table = TableData::new(ty, init.to_raw().get_ref(), None)?;
-        s.tables.push(Box::new(table));
+        s.tables.push(table);
         Ok(Table { store_id: s.id, index: s.tables.len() - 1 })
     }
     fn data<'a>(&self, s: &'a StoreOpaque) -> &'a TableData {

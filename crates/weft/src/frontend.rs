@@ -237,15 +237,12 @@ pub fn parse(bytes: &[u8]) -> anyhow::Result<(ModuleInfo, Vec<PendingFunction<'_
 
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload?;
-        match validator.payload(&payload)? {
-            wasmparser::ValidPayload::Func(func_validator, body) => {
-                let index = info.num_imported_funcs + pending.len() as u32;
-                let r = body.range();
-                info.func_bodies.push(r.start as usize..r.end as usize);
-                pending.push(PendingFunction { index, validator: func_validator, body });
-                continue;
-            }
-            _ => {}
+        if let wasmparser::ValidPayload::Func(func_validator, body) = validator.payload(&payload)? {
+            let index = info.num_imported_funcs + pending.len() as u32;
+            let r = body.range();
+            info.func_bodies.push(r.start as usize..r.end as usize);
+            pending.push(PendingFunction { index, validator: func_validator, body });
+            continue;
         }
         match payload {
             Payload::TypeSection(reader) => {
@@ -426,9 +423,8 @@ fn read_names(names: wasmparser::NameSectionReader<'_>, info: &mut ModuleInfo) -
 /// Whether a reference type's values are (possibly null) function references.
 pub fn is_func_heap(r: &RefType) -> bool {
     use wasmparser::{AbstractHeapType, HeapType};
-    match r.heap_type() {
-        HeapType::Abstract { ty: AbstractHeapType::Func | AbstractHeapType::NoFunc, .. } => true,
-        HeapType::Concrete(_) | HeapType::Exact(_) => true,
-        _ => false,
-    }
+    matches!(
+        r.heap_type(),
+        HeapType::Abstract { ty: AbstractHeapType::Func | AbstractHeapType::NoFunc, .. } | HeapType::Concrete(_) | HeapType::Exact(_)
+    )
 }

@@ -298,7 +298,7 @@ impl Func {
         let f = unsafe { *self.func_ref };
         let store_ctx: *mut vmctx::VMStoreContext = &mut *store.vm;
         // SAFETY: the trampoline matches the callee's type and `values` is large enough.
-        let r = unsafe {
+        unsafe {
             signals::call_wasm(
                 store_ctx,
                 max_stack,
@@ -308,8 +308,7 @@ impl Func {
                 f.code,
                 values.as_mut_ptr() as *mut u8,
             )
-        };
-        r
+        }
     }
 
     /// A statically typed view of this function.
@@ -556,7 +555,7 @@ impl WasmTy for Option<Func> {
     }
     fn from_raw(store: &StoreOpaque, raw: ValRaw) -> Self {
         let r = raw.get_ref();
-        (r != 0).then(|| Func { store_id: store.id, func_ref: r as *const VMFuncRef })
+        (r != 0).then_some(Func { store_id: store.id, func_ref: r as *const VMFuncRef })
     }
 }
 
@@ -612,7 +611,8 @@ macro_rules! tuple_params {
             fn store(self, slots: &mut [ValRaw]) {
                 $(slots[$i] = self.$i.to_raw();)*
             }
-            #[allow(unused_variables)]
+            // For the empty tuple the body is `()`.
+            #[allow(unused_variables, clippy::unused_unit)]
             fn load(store: &StoreOpaque, slots: &[ValRaw]) -> Self {
                 ($($t::from_raw(store, slots[$i]),)*)
             }

@@ -42,9 +42,13 @@ pub struct StoreOpaque {
     pub(crate) engine: Engine,
     pub(crate) id: u64,
     pub(crate) vm: Box<VMStoreContext>,
+    // Boxed: compiled code and vmctx fields point into them, so they must
+    // not move when the vector grows.
+    #[allow(clippy::vec_box)]
     pub(crate) instances: Vec<Box<InstanceData>>,
     pub(crate) memories: Vec<MemoryEntry>,
-    pub(crate) tables: Vec<Box<TableData>>,
+    /// Each table's definition, which vmctx fields point at, is boxed.
+    pub(crate) tables: Vec<TableData>,
     pub(crate) globals: Vec<GlobalEntry>,
     pub(crate) tags: Vec<TagEntry>,
     /// Keeps alive the host functions this store can call.

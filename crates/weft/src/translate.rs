@@ -4,7 +4,7 @@
 //! `FunctionBuilder`); the Wasm operand stack is a `Vec<Value>` during
 //! translation; structured control flow becomes blocks with parameters. Every
 //! access to instance state goes through the vmctx at offsets from
-//! [`VMOffsets`](crate::vmctx::VMOffsets). Each operator is validated just before
+//! [`VMOffsets`]. Each operator is validated just before
 //! it is translated, so the translator may assume well-typed input.
 
 use cranelift_codegen::ir::{
@@ -373,7 +373,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         for _ in 0..locals_reader.get_count() {
             let offset = locals_reader.original_position();
             let (count, ty) = locals_reader.read()?;
-            self.validator.define_locals(offset as u64, count, ty)?;
+            self.validator.define_locals(offset, count, ty)?;
             let clif = clif_type(&ty);
             for _ in 0..count {
                 let var = self.builder.declare_var(clif);
@@ -437,7 +437,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         while !reader.eof() {
             let (op, offset) = reader.read_with_offset()?;
             self.op_offset = offset;
-            self.validator.op(offset as u64, &op)?;
+            self.validator.op(offset, &op)?;
             self.builder.set_srcloc(SourceLoc::new(offset as u32));
             if self.control.is_empty() {
                 anyhow::bail!("operators after the end of the function");

@@ -187,7 +187,7 @@ impl Val {
 
     pub(crate) fn from_raw_ref(store: &StoreOpaque, raw: u64, r: &RefType) -> Val {
         if r.is_func() {
-            Val::FuncRef((raw != 0).then(|| Func { store_id: store.id, func_ref: raw as *const VMFuncRef }))
+            Val::FuncRef((raw != 0).then_some(Func { store_id: store.id, func_ref: raw as *const VMFuncRef }))
         } else {
             Val::ExternRef(ExternRef::from_raw(store, raw))
         }

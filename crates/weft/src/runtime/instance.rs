@@ -357,7 +357,7 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
             Ok(t) => t,
             Err(e) => return Err(InstantiateError::Error(e)),
         };
-        store.tables.push(Box::new(table));
+        store.tables.push(table);
         inst.tables.push(store.tables.len() - 1);
     }
     for (i, &idx) in inst.tables.iter().enumerate() {

@@ -8,7 +8,7 @@
 //! when the deadline is reached its slow path loads from a forbidden page (no
 //! call, which would cost registers across every loop), and the signal handler
 //! sends the thread
-//! through the same stub as an MMU interruption to [`weft_interrupt_hook`],
+//! through the same stub as an MMU interruption to `weft_interrupt_hook`,
 //! which asks the store's callback whether to continue with a new deadline,
 //! yield or trap.
 //!
@@ -31,7 +31,7 @@
 //! dropped). The signal
 //! handler recognises the interruption point by its trap code and redirects the
 //! thread to `weft_interrupt_stub`, which saves every register (general purpose,
-//! flags, x87/SSE state), calls [`weft_interrupt_hook`] with the store recovered
+//! flags, x87/SSE state), calls `weft_interrupt_hook` with the store recovered
 //! from the thread's activation, and on continue restores everything and
 //! re-executes the load, the page having been made readable again first.
 //! Both operations are async-signal-safe: an atomic store, or `mprotect`s

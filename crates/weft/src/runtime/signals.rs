@@ -8,7 +8,7 @@
 //!
 //! A trap unwinds to the innermost activation:
 //! - hardware faults (SIGSEGV, SIGBUS on guard pages; SIGILL on `ud2` trap
-//!   instructions; SIGFPE) reach [`trap_handler`], which runs on an alternate
+//!   instructions; SIGFPE) reach `trap_handler`, which runs on an alternate
 //!   signal stack, checks that the faulting PC is in compiled code and has a trap
 //!   table entry, records the trap and a backtrace, and rewrites the signal
 //!   context so that returning from the handler lands in the activation's resume
@@ -249,7 +249,7 @@ unsafe fn record_backtrace(a: &mut Activation, mut pc: usize, mut fp: usize) {
         }
         a.backtrace[n] = std::mem::MaybeUninit::new(pc);
         n += 1;
-        if fp == 0 || fp >= a.entry_sp || fp % 8 != 0 {
+        if fp == 0 || fp >= a.entry_sp || !fp.is_multiple_of(8) {
             break;
         }
         // SAFETY: `fp` is a frame pointer on this stack below the entry point;
@@ -406,16 +406,14 @@ unsafe extern "C" fn trap_handler(sig: libc::c_int, info: *mut libc::siginfo_t, 
         }
     }
     // Not ours: hand it to whoever was installed before.
+    let prev = match sig {
+        libc::SIGSEGV => &raw const PREV_SIGSEGV,
+        libc::SIGBUS => &raw const PREV_SIGBUS,
+        libc::SIGILL => &raw const PREV_SIGILL,
+        _ => &raw const PREV_SIGFPE,
+    };
     // SAFETY: PREV_* were written before our handler was installed.
-    unsafe {
-        let prev = match sig {
-            libc::SIGSEGV => (*(&raw const PREV_SIGSEGV)).assume_init_ref(),
-            libc::SIGBUS => (*(&raw const PREV_SIGBUS)).assume_init_ref(),
-            libc::SIGILL => (*(&raw const PREV_SIGILL)).assume_init_ref(),
-            _ => (*(&raw const PREV_SIGFPE)).assume_init_ref(),
-        };
-        forward(sig, info, ctx, prev);
-    }
+    unsafe { forward(sig, info, ctx, (*prev).assume_init_ref()) };
 }
 
 /// Delivers a signal to a previously installed handler, or restores the default
