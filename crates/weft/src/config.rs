@@ -153,7 +153,7 @@ impl Config {
     /// describes, compiled code compares the engine's epoch
     /// ([`Engine::increment_epoch`](crate::Engine::increment_epoch)) with the
     /// store's deadline ([`Store::set_epoch_deadline`](crate::Store::set_epoch_deadline)).
-    /// Measured over the sightglass suite: 3.5-4.0% over no checks, against
+    /// Measured over the sightglass suite: 3.5-4.2% over no checks, against
     /// 13-14% for wasmtime 48's epochs (BENCHMARKS.md). Reaching a deadline
     /// costs a fault and a trip through the signal handler (2 µs here), so
     /// deadlines meant to fire every few microseconds are better served by
@@ -169,8 +169,9 @@ impl Config {
     /// [`InterruptHandle::interrupt`](crate::InterruptHandle::interrupt) makes
     /// the next such load fault into the store's interrupt hook.
     ///
-    /// This selects [`Interruption::MmuPage`], whose checks cost 0.7-1.2% over
-    /// no checks on the sightglass suite (BENCHMARKS.md), against 3.5-4.0% for
+    /// This selects [`Interruption::MmuPage`], whose checks cost 0.4-1.6% over
+    /// no checks on the sightglass suite, 0.9% on average over 11 runs
+    /// (BENCHMARKS.md), against 3.5-4.2% for
     /// epochs and 13-14% for wasmtime's epochs. Requests are cheaper with the
     /// pointer flip ([`Interruption::MmuPointer`], a plain store, whose checks
     /// cost more: two dependent loads per point), since revoking pages takes an

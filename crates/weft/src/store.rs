@@ -248,6 +248,9 @@ impl<T> Store<T> {
     }
     /// Sets the epoch deadline to `ticks` increments of the engine's epoch from now
     /// (with [`Config::epoch_interruption`](crate::Config::epoch_interruption)).
+    ///
+    /// Every instance of the store keeps a copy of the deadline for compiled
+    /// code to compare with, so this writes one word per instance.
     pub fn set_epoch_deadline(&mut self, ticks: u64) {
         let now = self.inner.opaque.engine.epoch_counter().load(std::sync::atomic::Ordering::Relaxed);
         self.inner.opaque.set_epoch_deadline_at(now.saturating_add(ticks));

@@ -466,7 +466,15 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     /// calls is the check).
     fn check_before_call(&mut self) {
         use crate::config::Interruption;
-        if matches!(self.env.tunables.interruption, Interruption::Epoch | Interruption::MmuPointer) && !self.interruption_checked {
+        if matches!(self.env.tunables.interruption, Interruption::Epoch | Interruption::MmuPointer) {
+            self.check_unless_checked();
+        }
+    }
+
+    /// Makes an interruption check here unless every path here has passed one
+    /// since the function's entry or the last loop header.
+    fn check_unless_checked(&mut self) {
+        if !self.interruption_checked {
             self.interruption_point();
             self.interruption_checked = true;
         }
@@ -611,10 +619,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     /// reached, with this point's interruption-check state.
     fn note_edge(&mut self, idx: usize) {
         if self.control[idx].kind == FrameKind::Loop {
-            if !self.interruption_checked {
-                self.interruption_point();
-                self.interruption_checked = true;
-            }
+            self.check_unless_checked();
             return;
         }
         let checked = self.interruption_checked;
