@@ -144,6 +144,21 @@ fn host_to_wasm(c: &mut Criterion) {
     #[cfg(feature = "wasmtime")]
     host_to_wasm!(group, wasmtime, wasmtime_engine(false));
     group.finish();
+    // Weft alone, in the MMU modes: what entering Wasm costs with the stack
+    // limit mirrored into the interrupt page, and with segment probes also
+    // the GS base set and put back.
+    let mut group = c.benchmark_group("host-to-wasm-mmu");
+    for (label, segment_probes) in [("page", false), ("page-segment-probes", true)] {
+        let mut config = weft::Config::new();
+        config.interruption(weft::Interruption::MmuPage).mmu_segment_probes(segment_probes);
+        let engine = weft::Engine::new(&config).unwrap();
+        let module = weft::Module::new(&engine, CALLEES).unwrap();
+        let mut store = weft::Store::new(&engine, ());
+        let instance = weft::Instance::new(&mut store, &module, &[]).unwrap();
+        let nop = instance.get_typed_func::<(), ()>(&mut store, "nop").unwrap();
+        group.bench_function(format!("nop/weft/{label}"), |b| b.iter(|| nop.call(&mut store, ()).unwrap()));
+    }
+    group.finish();
 }
 
 fn wasm_to_host(c: &mut Criterion) {

@@ -102,7 +102,7 @@ type Instantiator = Box<dyn Fn() -> anyhow::Result<()> + Sync>;
 /// Instantiate + drop with Weft, imports resolved beforehand and warmed up.
 fn weft_instantiator(wasm: &[u8], opts: InstantiateOptions) -> anyhow::Result<Instantiator> {
     let mut config = weft::Config::new();
-    config.interruption(opts.interrupt.weft());
+    opts.interrupt.configure_weft(&mut config);
     if opts.pooled {
         let slots = (opts.threads as u32 * 2).max(8) + opts.decommit_batch as u32;
         config.allocation_strategy(weft::InstanceAllocationStrategy::Pooling(weft::PoolingConfig {

@@ -32,6 +32,9 @@ pub enum Interrupt {
     /// Weft's MMU interruption (a dead load from the interrupt page); wasmtime
     /// has no such mode.
     Mmu,
+    /// Weft's MMU interruption with segment probes in functions with a loop
+    /// that calls (see `weft::Config::mmu_segment_probes`).
+    MmuSegment,
 }
 
 impl Interrupt {
@@ -41,16 +44,23 @@ impl Interrupt {
             Interrupt::None => "none",
             Interrupt::Epoch => "epoch",
             Interrupt::Mmu => "mmu",
+            Interrupt::MmuSegment => "mmu-segment",
         }
     }
 
-    /// Weft's configuration for this mode (MMU: page revocation).
-    pub fn weft(self) -> weft::Interruption {
-        match self {
+    /// Sets Weft's `config` up for this mode (MMU: page revocation).
+    pub fn configure_weft(self, config: &mut weft::Config) {
+        let mode = match self {
             Interrupt::None => weft::Interruption::None,
             Interrupt::Epoch => weft::Interruption::Epoch,
-            Interrupt::Mmu => weft::Interruption::MmuPage,
-        }
+            Interrupt::Mmu | Interrupt::MmuSegment => weft::Interruption::MmuPage,
+        };
+        config.interruption(mode).mmu_segment_probes(self == Interrupt::MmuSegment);
+    }
+
+    /// Whether the mode is one of Weft's MMU modes, which wasmtime lacks.
+    pub fn is_mmu(self) -> bool {
+        matches!(self, Interrupt::Mmu | Interrupt::MmuSegment)
     }
 }
 
@@ -61,7 +71,8 @@ impl std::str::FromStr for Interrupt {
             "none" => Interrupt::None,
             "epoch" => Interrupt::Epoch,
             "mmu" => Interrupt::Mmu,
-            _ => anyhow::bail!("unknown interruption mode `{s}` (none, epoch, mmu)"),
+            "mmu-segment" => Interrupt::MmuSegment,
+            _ => anyhow::bail!("unknown interruption mode `{s}` (none, epoch, mmu, mmu-segment)"),
         })
     }
 }
@@ -164,7 +175,8 @@ impl WeftRunner {
     /// An engine configured for `interrupt`, with WASI and the bench functions linked.
     pub fn new(interrupt: Interrupt, perf_map: bool) -> anyhow::Result<WeftRunner> {
         let mut config = weft::Config::new();
-        config.perf_map(perf_map).interruption(interrupt.weft());
+        config.perf_map(perf_map);
+        interrupt.configure_weft(&mut config);
         let engine = weft::Engine::new(&config)?;
         let mut linker = weft::Linker::<WeftState>::new(&engine);
         weft_wasi::add_to_linker(&mut linker, |s: &mut WeftState| &mut s.wasi)?;
@@ -243,7 +255,7 @@ impl WasmtimeRunner {
             Interrupt::Epoch => {
                 config.epoch_interruption(true);
             }
-            Interrupt::Mmu => anyhow::bail!("wasmtime has no MMU interruption"),
+            Interrupt::Mmu | Interrupt::MmuSegment => anyhow::bail!("wasmtime has no MMU interruption"),
         }
         let engine = wt(wasmtime::Engine::new(&config))?;
         let mut linker = wasmtime::Linker::<WasmtimeState>::new(&engine);
@@ -317,7 +329,7 @@ pub fn combinations(engines: &[&str], modes: &[Interrupt]) -> anyhow::Result<Vec
                 "wasmtime" => "wasmtime",
                 other => anyhow::bail!("unknown engine `{other}`"),
             };
-            if engine == "wasmtime" && mode == Interrupt::Mmu {
+            if engine == "wasmtime" && mode.is_mmu() {
                 continue;
             }
             out.push((engine, mode));

@@ -105,14 +105,16 @@ fn main() {
     // with explicit bounds checks instead of guard pages, and every script
     // with interruption checks compiled in (MMU page mode also makes each
     // prologue's stack check an interruption point, which must be found in
-    // every function that calls; in every mode the translator verifies that
+    // every function that calls, and segment probes must each be found and
+    // rewritten after compilation; in every mode the translator verifies that
     // its checks cut every cycle and, but in page mode, precede every call).
     const MEMORY_SCRIPTS: &[&str] = &["address", "align", "bulk", "endianness", "float_memory", "load", "memory", "store"];
     // A configuration's name, how it changes the default, and which scripts it reruns.
     type Rerun = (&'static str, fn(&mut Config), fn(&str) -> bool);
-    let reruns: [Rerun; 4] = [
+    let reruns: [Rerun; 5] = [
         ("bounds-checked memories", |c| { c.memory_guard(false); }, |name| MEMORY_SCRIPTS.iter().any(|p| name.starts_with(p))),
         ("MMU page interruption", |c| { c.interruption(Interruption::MmuPage); }, |_| true),
+        ("MMU page interruption, segment probes", |c| { c.interruption(Interruption::MmuPage).mmu_segment_probes(true); }, |_| true),
         ("epoch interruption", |c| { c.interruption(Interruption::Epoch); }, |_| true),
         ("MMU pointer interruption", |c| { c.interruption(Interruption::MmuPointer); }, |_| true),
     ];

@@ -96,14 +96,21 @@ fn compile_one(
                     other => error = Some(anyhow::anyhow!("unexpected relocation {other:?}")),
                 }
             }
-            let code = compiled.buffer.data();
+            let mut code = compiled.buffer.data().to_vec();
             let mut traps: Vec<(u32, ir::TrapCode)> = compiled.buffer.traps().iter().map(|t| (t.offset, t.code)).collect();
-            if env.tunables.interruption == crate::config::Interruption::MmuPage {
-                match prologue_interruption_point(code) {
-                    Some(offset) => {
+            if env.tunables.mmu_segment_probes {
+                let probes = compiled.buffer.debug_tags().filter(|t| t.tags.contains(&ir::DebugTag::User(translate::SEGMENT_PROBE_TAG)));
+                for offset in probes.map(|t| t.offset) {
+                    if patch_segment_probe(&mut code, offset as usize) {
                         traps.push((offset, crate::trap::codes::INTERRUPTION_POINT));
-                        traps.sort_by_key(|(o, _)| *o);
+                    } else {
+                        error = Some(anyhow::anyhow!("internal compiler error: unexpected loop probe at offset {offset} of function {index}"));
                     }
+                }
+            }
+            if env.tunables.interruption == crate::config::Interruption::MmuPage {
+                match prologue_interruption_point(&code) {
+                    Some(offset) => traps.push((offset, crate::trap::codes::INTERRUPTION_POINT)),
                     // Cranelift gives every function that still calls after
                     // optimisation a stack check (calls in code it proved
                     // unreachable are gone, and so is the need to check).
@@ -112,13 +119,14 @@ fn compile_one(
                     }
                     None => {}
                 }
+                traps.sort_by_key(|(o, _)| *o);
             }
             match error {
                 Some(e) => Err((pending.index, e)),
                 None => Ok(CompiledFunction {
                     ref_funcs: std::mem::take(&mut facts.ref_func_targets),
                     index: pending.index,
-                    code: code.to_vec(),
+                    code,
                     calls,
                     traps,
                     srclocs: compiled
@@ -149,6 +157,29 @@ fn prologue_interruption_point(code: &[u8]) -> Option<u32> {
     let limit_load: [u8; 7] = [0x4c, 0x8b, 0x97, d[0], d[1], d[2], d[3]];
     let window = &code[..code.len().min(16)];
     window.windows(limit_load.len()).position(|w| w == limit_load).map(|at| at as u32)
+}
+
+/// Rewrites the segment probe Cranelift emitted at `at` (see
+/// [`translate::SEGMENT_PROBE_DISPLACEMENT`]), `movw $0, disp32(%rsp)`, into
+/// `cmp qword ptr gs:[0], 0` of the same length: a read of the probe page's
+/// first word through the GS base, which writes only the flags (no flags are
+/// live across a probe: Cranelift emits each compare together with the
+/// branch, select or trap that reads it). Returns false, changing nothing,
+/// if the bytes at `at` are not such a probe.
+fn patch_segment_probe(code: &mut [u8], at: usize) -> bool {
+    // GS; REX.W; CMP r/m64, imm8; ModRM mod=00 reg=7 rm=100 (SIB); SIB no
+    // base, no index (disp32 alone); disp32 = 0; imm8 = 0.
+    const PROBE: [u8; 10] = [0x65, 0x48, 0x83, 0x3c, 0x25, 0, 0, 0, 0, 0];
+    let Some(insn) = code.get_mut(at..at + PROBE.len()) else { return false };
+    // Operand-size prefix; MOV r/m16, imm16; ModRM mod=10 reg=0 rm=100 (SIB,
+    // disp32); SIB base=rsp, no index; disp32; imm16 = 0.
+    let is_probe = insn[0..4] == [0x66, 0xc7, 0x84, 0x24]
+        && i32::from_le_bytes([insn[4], insn[5], insn[6], insn[7]]) >= translate::SEGMENT_PROBE_DISPLACEMENT
+        && insn[8..10] == [0, 0];
+    if is_probe {
+        insn.copy_from_slice(&PROBE);
+    }
+    is_probe
 }
 
 /// Whether a (compiled, hence optimised) function still makes any call.
@@ -423,4 +454,41 @@ fn compile_single(isa: &OwnedTargetIsa, ctx: &mut Context) -> anyhow::Result<Vec
     let code = compiled.buffer.data().to_vec();
     ctx.clear();
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_probes_are_rewritten_in_place_and_nothing_else_is() {
+        let d = (translate::SEGMENT_PROBE_DISPLACEMENT + 0x38).to_le_bytes();
+        // movw $0, 0x40000038(%rsp), twice, between a nop and a ret.
+        let probe = [0x66, 0xc7, 0x84, 0x24, d[0], d[1], d[2], d[3], 0, 0];
+        let mut code = [&[0x90][..], &probe, &probe, &[0xc3]].concat();
+        assert!(patch_segment_probe(&mut code, 1));
+        assert!(patch_segment_probe(&mut code, 11));
+        // cmp qword ptr gs:[0], 0
+        let gs_probe = [0x65, 0x48, 0x83, 0x3c, 0x25, 0, 0, 0, 0, 0];
+        assert_eq!(&code[1..11], &gs_probe);
+        assert_eq!(&code[11..21], &gs_probe);
+        assert_eq!((code[0], code[21]), (0x90, 0xc3));
+
+        // Not probes: a small displacement, a base other than rsp, an index
+        // register, a store of another value, a 32-bit store, and a probe
+        // cut off by the end of the code.
+        let small = 0x38i32.to_le_bytes();
+        for bytes in [
+            vec![0x66, 0xc7, 0x84, 0x24, small[0], small[1], small[2], small[3], 0, 0],
+            vec![0x66, 0xc7, 0x83, d[0], d[1], d[2], d[3], 0, 0, 0],
+            vec![0x66, 0xc7, 0x84, 0x04, d[0], d[1], d[2], d[3], 0, 0],
+            vec![0x66, 0xc7, 0x84, 0x24, d[0], d[1], d[2], d[3], 1, 0],
+            vec![0xc7, 0x84, 0x24, d[0], d[1], d[2], d[3], 0, 0, 0, 0],
+            vec![0x66, 0xc7, 0x84, 0x24, d[0], d[1], d[2], d[3], 0],
+        ] {
+            let mut patched = bytes.clone();
+            assert!(!patch_segment_probe(&mut patched, 0), "{bytes:x?}");
+            assert_eq!(patched, bytes);
+        }
+    }
 }

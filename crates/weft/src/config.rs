@@ -32,11 +32,15 @@ pub enum Interruption {
     /// signal handler to the store's callback (the check makes no call, which
     /// would cost registers across every loop).
     Epoch,
-    /// One dead load at each point: on loops from the probe page just below the
-    /// instance's vmctx, at the entry of functions that call the prologue's
-    /// stack-limit load from the store's interrupt page. Interrupting revokes
-    /// those pages (`mprotect`, one per instance of the store), and
-    /// the fault becomes a call to the store's hook.
+    /// One dead load at each point from a probe page, a read-only view of the
+    /// store's interrupt page just below each instance's vmctx: at the entry
+    /// of functions that call, the prologue's stack-limit load (`[vmctx -
+    /// 4096]`); on loops a load through the vmctx (or, as an option, in
+    /// functions with a loop that calls, `cmp qword ptr gs:[0], 0` with the
+    /// GS base pointed at a probe page of the store: see
+    /// [`Config::mmu_segment_probes`]). Interrupting revokes those pages
+    /// (`mprotect`, one per instance of the store), and the fault becomes a
+    /// call to the store's hook.
     MmuPage,
     /// Load the interrupt-page pointer from the store context, then a dead load
     /// through it; interrupting swaps the pointer to a forbidden page (a plain
@@ -55,12 +59,27 @@ pub struct Tunables {
     pub max_wasm_stack: usize,
     /// The interruption checks compiled code makes.
     pub interruption: Interruption,
+    /// In [`Interruption::MmuPage`] mode, whether functions with a loop that
+    /// calls probe through the GS segment base, which Weft then points at a
+    /// probe page on every entry into Wasm, instead of through the vmctx
+    /// register (see [`Config::mmu_segment_probes`]).
+    pub mmu_segment_probes: bool,
 }
 
 impl Default for Tunables {
     fn default() -> Self {
-        Tunables { guarded_memory32: true, max_wasm_stack: 512 * 1024, interruption: Interruption::None }
+        Tunables { guarded_memory32: true, max_wasm_stack: 512 * 1024, interruption: Interruption::None, mmu_segment_probes: false }
     }
+}
+
+/// How instances' memories and tables are allocated.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum InstanceAllocationStrategy {
+    /// Each memory reserves its own address space when created (the default).
+    #[default]
+    OnDemand,
+    /// Memories come from slots reserved at engine creation and reused warm.
+    Pooling(crate::runtime::pool::PoolingConfig),
 }
 
 /// Global configuration for an [`Engine`](crate::Engine).
@@ -73,16 +92,6 @@ impl Default for Tunables {
 /// let engine = weft::Engine::new(&config).unwrap();
 /// # let _ = engine;
 /// ```
-/// How instances' memories and tables are allocated.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum InstanceAllocationStrategy {
-    /// Each memory reserves its own address space when created (the default).
-    #[default]
-    OnDemand,
-    /// Memories come from slots reserved at engine creation and reused warm.
-    Pooling(crate::runtime::pool::PoolingConfig),
-}
-
 #[derive(Debug, Clone)]
 pub struct Config {
     pub(crate) tunables: Tunables,
@@ -182,6 +191,45 @@ impl Config {
     pub fn mmu_interruption(&mut self, enable: bool) -> &mut Self {
         self.tunables.interruption = if enable { Interruption::MmuPage } else { Interruption::None };
         self
+    }
+
+    /// Whether, in [`Interruption::MmuPage`] mode, functions with a loop
+    /// that calls probe the interrupt page through the GS segment base
+    /// instead of the vmctx (default false; used only where the CPU and
+    /// kernel let user code set the base: FSGSBASE, Linux 5.9 and later).
+    ///
+    /// A loop probe through the vmctx needs the vmctx in a register at the
+    /// loop's back edge, which in a loop that calls costs a callee-saved
+    /// register or a reload: richards, whose scheduler loop makes an
+    /// indirect call, runs 20-39% slower with MMU checks for it. A segment
+    /// probe, `cmp qword ptr gs:[0], 0`, names no register: Weft points the
+    /// thread's GS base at a probe page of the store whenever it enters Wasm
+    /// (and back at the outer store's when a nested call returns). With them
+    /// richards costs 5-8%. But the probe is ten bytes long, which costs more
+    /// than the register in tight loops, so only functions with a loop that
+    /// calls get them (in all their loops: one vmctx probe would keep the
+    /// vmctx live across the others); the others keep vmctx probes, and
+    /// function entries are checked by the prologue's stack-limit load either
+    /// way. Over the whole sightglass suite this measured no better: 1.4%
+    /// over no checks against 1.1% for vmctx probes everywhere, in three runs
+    /// that measured both (BENCHMARKS.md), which is why it is not the
+    /// default.
+    ///
+    /// Entering Wasm costs about 3 ns more (a thread-local check, and
+    /// `wrgsbase` when the thread last ran another store). Weft then owns
+    /// the GS base of the threads that run Wasm: do not enable this if the
+    /// embedder uses GS itself.
+    pub fn mmu_segment_probes(&mut self, enable: bool) -> &mut Self {
+        self.tunables.mmu_segment_probes = enable;
+        self
+    }
+
+    /// Whether loop probes go through the GS segment base: on a [`Config`]
+    /// being built, whether they are requested; on an engine's
+    /// ([`Engine::config`](crate::Engine::config)), whether they are in use,
+    /// which also needs page mode and a host that allows them.
+    pub fn segment_probes(&self) -> bool {
+        self.tunables.mmu_segment_probes
     }
 
     /// Chooses the interruption mechanism directly (see [`Interruption`]).

@@ -51,6 +51,12 @@ impl Engine {
     /// Fails if the host CPU is not supported by the code generator.
     pub fn new(config: &Config) -> anyhow::Result<Engine> {
         signals::install_handlers();
+        let mut config = config.clone();
+        // Segment probes only exist in page mode, and only where the
+        // segment base can be set without a system call.
+        let tunables = &mut config.tunables;
+        tunables.mmu_segment_probes &= tunables.interruption == crate::config::Interruption::MmuPage && crate::runtime::sys::fsgsbase_available();
+        let config = &config;
         let isa = compile::build_isa(config)?;
         let (memory_pool, table_pool) = match &config.allocation {
             InstanceAllocationStrategy::OnDemand => (None, None),

@@ -189,6 +189,7 @@ impl<T> Store<T> {
             active_stack: std::ptr::null_mut(),
             store: std::ptr::null_mut(),
             stack_limit_mirror: std::ptr::null_mut(),
+            segment_probe_page: 0,
         });
         let mut inner = Box::new(StoreInner {
             opaque: StoreOpaque {

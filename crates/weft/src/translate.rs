@@ -42,6 +42,22 @@ pub fn clif_type(ty: &wasmparser::ValType) -> Type {
     }
 }
 
+/// The displacement past a function's zero-sized probe slot at which the
+/// translator emits segment probes (MMU page mode with
+/// [`Tunables::mmu_segment_probes`]): a store of the constant 0,
+/// `store.i16 0, [rsp + slot + D + k]`, which Cranelift encodes as `movw $0,
+/// disp32(%rsp)` (ten bytes) and which names no register at all, so the
+/// register allocator sees a loop with a probe exactly as one without. The
+/// compiler then rewrites each one, before the code can run, into the
+/// ten-byte `cmp qword ptr gs:[0], 0`, a read of the probe page that the GS
+/// base points at (see `compile::patch_segment_probe`). The store itself
+/// never runs. The displacement is large so that no other access looks like
+/// a probe; `k` (one per probe) keeps any two probes distinct.
+pub const SEGMENT_PROBE_DISPLACEMENT: i32 = 0x4000_0000;
+
+/// The debug tag that marks segment probes, for the compiler to find them.
+pub const SEGMENT_PROBE_TAG: u32 = 0x5e6_0000;
+
 /// The native signature of a Wasm function: callee vmctx, caller vmctx, then the
 /// Wasm parameters; Wasm results. Uses the tail calling convention so that
 /// `return_call` works everywhere.
@@ -161,6 +177,9 @@ pub struct FuncTranslator<'a, 'b> {
     /// Loop probes emitted so far (MMU page mode), which gives each its own
     /// byte of the probe page.
     probes: u32,
+    /// A zero-sized stack slot that segment probes are emitted against (see
+    /// [`SEGMENT_PROBE_DISPLACEMENT`]); created with the first one.
+    segment_probe_slot: Option<ir::StackSlot>,
     /// Whether every path to the current point from the function's entry or
     /// from the innermost loop header passed has gone through an interruption
     /// check. A branch back to a loop header, and in epoch and MMU pointer
@@ -170,6 +189,10 @@ pub struct FuncTranslator<'a, 'b> {
     /// Offsets of the loops that check at their header (see
     /// [`Self::translate_body`]), sorted.
     loops_checked_at_header: Vec<u64>,
+    /// MMU page mode: whether loops probe through the GS segment (where
+    /// enabled, in functions with a loop that calls; see
+    /// [`SEGMENT_PROBE_DISPLACEMENT`]).
+    segment_probes: bool,
     /// Offset of the operator being translated.
     op_offset: u64,
     /// The instruction that makes each interruption check: the compare's
@@ -255,8 +278,10 @@ pub fn translate_function(
         builtin_sigs: Default::default(),
         func_refs: Default::default(),
         probes: 0,
+        segment_probe_slot: None,
         interruption_checked: false,
         loops_checked_at_header: Vec::new(),
+        segment_probes: false,
         op_offset: 0,
         check_insts: Vec::new(),
         facts,
@@ -427,7 +452,21 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         // into a loop).
         match self.env.tunables.interruption {
             crate::config::Interruption::None => self.interruption_checked = true,
-            crate::config::Interruption::MmuPage => self.facts.entry_point_in_prologue = call_sites(body)?.any,
+            crate::config::Interruption::MmuPage => {
+                let sites = call_sites(body)?;
+                self.facts.entry_point_in_prologue = sites.any;
+                // A probe through the vmctx keeps it in a register at the
+                // back edge of every loop: where a loop calls, a
+                // callee-saved register or a reload (richards' scheduler
+                // loop ran 20-39% slower for it). A segment probe needs no
+                // register but is ten bytes long, which costs more than the
+                // register in tight loops that do not call. So a function
+                // with a loop that calls gets segment probes in all its
+                // loops (a vmctx probe in any of them would keep the vmctx
+                // live across the others), and other functions keep vmctx
+                // probes.
+                self.segment_probes = self.env.tunables.mmu_segment_probes && !sites.loops.is_empty();
+            }
             crate::config::Interruption::Epoch | crate::config::Interruption::MmuPointer => {
                 self.loops_checked_at_header = call_sites(body)?.loops;
             }
@@ -536,7 +575,18 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 let probe = MemFlagsData::new().with_aligned().with_trap_code(Some(codes::INTERRUPTION_POINT));
                 let byte = self.probes;
                 self.probes += 1;
-                if byte < vmctx::VMCTX_PROBE_PAGE_SIZE {
+                if self.segment_probes {
+                    let slot = *self.segment_probe_slot.get_or_insert_with(|| {
+                        self.builder.create_sized_stack_slot(ir::StackSlotData::new(ir::StackSlotKind::ExplicitSlot, 0, 0))
+                    });
+                    let base = self.builder.ins().stack_addr(types::I64, slot, 0);
+                    let zero = self.builder.ins().iconst(types::I16, 0);
+                    let inst = self.builder.ins().store(probe, zero, base, SEGMENT_PROBE_DISPLACEMENT + byte as i32);
+                    // Accesses to stack slots carry no trap record: the tag is
+                    // how the compiler finds the probe's offset.
+                    self.builder.func.debug_tags.set(inst, [ir::DebugTag::User(SEGMENT_PROBE_TAG)]);
+                    self.check_insts.push(inst);
+                } else if byte < vmctx::VMCTX_PROBE_PAGE_SIZE {
                     let offset = byte as i32 - vmctx::VMCTX_PROBE_PAGE_SIZE as i32;
                     let v = self.builder.ins().load(types::I8, probe, self.vmctx, offset);
                     self.check_insts.push(self.builder.func.dfg.value_def(v).unwrap_inst());

@@ -135,6 +135,11 @@ pub struct VMStoreContext {
     /// where prologues read the stack limit (see [`VMCTX_INTERRUPT_PAGE_OFFSET`]);
     /// null otherwise.
     pub stack_limit_mirror: *mut usize,
+    /// With segment probes (see [`Tunables::mmu_segment_probes`](crate::config::Tunables::mmu_segment_probes)),
+    /// a probe page of the store (its first instance's), which every entry
+    /// into Wasm makes the thread's GS base; 0 otherwise, or before the store
+    /// has an instance.
+    pub segment_probe_page: usize,
 }
 
 impl VMStoreContext {

@@ -75,9 +75,25 @@ use common::{checksum, Repeater};
 /// When the `sleep` host function last returned to Wasm.
 static HOST_RETURNED: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
 
-fn engine(mode: Interruption) -> Engine {
+/// An interruption configuration under test: the mechanism and, in page
+/// mode, whether functions whose loops call probe through the GS segment base
+/// (where the host allows it) or, as by default, through the vmctx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mode {
+    interruption: Interruption,
+    segment_probes: bool,
+}
+
+const EPOCH: Mode = Mode { interruption: Interruption::Epoch, segment_probes: false };
+const PAGE: Mode = Mode { interruption: Interruption::MmuPage, segment_probes: false };
+const PAGE_SEGMENT_PROBES: Mode = Mode { interruption: Interruption::MmuPage, segment_probes: true };
+const POINTER: Mode = Mode { interruption: Interruption::MmuPointer, segment_probes: false };
+const MODES: [Mode; 4] = [EPOCH, PAGE, PAGE_SEGMENT_PROBES, POINTER];
+const MMU_MODES: [Mode; 3] = [PAGE, PAGE_SEGMENT_PROBES, POINTER];
+
+fn engine(mode: Mode) -> Engine {
     let mut config = Config::new();
-    config.interruption(mode);
+    config.interruption(mode.interruption).mmu_segment_probes(mode.segment_probes);
     Engine::new(&config).unwrap()
 }
 
@@ -109,12 +125,10 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-const MODES: [Interruption; 3] = [Interruption::Epoch, Interruption::MmuPage, Interruption::MmuPointer];
-
 /// Requests an interruption of `store` from another thread after `delay`;
 /// returns when it was requested.
-fn interrupt_later(engine: &Engine, store: &mut Store<()>, mode: Interruption, delay: Duration) -> std::thread::JoinHandle<Instant> {
-    if mode == Interruption::Epoch {
+fn interrupt_later(engine: &Engine, store: &mut Store<()>, mode: Mode, delay: Duration) -> std::thread::JoinHandle<Instant> {
+    if mode == EPOCH {
         store.set_epoch_deadline(1);
         let engine = engine.clone();
         std::thread::spawn(move || {
@@ -240,7 +254,7 @@ fn continue_a_thousand_times(name: &str, arg: i64, expected: i64) {
         let h = hits.clone();
         // Each interruption asks for the next one right away, so the guest is
         // interrupted at 1000 consecutive interruption points, deterministically.
-        if mode == Interruption::Epoch {
+        if mode == EPOCH {
             store.set_epoch_deadline(0);
             store.epoch_deadline_callback(move |_| {
                 let n = h.fetch_add(1, Ordering::SeqCst) + 1;
@@ -269,7 +283,7 @@ fn continue_a_thousand_times(name: &str, arg: i64, expected: i64) {
 #[test]
 fn interrupt_pages_are_reused_clean() {
     let _serial = serial();
-    for mode in [Interruption::MmuPage, Interruption::MmuPointer] {
+    for mode in MMU_MODES {
         let engine = engine(mode);
         {
             let (store, _inst) = setup(&engine);
@@ -323,7 +337,7 @@ fn probe_regions_rebound_to_another_page_see_its_stack_limit() {
     // Every frame takes at least 16 bytes (return address and frame pointer).
     let depth = inst.get_typed_func::<(), i32>(&mut store, "depth").unwrap().call(&mut store, ()).unwrap();
     assert!((1000..4096).contains(&depth), "{depth} frames in 64 KiB");
-    let requester = interrupt_later(&engine, &mut store, Interruption::MmuPage, Duration::from_millis(5));
+    let requester = interrupt_later(&engine, &mut store, PAGE, Duration::from_millis(5));
     let spin = inst.get_typed_func::<(), ()>(&mut store, "spin").unwrap();
     expect_interrupted(spin.call(&mut store, ()).unwrap_err());
     requester.join().unwrap();
@@ -333,7 +347,7 @@ fn probe_regions_rebound_to_another_page_see_its_stack_limit() {
 #[test]
 fn an_interrupt_before_the_call_is_remembered() {
     let _serial = serial();
-    for mode in [Interruption::MmuPage, Interruption::MmuPointer] {
+    for mode in MMU_MODES {
         let engine = engine(mode);
         let (mut store, inst) = setup(&engine);
         let hits = Arc::new(AtomicU64::new(0));
@@ -352,7 +366,7 @@ fn an_interrupt_before_the_call_is_remembered() {
 #[test]
 fn two_stores_on_two_threads_are_interrupted_independently() {
     let _serial = serial();
-    for mode in [Interruption::MmuPage, Interruption::MmuPointer] {
+    for mode in MMU_MODES {
         let engine = engine(mode);
         let (mut a, inst_a) = setup(&engine);
         let (mut b, inst_b) = setup(&engine);
@@ -372,13 +386,63 @@ fn two_stores_on_two_threads_are_interrupted_independently() {
     }
 }
 
+/// A guest of one store that calls, through a host function, into a guest of
+/// another store is still interrupted through its own store afterwards: each
+/// entry into Wasm points the thread at its store's probe page (the GS base,
+/// with segment probes) and the previous one comes back when it returns.
+#[test]
+fn a_call_into_another_store_leaves_the_caller_interruptible() {
+    let _serial = serial();
+    const OUTER: &str = r#"(module
+        (import "host" "other_store" (func $other))
+        (func (export "run") (param i64) (result i64) (local $acc i64)
+          ;; A loop that calls (once): segment probes where enabled.
+          (loop (call $other))
+          (loop $l
+            (local.set $acc (i64.add (i64.mul (local.get $acc) (i64.const 6364136223846793005)) (local.get 0)))
+            (br_if $l (i64.ne (local.tee 0 (i64.sub (local.get 0) (i64.const 1))) (i64.const 0))))
+          (local.get $acc)))"#;
+    for mode in MMU_MODES {
+        let engine = engine(mode);
+        let (inner_store, inner) = setup(&engine);
+        let inner_store = Arc::new(std::sync::Mutex::new(inner_store));
+        let mut linker = Linker::<()>::new(&engine);
+        let s = inner_store.clone();
+        linker
+            .func_wrap("host", "other_store", move || -> anyhow::Result<()> {
+                let mut store = s.lock().unwrap();
+                let f = inner.get_typed_func::<i64, i64>(&mut *store, "checksum")?;
+                assert_eq!(f.call(&mut *store, 100_000)? as u64, checksum(100_000));
+                Ok(())
+            })
+            .unwrap();
+        let module = Module::new(&engine, OUTER).unwrap();
+        let mut store = Store::new(&engine, ());
+        let outer = linker.instantiate(&mut store, &module).unwrap();
+        let run = outer.get_typed_func::<i64, i64>(&mut store, "run").unwrap();
+        assert_eq!(run.call(&mut store, 1000).map_err(|e| format!("{mode:?}: {e:?}")), Ok(checksum(1000) as i64));
+        // The outer loop (about 4 s if never interrupted) stops on request.
+        let requester = interrupt_later(&engine, &mut store, mode, Duration::from_millis(20));
+        let err = run.call(&mut store, 4_000_000_000).err().unwrap_or_else(|| panic!("{mode:?}: ran to completion, never interrupted"));
+        expect_interrupted(err);
+        requester.join().unwrap();
+    }
+}
+
 /// A loop keeping 14 integer and 14 float values live across its header (the
 /// interruption point), so that every allocatable register holds guest state.
-fn register_pressure_module() -> String {
+/// With `calls`, the function also has a loop that calls, which gives its
+/// loops segment probes instead of vmctx ones where those are enabled.
+fn register_pressure_module(calls: bool) -> String {
     let n = 14;
-    let mut wat = String::from("(module (func (export \"run\") (param $n i32) (result i64)");
+    let mut wat = String::from("(module (func $nothing) (func (export \"run\") (param $n i32) (result i64)");
     for i in 0..n {
         wat.push_str(&format!(" (local $i{i} i64) (local $f{i} f64)"));
+    }
+    if calls {
+        // A loop that calls (and runs once) makes the function one whose
+        // loops all get segment probes.
+        wat.push_str(" (loop (call $nothing))");
     }
     for i in 0..n {
         wat.push_str(&format!(" (local.set $i{i} (i64.const {})) (local.set $f{i} (f64.const {}.5))", i * 7 + 1, i + 1));
@@ -403,18 +467,23 @@ fn register_pressure_module() -> String {
 #[test]
 fn registers_survive_interruptions() {
     let _serial = serial();
-    let wat = register_pressure_module();
+    for calls in [false, true] {
+        registers_survive_interruptions_of(&register_pressure_module(calls), calls);
+    }
+}
+
+fn registers_survive_interruptions_of(wat: &str, calls: bool) {
     let iterations = 30_000_000;
     let expected = {
         let engine = Engine::default();
-        let module = Module::new(&engine, &wat).unwrap();
+        let module = Module::new(&engine, wat).unwrap();
         let mut store = Store::new(&engine, ());
         let inst = weft::Instance::new(&mut store, &module, &[]).unwrap();
         inst.get_typed_func::<i32, i64>(&mut store, "run").unwrap().call(&mut store, iterations).unwrap()
     };
-    for mode in [Interruption::MmuPage, Interruption::MmuPointer] {
+    for mode in MMU_MODES {
         let engine = engine(mode);
-        let module = Module::new(&engine, &wat).unwrap();
+        let module = Module::new(&engine, wat).unwrap();
         let mut store = Store::new(&engine, ());
         let hits = Arc::new(AtomicU64::new(0));
         let h = hits.clone();
@@ -429,13 +498,13 @@ fn registers_survive_interruptions() {
         let interrupter = Repeater::start(Duration::from_micros(100), move || handle.interrupt());
         let got = inst.get_typed_func::<i32, i64>(&mut store, "run").unwrap().call(&mut store, iterations).unwrap();
         interrupter.stop();
-        assert_eq!(got, expected, "{mode:?}");
-        assert!(hits.load(Ordering::SeqCst) > 50, "{mode:?}: {} interruptions", hits.load(Ordering::SeqCst));
+        assert_eq!(got, expected, "{mode:?}, calls {calls}");
+        assert!(hits.load(Ordering::SeqCst) > 50, "{mode:?}, calls {calls}: {} interruptions", hits.load(Ordering::SeqCst));
     }
     // Epoch checks reach their callback through the same register-saving
     // stub (their slow path faults instead of calling).
-    let engine = engine(Interruption::Epoch);
-    let module = Module::new(&engine, &wat).unwrap();
+    let engine = engine(EPOCH);
+    let module = Module::new(&engine, wat).unwrap();
     let mut store = Store::new(&engine, ());
     let hits = Arc::new(AtomicU64::new(0));
     let h = hits.clone();
@@ -456,7 +525,7 @@ fn registers_survive_interruptions() {
 #[test]
 fn engine_wide_interruption_stops_every_store() {
     let _serial = serial();
-    for mode in [Interruption::MmuPage, Interruption::MmuPointer] {
+    for mode in MMU_MODES {
         let engine = engine(mode);
         let mut threads = Vec::new();
         for _ in 0..2 {
@@ -503,14 +572,20 @@ fn pending_interrupt_stops(store: &mut Store<()>, inst: weft::Instance, name: &s
     assert!(!watchdog_fired.load(Ordering::SeqCst), "{name}: the pending interrupt was missed");
 }
 
-/// In page mode each instance's loops probe the page before its own vmctx:
-/// an instance created while an interrupt is pending starts with that page
-/// revoked, and a function with more loops than the page has bytes (whose
+/// In page mode each instance's prologues (and, but for segment probes, its
+/// loops) probe the page before its own vmctx: an instance created while an
+/// interrupt is pending starts with that page revoked, and a function with more loops than the page has bytes (whose
 /// last probes are atomic loads) is interrupted in its last loop.
 #[test]
 fn probe_pages_of_later_instances_and_long_functions() {
     let _serial = serial();
-    let engine = engine(Interruption::MmuPage);
+    for mode in [PAGE, PAGE_SEGMENT_PROBES] {
+        probe_pages_of_later_instances_and_long_functions_in(mode);
+    }
+}
+
+fn probe_pages_of_later_instances_and_long_functions_in(mode: Mode) {
+    let engine = engine(mode);
     let (mut store, _first) = setup(&engine);
     store.interrupt_handle().unwrap().interrupt();
     let module = Module::new(&engine, r#"(module (func (export "spin") (loop $l (br $l))))"#).unwrap();
@@ -524,7 +599,7 @@ fn probe_pages_of_later_instances_and_long_functions() {
     pending_interrupt_stops(&mut store, third, "spin");
     // The store stays usable, with nothing pending.
     let ok = second.get_typed_func::<(), ()>(&mut store, "spin").unwrap();
-    let requester = interrupt_later(&engine, &mut store, Interruption::MmuPage, Duration::from_millis(5));
+    let requester = interrupt_later(&engine, &mut store, mode, Duration::from_millis(5));
     expect_interrupted(ok.call(&mut store, ()).unwrap_err());
     requester.join().unwrap();
 }
@@ -534,7 +609,7 @@ fn probe_pages_of_later_instances_and_long_functions() {
 #[test]
 fn an_epoch_callback_error_reaches_the_caller() {
     let _serial = serial();
-    let engine = engine(Interruption::Epoch);
+    let engine = engine(EPOCH);
     let (mut store, inst) = setup(&engine);
     store.set_epoch_deadline(0);
     store.epoch_deadline_callback(|_| anyhow::bail!("out of fuel, says the host"));

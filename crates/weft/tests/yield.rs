@@ -15,6 +15,13 @@ const GUEST: &str = r#"(module
         (local.set $acc (call $mix (local.get $acc) (local.get 0)))
         (br_if $l (i64.ne (local.tee 0 (i64.sub (local.get 0) (i64.const 1))) (i64.const 0))))
       (local.get $acc))
+    (func (export "call_then_checksum") (param i64) (result i64) (local $acc i64)
+      ;; A loop that calls (once): segment probes where enabled.
+      (loop (drop (call $mix (i64.const 0) (i64.const 0))))
+      (loop $l
+        (local.set $acc (i64.add (i64.mul (local.get $acc) (i64.const 6364136223846793005)) (local.get 0)))
+        (br_if $l (i64.ne (local.tee 0 (i64.sub (local.get 0) (i64.const 1))) (i64.const 0))))
+      (local.get $acc))
     (func (export "ok") (result i32) (i32.const 1)))"#;
 
 mod common;
@@ -152,6 +159,60 @@ fn mmu_yield_and_dropping_a_suspended_call() {
         let ok = inst.get_typed_func::<(), i32>(&mut store, "ok").unwrap();
         assert_eq!(ok.call(&mut store, ()).unwrap(), 1);
         assert_eq!(f.call(&mut store, 1000).unwrap() as u64, checksum(1000));
+    }
+}
+
+/// A guest suspended at a loop probe (a loop without calls, so that the
+/// interruption is the loop's, not a prologue's, in a function with another
+/// loop that calls, so that the probe is a segment probe where those are
+/// enabled) resumes on other threads, several times, and is interrupted
+/// there again: the resumed fiber gets its GS base back on whatever thread
+/// runs it.
+/// Whether this host lets user code set the GS base (FSGSBASE: the CPU
+/// flag, which Linux 5.9 and later enable).
+fn host_allows_segment_probes() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.split_whitespace().any(|w| w == "fsgsbase"))
+}
+
+#[test]
+fn mmu_page_yield_in_a_loop_resumes_on_other_threads() {
+    for segment_probes in [true, false] {
+        let mut config = Config::new();
+        config.interruption(Interruption::MmuPage).mmu_segment_probes(segment_probes);
+        let engine = Engine::new(&config).unwrap();
+        let module = Module::new(&engine, GUEST).unwrap();
+        let mut store = Store::new(&engine, ());
+        let inst = Instance::new(&mut store, &module, &[]).unwrap();
+        store.interrupt_callback(|_| Ok(InterruptAction::Yield));
+        let handle = store.interrupt_handle().unwrap();
+        let f = inst.get_typed_func::<i64, i64>(&mut store, "call_then_checksum").unwrap();
+        assert_eq!(engine.config().segment_probes(), segment_probes && host_allows_segment_probes());
+        // About half a second of work, interrupted every 2 ms until it has
+        // been resumed three times.
+        let n = 300_000_000u64;
+        let mut ticker = Some(Repeater::start(Duration::from_millis(2), move || handle.interrupt()));
+        let mut state = f.call_resumable(&mut store, n as i64).unwrap();
+        let mut resumptions = 0;
+        let value = loop {
+            match state {
+                CallState::Done(v) => break v,
+                CallState::Suspended(s) => {
+                    resumptions += 1;
+                    // Each resumption on a thread of its own.
+                    (state, store) = std::thread::spawn(move || {
+                        let mut store = store;
+                        (s.resume(&mut store).unwrap(), store)
+                    })
+                    .join()
+                    .unwrap();
+                    if resumptions == 3 {
+                        ticker.take().unwrap().stop();
+                    }
+                }
+            }
+        };
+        assert!(resumptions >= 3, "segment probes {segment_probes}: {resumptions} resumptions");
+        assert_eq!(value as u64, checksum(n), "segment probes {segment_probes}");
     }
 }
 

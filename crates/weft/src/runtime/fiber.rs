@@ -142,9 +142,11 @@ impl Fiber {
         if !self.fiber_activation.is_null() {
             signals::set_current_activation(self.fiber_activation);
         }
+        let gs = SavedGsBase::save();
         // The fiber's data pointer goes in rax for `weft_fiber_start`.
         // SAFETY: switching to our own stack, which holds a valid frame.
         let why = unsafe { weft_fiber_switch(&mut self.host_sp, self.fiber_sp, fiber as usize) };
+        gs.restore();
         // Back on the host: put the host's activation chain back.
         signals::set_current_activation(self.host_activation);
         CURRENT.with(|c| c.set(prev_current));
@@ -170,9 +172,31 @@ pub fn yield_now() -> anyhow::Result<()> {
     unsafe {
         let f = &mut *fiber;
         f.fiber_activation = signals::current_activation();
+        let gs = SavedGsBase::save();
         weft_fiber_switch(&mut f.fiber_sp, f.host_sp, FIBER_YIELDED);
+        gs.restore();
     }
     Ok(())
+}
+
+/// The GS base of one side of a switch, which each side puts back when it
+/// runs again, like a callee-saved register: the Wasm on a fiber addresses
+/// its store's probe page through GS (segment probes), a fiber resumed on
+/// another thread finds that thread's base, and a host function that resumed
+/// a fiber returns to Wasm that may use another page.
+struct SavedGsBase(usize);
+
+impl SavedGsBase {
+    fn save() -> SavedGsBase {
+        SavedGsBase(sys::weft_gs_base())
+    }
+
+    fn restore(self) {
+        if self.0 != usize::MAX {
+            // SAFETY: Weft set this base before, so the instruction is allowed.
+            unsafe { sys::set_gs_base(self.0) };
+        }
+    }
 }
 
 impl Drop for Fiber {

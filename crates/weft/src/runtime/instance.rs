@@ -230,7 +230,14 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
     // below (funcrefs of functions that never escape are never read).
     let (vmctx, heap_layout) = match store.interrupts.as_ref().filter(|i| i.probes_vmctx()) {
         Some(interrupts) => match interrupts.alloc_probed_vmctx(offsets.size as usize) {
-            Ok(vmctx) => (vmctx, None),
+            Ok(vmctx) => {
+                // Every probe page of the store is revoked with the others,
+                // so any of them serves segment probes; the first one stays.
+                if m.engine.config().tunables.mmu_segment_probes && store.vm.segment_probe_page == 0 {
+                    store.vm.segment_probe_page = vmctx as usize - crate::vmctx::VMCTX_PROBE_PAGE_SIZE as usize;
+                }
+                (vmctx, None)
+            }
             Err(e) => {
                 if let Some(tp) = &m.engine.inner.table_pool {
                     tp.leave_instance();

@@ -15,27 +15,32 @@
 //! **MMU interruption.** At the same points compiled code makes one dead load
 //! from a page the store can revoke. In page mode the checks before calls are
 //! replaced by one at the entry of every function that calls, which is the
-//! prologue's own stack-limit load: the store's interrupt page's first
-//! word holds the stack limit (written through an always-writable view of the
-//! page), and the read-only probe page that precedes every vmctx in page mode
-//! is another view of it, so the prologue reads the limit in one load,
-//! `[vmctx - 4096]`, and the compiler records that load's offset in the trap
-//! table instead of adding a probe. Loops load from the same probe page
-//! (`[vmctx - 4096 + k]`, one load through the register that holds the
-//! vmctx); the store keeps a list of its instances' probe pages and revokes
-//! them with its interrupt page. [`InterruptHandle::interrupt`]
-//! makes these loads fault, either by revoking the pages (`mprotect`) or, in
-//! pointer mode, by pointing the store context at a forbidden page (a plain
-//! store). Pages and probe regions are pooled per engine (a store's page goes
-//! back when its last handle is dropped, its probe regions when it is
-//! dropped). The signal
-//! handler recognises the interruption point by its trap code and redirects the
-//! thread to `weft_interrupt_stub`, which saves every register (general purpose,
-//! flags, x87/SSE state), calls `weft_interrupt_hook` with the store recovered
-//! from the thread's activation, and on continue restores everything and
-//! re-executes the load, the page having been made readable again first.
-//! Both operations are async-signal-safe: an atomic store, or `mprotect`s
-//! over a list that is only ever pushed to while the store lives.
+//! prologue's own stack-limit load: the store's interrupt page's first word
+//! holds the stack limit (written through an always-writable view of the page),
+//! and the read-only probe page that precedes every vmctx in page mode is
+//! another view of it, so the prologue reads the limit in one load, `[vmctx -
+//! 4096]`, and the compiler records that load's offset in the trap table
+//! instead of adding a probe. Loops load from a probe page too,
+//! `[vmctx - 4096 + k]`, through the register that holds the vmctx. With
+//! segment probes (an option, where the CPU and kernel let user code set the GS
+//! base), functions with a loop that calls, where keeping the vmctx in a
+//! register costs a callee-saved register, do `cmp qword ptr gs:[0], 0`
+//! instead, which needs no register: every entry into Wasm then points the
+//! thread's GS base at one of the store's probe pages, and fibers and nested
+//! calls save and restore it like a callee-saved register. The store keeps a
+//! list of its instances' probe pages and revokes them together.
+//! [`InterruptHandle::interrupt`] makes these loads fault, either by revoking
+//! the pages (`mprotect`) or, in pointer mode, by pointing the store context at
+//! a forbidden page (a plain store). Pages and probe regions are pooled per
+//! engine (a store's page goes back when its last handle is dropped, its probe
+//! regions when it is dropped). The signal handler recognises the interruption
+//! point by its trap code and redirects the thread to `weft_interrupt_stub`,
+//! which saves every register (general purpose, flags, x87/SSE state), calls
+//! `weft_interrupt_hook` with the store recovered from the thread's activation,
+//! and on continue restores everything and re-executes the load, the page
+//! having been made readable again first. Both operations are
+//! async-signal-safe: an atomic store, or `mprotect`s over a list that is only
+//! ever pushed to while the store lives.
 
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};

@@ -27,6 +27,7 @@ use std::sync::Once;
 
 use crate::runtime::code;
 use crate::trap::{codes, TrapKind};
+use crate::runtime::sys;
 use crate::vmctx::VMStoreContext;
 
 /// Saved state to resume an activation: stack pointer, frame pointer, resume PC.
@@ -187,9 +188,23 @@ pub unsafe fn call_wasm(
     };
     let act_ptr: *mut Activation = &mut activation;
     ACTIVATION.with(|a| a.set(act_ptr));
+    // Segment probes read the store's probe page through GS. The caller's
+    // base comes back afterwards, if Weft had set one: it may be another
+    // store's, one level out.
+    let probe_page = ctx.segment_probe_page;
+    let saved_gs = (probe_page != 0).then(|| {
+        let saved = sys::weft_gs_base();
+        // SAFETY: the page is set only where the engine checked FSGSBASE.
+        unsafe { sys::set_gs_base(probe_page) };
+        saved
+    });
     // SAFETY: the jump buffer lives in `activation`, which outlives the call;
     // the caller guarantees the other arguments.
     let ok = unsafe { weft_enter(&mut (*act_ptr).jmp, trampoline, callee_vmctx, caller_vmctx, code, values) };
+    if let Some(saved) = saved_gs.filter(|&b| b != usize::MAX) {
+        // SAFETY: as above.
+        unsafe { sys::set_gs_base(saved) };
+    }
     ACTIVATION.with(|a| a.set(activation.prev));
     ctx.set_stack_limit(old_limit);
     if ok == 1 {
