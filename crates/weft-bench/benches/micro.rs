@@ -144,9 +144,9 @@ fn host_to_wasm(c: &mut Criterion) {
     #[cfg(feature = "wasmtime")]
     host_to_wasm!(group, wasmtime, wasmtime_engine(false));
     group.finish();
-    // Weft alone, in the MMU modes: what entering Wasm costs with the stack
+    // Weft alone, in MMU page mode: what entering Wasm costs with the stack
     // limit mirrored into the interrupt page, and with segment probes also
-    // the GS base set and put back.
+    // the check that the thread's GS base is the store's probe page.
     let mut group = c.benchmark_group("host-to-wasm-mmu");
     for (label, segment_probes) in [("page", false), ("page-segment-probes", true)] {
         let mut config = weft::Config::new();

@@ -90,7 +90,8 @@ enum Command {
         /// Iterations (per thread with --instantiate); default 10, or 1000 with --instantiate.
         #[arg(long)]
         iters: Option<usize>,
-        /// Interruption checks compiled in, comma-separated: none, epoch, mmu, mmu-segment (MMU with segment probes: `Config::mmu_segment_probes`).
+        /// Interruption checks compiled in, comma-separated: none, epoch, mmu,
+        /// mmu-segment (MMU with `Config::mmu_segment_probes`).
         /// Several run interleaved; wasmtime has no mmu mode (skipped). With
         /// --instantiate, one mode (wasmtime uses epochs for mmu).
         #[arg(long, default_value = "none", value_delimiter = ',')]

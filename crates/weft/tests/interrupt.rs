@@ -76,8 +76,9 @@ use common::{checksum, Repeater};
 static HOST_RETURNED: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
 
 /// An interruption configuration under test: the mechanism and, in page
-/// mode, whether functions whose loops call probe through the GS segment base
-/// (where the host allows it) or, as by default, through the vmctx.
+/// mode, whether functions with a loop that calls probe through the GS
+/// segment base (where the host allows it) or, as by default, through the
+/// vmctx.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Mode {
     interruption: Interruption,
@@ -574,8 +575,9 @@ fn pending_interrupt_stops(store: &mut Store<()>, inst: weft::Instance, name: &s
 
 /// In page mode each instance's prologues (and, but for segment probes, its
 /// loops) probe the page before its own vmctx: an instance created while an
-/// interrupt is pending starts with that page revoked, and a function with more loops than the page has bytes (whose
-/// last probes are atomic loads) is interrupted in its last loop.
+/// interrupt is pending starts with that page revoked, and a function with
+/// more loops than the page has bytes (whose last probes are atomic loads)
+/// is interrupted in its last loop.
 #[test]
 fn probe_pages_of_later_instances_and_long_functions() {
     let _serial = serial();
