@@ -178,8 +178,8 @@ impl Config {
     /// [`InterruptHandle::interrupt`](crate::InterruptHandle::interrupt) makes
     /// the next such load fault into the store's interrupt hook.
     ///
-    /// This selects [`Interruption::MmuPage`], whose checks cost 0.4-1.6% over
-    /// no checks on the sightglass suite, 0.9% on average over 11 runs
+    /// This selects [`Interruption::MmuPage`], whose checks cost 0.1-1.6% over
+    /// no checks on the sightglass suite, 0.9% on average over 18 runs
     /// (BENCHMARKS.md), against 3.5-4.2% for
     /// epochs and 13-14% for wasmtime's epochs. Requests are cheaper with the
     /// pointer flip ([`Interruption::MmuPointer`], a plain store, whose checks
