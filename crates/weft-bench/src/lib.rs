@@ -19,7 +19,7 @@ use std::time::Instant;
 pub mod sightglass;
 
 /// Timing summary of one measurement.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Stats {
     pub median_ns: u64,
     /// The mean: with bimodal samples (contended and uncontended phases of a

@@ -377,3 +377,75 @@ pub fn run(bench: &Benchmark, combos: &[(&'static str, Interrupt)], iters: usize
         })
         .collect())
 }
+
+/// Combines the rows of the same benchmark measured in several processes
+/// (each a `run` with the same combinations, so rows line up by index):
+/// per phase, the median of the processes' medians and the mean of their
+/// means; the extremes over all of them; output right only if it was right
+/// in every process.
+///
+/// One process draws one placement of the code and data in memory, which
+/// moves some modules by several percent and stays for the process's life
+/// (richards runs 1.02x or 1.20x with MMU checks depending on the process);
+/// medians across processes measure the code rather than the draw, which is
+/// why sightglass itself runs several processes.
+///
+/// # Panics
+/// If `per_process` is empty or its processes' rows do not line up.
+pub fn combine_processes(per_process: &[Vec<SightglassRow>]) -> Vec<SightglassRow> {
+    let first = per_process.first().expect("at least one process");
+    (0..first.len())
+        .map(|i| {
+            let rows: Vec<&SightglassRow> = per_process.iter().map(|p| &p[i]).collect();
+            for r in &rows {
+                assert!(r.benchmark == first[i].benchmark && r.engine == first[i].engine && r.mode == first[i].mode, "processes' rows differ");
+            }
+            let phase = |p: usize| {
+                let mut medians: Vec<u64> = rows.iter().map(|r| r.phases[p].median_ns).collect();
+                medians.sort_unstable();
+                Stats {
+                    median_ns: medians[medians.len() / 2],
+                    mean_ns: rows.iter().map(|r| r.phases[p].mean_ns).sum::<u64>() / rows.len() as u64,
+                    min_ns: rows.iter().map(|r| r.phases[p].min_ns).min().unwrap_or(0),
+                    max_ns: rows.iter().map(|r| r.phases[p].max_ns).max().unwrap_or(0),
+                    iters: rows.iter().map(|r| r.phases[p].iters).sum(),
+                }
+            };
+            SightglassRow { phases: [phase(0), phase(1), phase(2)], output_ok: rows.iter().all(|r| r.output_ok), ..first[i].clone() }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(engine: &'static str, execute_ns: [u64; 3], output_ok: bool) -> SightglassRow {
+        let stats = |v: u64| Stats { median_ns: v, mean_ns: v, min_ns: v, max_ns: v, iters: 5 };
+        SightglassRow {
+            benchmark: "b".into(),
+            engine,
+            mode: Interrupt::None,
+            phases: [stats(execute_ns[0]), stats(execute_ns[1]), stats(execute_ns[2])],
+            output_ok,
+        }
+    }
+
+    #[test]
+    fn processes_combine_by_median_per_row_and_phase() {
+        let per_process = vec![
+            vec![row("weft", [10, 1, 100], true), row("wasmtime", [20, 2, 200], true)],
+            vec![row("weft", [30, 3, 120], true), row("wasmtime", [10, 4, 180], false)],
+            vec![row("weft", [20, 2, 300], true), row("wasmtime", [30, 3, 190], true)],
+        ];
+        let combined = combine_processes(&per_process);
+        assert_eq!(combined.len(), 2);
+        let weft = &combined[0];
+        assert_eq!((weft.engine, weft.output_ok), ("weft", true));
+        assert_eq!([weft.phases[0].median_ns, weft.phases[1].median_ns, weft.phases[2].median_ns], [20, 2, 120]);
+        assert_eq!((weft.phases[2].min_ns, weft.phases[2].max_ns, weft.phases[2].mean_ns, weft.phases[2].iters), (100, 300, 173, 15));
+        let wasmtime = &combined[1];
+        assert_eq!((wasmtime.engine, wasmtime.output_ok), ("wasmtime", false));
+        assert_eq!(wasmtime.phases[2].median_ns, 190);
+    }
+}

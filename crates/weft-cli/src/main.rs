@@ -90,6 +90,13 @@ enum Command {
         /// Iterations (per thread with --instantiate); default 10, or 1000 with --instantiate.
         #[arg(long)]
         iters: Option<usize>,
+        /// Sightglass mode: run each benchmark in this many processes, one
+        /// after another, each making `--iters` iterations, and report per
+        /// phase the median of the processes' medians (as sightglass's
+        /// `--processes` does). One process draws one placement of code and
+        /// data in memory, which moves some modules by several percent.
+        #[arg(long, default_value_t = 1)]
+        processes: usize,
         /// Interruption checks compiled in, comma-separated: none, epoch, mmu,
         /// mmu-segment (MMU with `Config::mmu_segment_probes`).
         /// Several run interleaved; wasmtime has no mmu mode (skipped). With
@@ -249,7 +256,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{passed} passed, {failed} failed");
             Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Bench { instantiate, pooling, decommit_batch, write_memory, rewrite_written_pages, threads, iters, interrupt, engine: engines, json, perf_map, files } => {
+        Command::Bench { instantiate, pooling, decommit_batch, write_memory, rewrite_written_pages, threads, iters, processes, interrupt, engine: engines, json, perf_map, files } => {
             let engines: Vec<&str> = engines.iter().map(String::as_str).collect();
             if instantiate {
                 let interrupt = match interrupt.as_slice() {
@@ -261,7 +268,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bench_instantiate(&engines, opts, json, &files)
             } else {
                 let modes = interrupt.iter().map(|m| m.parse()).collect::<anyhow::Result<Vec<weft_bench::sightglass::Interrupt>>>()?;
-                bench_sightglass(&engines, &modes, iters.unwrap_or(10), json, perf_map, &files)
+                let runs = SightglassRuns { iters: iters.unwrap_or(10), processes: processes.max(1), perf_map };
+                bench_sightglass(&engines, &modes, runs, json, &files)
             }
         }
     }
@@ -331,15 +339,81 @@ fn bench_name(file: &std::path::Path) -> String {
 /// their ratios are printed but left out of the geomeans.
 const MIN_MEASURABLE_NS: u64 = 10_000;
 
+/// Measures `bench` (loaded from `file`) in a child process (this program
+/// again, `weft bench --json` on the one module) and reads its rows back, in
+/// `combos` order.
+fn run_in_child(file: &std::path::Path, bench: &weft_bench::sightglass::Benchmark, combos: &[(&'static str, weft_bench::sightglass::Interrupt)], runs: &SightglassRuns) -> anyhow::Result<Vec<weft_bench::sightglass::SightglassRow>> {
+    use weft_bench::sightglass::{SightglassRow, PHASES};
+    let mut engines: Vec<&str> = Vec::new();
+    let mut modes: Vec<&str> = Vec::new();
+    for (engine, mode) in combos {
+        if !engines.contains(engine) {
+            engines.push(engine);
+        }
+        if !modes.contains(&mode.name()) {
+            modes.push(mode.name());
+        }
+    }
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args(["bench", "--json", "--iters", &runs.iters.to_string(), "--engine", &engines.join(","), "--interrupt", &modes.join(",")]);
+    if runs.perf_map {
+        cmd.arg("--perf-map");
+    }
+    let out = cmd.arg(file).stderr(std::process::Stdio::inherit()).output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // One JSON object per line, written by this program: each field is
+    // found by its key.
+    let field = |line: &str, key: &str| -> Option<String> {
+        let rest = &line[line.find(&format!("\"{key}\":"))? + key.len() + 3..];
+        let end = rest.find([',', '}']).unwrap_or(rest.len());
+        Some(rest[..end].trim_matches('"').to_string())
+    };
+    let number = |line: &str, key: &str| -> anyhow::Result<u64> { Ok(field(line, key).with_context(|| format!("no {key} in {line}"))?.parse()?) };
+    combos
+        .iter()
+        .map(|&(engine, mode)| {
+            let mut phases = [weft_bench::Stats::default(); 3];
+            let mut output_ok = true;
+            for (p, phase) in PHASES.iter().enumerate() {
+                let line = stdout
+                    .lines()
+                    .find(|l| field(l, "engine").as_deref() == Some(engine) && field(l, "mode").as_deref() == Some(mode.name()) && field(l, "phase").as_deref() == Some(phase))
+                    .with_context(|| format!("the child process measured no {phase} of {} with {engine} ({}): {}", bench.name, mode.name(), out.status))?;
+                phases[p] = weft_bench::Stats {
+                    median_ns: number(line, "median_ns")?,
+                    mean_ns: number(line, "mean_ns")?,
+                    min_ns: number(line, "min_ns")?,
+                    max_ns: number(line, "max_ns")?,
+                    iters: number(line, "iters")? as usize,
+                };
+                output_ok &= field(line, "output_ok").as_deref() == Some("true");
+            }
+            Ok(SightglassRow { benchmark: bench.name.clone(), engine, mode, phases, output_ok })
+        })
+        .collect()
+}
+
 /// Whether a ratio of these two medians says something about the engines.
 fn measurable(a_ns: u64, b_ns: u64) -> bool {
     a_ns.min(b_ns) >= MIN_MEASURABLE_NS
 }
 
+/// How `weft bench` measures each sightglass benchmark.
+struct SightglassRuns {
+    /// Iterations per process.
+    iters: usize,
+    /// Processes per benchmark: 1 measures in this process; more run this
+    /// program again per process and combine the results.
+    processes: usize,
+    perf_map: bool,
+}
+
 /// `weft bench` on sightglass benchmarks: every (engine, mode) interleaved per
-/// iteration, then per benchmark the weft/wasmtime ratio of each phase and the
-/// interruption overhead of each engine, and at the end their geomeans.
-fn bench_sightglass(engines: &[&str], modes: &[weft_bench::sightglass::Interrupt], iters: usize, json: bool, perf_map: bool, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+/// iteration (in this process, or in each of several child processes whose
+/// medians are combined), then per benchmark the weft/wasmtime ratio of each
+/// phase and the interruption overhead of each engine, and at the end their
+/// geomeans.
+fn bench_sightglass(engines: &[&str], modes: &[weft_bench::sightglass::Interrupt], runs: SightglassRuns, json: bool, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     use std::collections::BTreeMap;
     use weft_bench::sightglass::{self, Benchmark, Interrupt, PHASES};
     let combos = sightglass::combinations(engines, modes)?;
@@ -362,7 +436,12 @@ fn bench_sightglass(engines: &[&str], modes: &[weft_bench::sightglass::Interrupt
             }
         };
         std::env::set_current_dir(&bench.dir).with_context(|| format!("failed to enter {}", bench.dir.display()))?;
-        let rows = match sightglass::run(&bench, &combos, iters, perf_map) {
+        let rows = if runs.processes == 1 {
+            sightglass::run(&bench, &combos, runs.iters, runs.perf_map)
+        } else {
+            (0..runs.processes).map(|_| run_in_child(file, &bench, &combos, &runs)).collect::<anyhow::Result<Vec<_>>>().map(|p| sightglass::combine_processes(&p))
+        };
+        let rows = match rows {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("{}: skipped: {e:#}", bench.name);
@@ -379,8 +458,8 @@ fn bench_sightglass(engines: &[&str], modes: &[weft_bench::sightglass::Interrupt
                 let s = r.phases[p];
                 if json {
                     println!(
-                        "{{\"benchmark\":\"{}\",\"engine\":\"{}\",\"phase\":\"{}\",\"mode\":\"{}\",\"median_ns\":{},\"min_ns\":{},\"max_ns\":{},\"iters\":{},\"output_ok\":{}}}",
-                        r.benchmark, r.engine, phase, r.mode.name(), s.median_ns, s.min_ns, s.max_ns, s.iters, r.output_ok
+                        "{{\"benchmark\":\"{}\",\"engine\":\"{}\",\"phase\":\"{}\",\"mode\":\"{}\",\"median_ns\":{},\"mean_ns\":{},\"min_ns\":{},\"max_ns\":{},\"iters\":{},\"output_ok\":{}}}",
+                        r.benchmark, r.engine, phase, r.mode.name(), s.median_ns, s.mean_ns, s.min_ns, s.max_ns, s.iters, r.output_ok
                     );
                 } else {
                     let ok = if r.output_ok { "ok" } else { "WRONG" };
@@ -425,7 +504,11 @@ fn bench_sightglass(engines: &[&str], modes: &[weft_bench::sightglass::Interrupt
         return Ok(if mismatched.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
     }
     println!();
-    println!("{ran} benchmarks run, {} iterations each", iters);
+    if runs.processes == 1 {
+        println!("{ran} benchmarks run, {} iterations each", runs.iters);
+    } else {
+        println!("{ran} benchmarks run, {} processes of {} iterations each", runs.processes, runs.iters);
+    }
     for ((p, mode), v) in &ratios {
         println!("geomean weft/wasmtime {:<11} ({mode}) = {:.3}x over {} benchmarks", PHASES[*p], geomean(v), v.len());
     }
