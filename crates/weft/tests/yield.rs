@@ -198,8 +198,17 @@ fn mmu_page_yield_in_a_loop_resumes_on_other_threads() {
                 CallState::Done(v) => break v,
                 CallState::Suspended(s) => {
                     resumptions += 1;
-                    // Each resumption on a thread of its own.
+                    // Each resumption on a thread of its own, which first runs
+                    // a guest of another store: with segment probes that
+                    // leaves the thread's GS base at the other store's probe
+                    // page (a new thread inherits its creator's base), where
+                    // the resumed loop's probes would never see this store's
+                    // interrupts unless the fiber puts its own base back.
+                    let (engine, module) = (engine.clone(), module.clone());
                     (state, store) = std::thread::spawn(move || {
+                        let mut other = Store::new(&engine, ());
+                        let other_inst = Instance::new(&mut other, &module, &[]).unwrap();
+                        assert_eq!(other_inst.get_typed_func::<(), i32>(&mut other, "ok").unwrap().call(&mut other, ()).unwrap(), 1);
                         let mut store = store;
                         (s.resume(&mut store).unwrap(), store)
                     })

@@ -142,11 +142,12 @@ impl Fiber {
         if !self.fiber_activation.is_null() {
             signals::set_current_activation(self.fiber_activation);
         }
-        let gs = SavedGsBase::save();
+        // The GS base is kept like a callee-saved register (see `yield_now`).
+        let gs = sys::weft_gs_base();
         // The fiber's data pointer goes in rax for `weft_fiber_start`.
         // SAFETY: switching to our own stack, which holds a valid frame.
         let why = unsafe { weft_fiber_switch(&mut self.host_sp, self.fiber_sp, fiber as usize) };
-        gs.restore();
+        sys::restore_gs_base(gs);
         // Back on the host: put the host's activation chain back.
         signals::set_current_activation(self.host_activation);
         CURRENT.with(|c| c.set(prev_current));
@@ -172,31 +173,16 @@ pub fn yield_now() -> anyhow::Result<()> {
     unsafe {
         let f = &mut *fiber;
         f.fiber_activation = signals::current_activation();
-        let gs = SavedGsBase::save();
+        // Each side of a switch puts its GS base back when it runs again,
+        // like a callee-saved register: the Wasm on the fiber reads its
+        // store's probe page through GS (segment probes) and may be resumed
+        // on another thread, and the host that resumed it may itself be a
+        // host function returning to Wasm of another store.
+        let gs = sys::weft_gs_base();
         weft_fiber_switch(&mut f.fiber_sp, f.host_sp, FIBER_YIELDED);
-        gs.restore();
+        sys::restore_gs_base(gs);
     }
     Ok(())
-}
-
-/// The GS base of one side of a switch, which each side puts back when it
-/// runs again, like a callee-saved register: the Wasm on a fiber addresses
-/// its store's probe page through GS (segment probes), a fiber resumed on
-/// another thread finds that thread's base, and a host function that resumed
-/// a fiber returns to Wasm that may use another page.
-struct SavedGsBase(usize);
-
-impl SavedGsBase {
-    fn save() -> SavedGsBase {
-        SavedGsBase(sys::weft_gs_base())
-    }
-
-    fn restore(self) {
-        if self.0 != usize::MAX {
-            // SAFETY: Weft set this base before, so the instruction is allowed.
-            unsafe { sys::set_gs_base(self.0) };
-        }
-    }
 }
 
 impl Drop for Fiber {

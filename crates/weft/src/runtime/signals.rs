@@ -201,10 +201,7 @@ pub unsafe fn call_wasm(
     // SAFETY: the jump buffer lives in `activation`, which outlives the call;
     // the caller guarantees the other arguments.
     let ok = unsafe { weft_enter(&mut (*act_ptr).jmp, trampoline, callee_vmctx, caller_vmctx, code, values) };
-    if let Some(saved) = saved_gs.filter(|&b| b != usize::MAX) {
-        // SAFETY: as above.
-        unsafe { sys::set_gs_base(saved) };
-    }
+    sys::restore_gs_base(saved_gs.flatten());
     ACTIVATION.with(|a| a.set(activation.prev));
     ctx.set_stack_limit(old_limit);
     if ok == 1 {

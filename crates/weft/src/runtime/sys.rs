@@ -267,24 +267,24 @@ pub fn fsgsbase_available() -> bool {
 }
 
 thread_local! {
-    /// The GS base Weft last gave this thread (`usize::MAX`: none yet).
-    static GS_BASE: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// The GS base Weft last gave this thread, if any.
+    static GS_BASE: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
-/// The GS base Weft last gave the calling thread, or `usize::MAX` if it has
-/// given it none. Reading the register itself (`rdgsbase`) is not needed:
-/// with segment probes Weft owns the GS base of the threads that run Wasm,
-/// and keeping its value here spares the instruction.
-pub fn weft_gs_base() -> usize {
+/// The GS base Weft last gave the calling thread, if it gave it one, for
+/// [`restore_gs_base`]. Reading the register itself (`rdgsbase`) is not
+/// needed: with segment probes Weft owns the GS base of the threads that run
+/// Wasm, and keeping its value here spares the instruction.
+pub fn weft_gs_base() -> Option<usize> {
     GS_BASE.with(|b| b.get())
 }
 
 /// Points the calling thread's GS base at `base`, unless Weft already has.
-/// The instructions are dear in a KVM guest: reading the base and writing it
-/// twice around every call into Wasm made a call of an empty function take
-/// 34.2 ns instead of 11.6 ns; this way, 14.9 ns. Nothing in a Rust program on Linux x86-64
-/// addresses through GS (thread-locals use FS), so only code that reads GS
-/// on purpose (segment probes) sees it.
+/// The instructions are dear in a KVM guest: reading the base and writing
+/// it twice around every call into Wasm made a call of an empty function
+/// take 34.2 ns instead of 11.6 ns; this way, 14.9 ns. Nothing in a Rust
+/// program on Linux x86-64 addresses through GS (thread-locals use FS), so
+/// only code that reads GS on purpose (segment probes) sees it.
 ///
 /// # Safety
 /// [`fsgsbase_available`] must have returned true (the instruction faults
@@ -292,11 +292,23 @@ pub fn weft_gs_base() -> usize {
 #[inline]
 pub unsafe fn set_gs_base(base: usize) {
     GS_BASE.with(|b| {
-        if b.get() != base {
+        if b.get() != Some(base) {
             // SAFETY: the caller checked that the kernel allows the
             // instruction; the base only affects GS-relative accesses.
             unsafe { std::arch::asm!("wrgsbase {}", in(reg) base, options(nomem, nostack, preserves_flags)) };
-            b.set(base);
+            b.set(Some(base));
         }
     });
+}
+
+/// Puts back a base [`weft_gs_base`] returned earlier (nothing if Weft had
+/// set none then): around a nested call into another store's Wasm, or a
+/// switch to and from a fiber that may run on another thread.
+#[inline]
+pub fn restore_gs_base(saved: Option<usize>) {
+    if let Some(base) = saved {
+        // SAFETY: Weft set this base before, which it does only where
+        // `fsgsbase_available` holds.
+        unsafe { set_gs_base(base) };
+    }
 }
