@@ -35,6 +35,9 @@ pub enum Interrupt {
     /// Weft's MMU interruption with segment probes in functions with a loop
     /// that calls (see `weft::Config::mmu_segment_probes`).
     MmuSegment,
+    /// Weft's MMU interruption with every loop probe through the vmctx (no
+    /// `weft::Config::mmu_memory_probes`).
+    MmuVmctx,
 }
 
 impl Interrupt {
@@ -45,6 +48,7 @@ impl Interrupt {
             Interrupt::Epoch => "epoch",
             Interrupt::Mmu => "mmu",
             Interrupt::MmuSegment => "mmu-segment",
+            Interrupt::MmuVmctx => "mmu-vmctx",
         }
     }
 
@@ -53,14 +57,14 @@ impl Interrupt {
         let mode = match self {
             Interrupt::None => weft::Interruption::None,
             Interrupt::Epoch => weft::Interruption::Epoch,
-            Interrupt::Mmu | Interrupt::MmuSegment => weft::Interruption::MmuPage,
+            Interrupt::Mmu | Interrupt::MmuSegment | Interrupt::MmuVmctx => weft::Interruption::MmuPage,
         };
-        config.interruption(mode).mmu_segment_probes(self == Interrupt::MmuSegment);
+        config.interruption(mode).mmu_segment_probes(self == Interrupt::MmuSegment).mmu_memory_probes(self != Interrupt::MmuVmctx);
     }
 
     /// Whether the mode is one of Weft's MMU modes, which wasmtime lacks.
     pub fn is_mmu(self) -> bool {
-        matches!(self, Interrupt::Mmu | Interrupt::MmuSegment)
+        matches!(self, Interrupt::Mmu | Interrupt::MmuSegment | Interrupt::MmuVmctx)
     }
 }
 
@@ -72,7 +76,8 @@ impl std::str::FromStr for Interrupt {
             "epoch" => Interrupt::Epoch,
             "mmu" => Interrupt::Mmu,
             "mmu-segment" => Interrupt::MmuSegment,
-            _ => anyhow::bail!("unknown interruption mode `{s}` (none, epoch, mmu, mmu-segment)"),
+            "mmu-vmctx" => Interrupt::MmuVmctx,
+            _ => anyhow::bail!("unknown interruption mode `{s}` (none, epoch, mmu, mmu-segment, mmu-vmctx)"),
         })
     }
 }
@@ -255,7 +260,7 @@ impl WasmtimeRunner {
             Interrupt::Epoch => {
                 config.epoch_interruption(true);
             }
-            Interrupt::Mmu | Interrupt::MmuSegment => anyhow::bail!("wasmtime has no MMU interruption"),
+            Interrupt::Mmu | Interrupt::MmuSegment | Interrupt::MmuVmctx => anyhow::bail!("wasmtime has no MMU interruption"),
         }
         let engine = wt(wasmtime::Engine::new(&config))?;
         let mut linker = wasmtime::Linker::<WasmtimeState>::new(&engine);

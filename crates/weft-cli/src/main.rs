@@ -98,7 +98,8 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         processes: usize,
         /// Interruption checks compiled in, comma-separated: none, epoch, mmu,
-        /// mmu-segment (MMU with `Config::mmu_segment_probes`).
+        /// mmu-segment (MMU with `Config::mmu_segment_probes`), mmu-vmctx (MMU
+        /// without `Config::mmu_memory_probes`).
         /// Several run interleaved; wasmtime has no mmu mode (skipped). With
         /// --instantiate, one mode (wasmtime uses epochs for mmu).
         #[arg(long, default_value = "none", value_delimiter = ',')]

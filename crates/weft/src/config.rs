@@ -32,15 +32,18 @@ pub enum Interruption {
     /// signal handler to the store's callback (the check makes no call, which
     /// would cost registers across every loop).
     Epoch,
-    /// One dead load at each point from a probe page, a read-only view of the
-    /// store's interrupt page just below each instance's vmctx: at the entry
-    /// of functions that call, the prologue's stack-limit load (`[vmctx -
-    /// 4096]`); on loops a load through the vmctx (or, as an option, in
-    /// functions with a loop that calls, `cmp qword ptr gs:[0], 0` with the
-    /// GS base pointed at a probe page of the store: see
+    /// One dead load at each point from a probe page: a read-only view of the
+    /// store's interrupt page just below each instance's vmctx, or a
+    /// read-only page just below each memory's base. At the entry of
+    /// functions that call, the prologue's stack-limit load (`[vmctx -
+    /// 4096]`); on loops a load through memory 0's base in functions that
+    /// access it (`[base - 1 - k]`, see [`Config::mmu_memory_probes`]), else
+    /// through the vmctx (`[vmctx - 4096 + k]`; or, as an
+    /// option, in functions with a loop that calls, `cmp qword ptr gs:[0],
+    /// 0` with the GS base pointed at a probe page of the store: see
     /// [`Config::mmu_segment_probes`]). Interrupting revokes those pages
-    /// (`mprotect`, one per instance of the store), and the fault becomes a
-    /// call to the store's hook.
+    /// (`mprotect`, one per instance and memory of the store), and the fault
+    /// becomes a call to the store's hook.
     MmuPage,
     /// Load the interrupt-page pointer from the store context, then a dead load
     /// through it; interrupting swaps the pointer to a forbidden page (a plain
@@ -64,11 +67,15 @@ pub struct Tunables {
     /// probe page on every entry into Wasm, instead of through the vmctx
     /// register (see [`Config::mmu_segment_probes`]).
     pub mmu_segment_probes: bool,
+    /// In [`Interruption::MmuPage`] mode, whether functions that access
+    /// memory 0 probe through its base instead of the vmctx (see
+    /// [`Config::mmu_memory_probes`]).
+    pub mmu_memory_probes: bool,
 }
 
 impl Default for Tunables {
     fn default() -> Self {
-        Tunables { guarded_memory32: true, max_wasm_stack: 512 * 1024, interruption: Interruption::None, mmu_segment_probes: false }
+        Tunables { guarded_memory32: true, max_wasm_stack: 512 * 1024, interruption: Interruption::None, mmu_segment_probes: false, mmu_memory_probes: true }
     }
 }
 
@@ -221,6 +228,23 @@ impl Config {
     /// embedder uses GS itself.
     pub fn mmu_segment_probes(&mut self, enable: bool) -> &mut Self {
         self.tunables.mmu_segment_probes = enable;
+        self
+    }
+
+    /// Whether, in [`Interruption::MmuPage`] mode, loops in functions that
+    /// access memory 0 probe the page below the memory's base instead of the
+    /// page below the vmctx (default true).
+    ///
+    /// Every linear memory is preceded by a probe page, which in page mode
+    /// the store makes readable and revokes with its other probe pages.
+    /// A probe through the vmctx needs the vmctx in a register in the loop,
+    /// which compiled code otherwise rarely needs there: the memory's base,
+    /// which a loop that accesses memory keeps in a register anyway, serves
+    /// as well. Functions that never access memory 0 keep vmctx probes, and
+    /// segment probes ([`Config::mmu_segment_probes`]) take precedence where
+    /// they apply.
+    pub fn mmu_memory_probes(&mut self, enable: bool) -> &mut Self {
+        self.tunables.mmu_memory_probes = enable;
         self
     }
 

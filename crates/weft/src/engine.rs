@@ -56,6 +56,7 @@ impl Engine {
         // segment base can be set without a system call.
         let tunables = &mut config.tunables;
         tunables.mmu_segment_probes &= tunables.interruption == crate::config::Interruption::MmuPage && crate::runtime::sys::fsgsbase_available();
+        tunables.mmu_memory_probes &= tunables.interruption == crate::config::Interruption::MmuPage;
         let config = &config;
         let isa = compile::build_isa(config)?;
         let (memory_pool, table_pool) = match &config.allocation {

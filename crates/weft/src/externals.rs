@@ -96,7 +96,7 @@ impl Memory {
         let guarded = s.engine.config().tunables.guarded_memory32;
         let plan = MemoryPlan { minimum: ty.minimum, maximum: ty.maximum, memory64: ty.memory64, guarded };
         let mem = LinearMemory::new(plan, None, None)?;
-        let index = s.push_memory(mem, ty);
+        let index = s.push_memory(mem, ty)?;
         Ok(Memory { store_id: s.id, index })
     }
 

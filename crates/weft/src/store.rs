@@ -112,10 +112,23 @@ impl StoreOpaque {
         }
     }
 
-    /// Adds a memory that is in its initial state; returns its index.
-    pub(crate) fn push_memory(&mut self, mem: LinearMemory, ty: MemoryType) -> usize {
+    /// Adds a memory that is in its initial state; returns its index. In MMU
+    /// page mode the memory's probe page joins the pages the store's
+    /// interrupts revoke first, so that loops probing through the memory's
+    /// base stop when the store is interrupted.
+    ///
+    /// # Errors
+    /// If the probe page cannot be made readable (the memory is then dropped).
+    pub(crate) fn push_memory(&mut self, mut mem: LinearMemory, ty: MemoryType) -> anyhow::Result<usize> {
+        if let Some(interrupts) = self.interrupts.as_ref().filter(|i| i.has_probe_pages()) {
+            let probe_page = mem.probe_page();
+            // SAFETY: the memory's own probe page; the memory joins the store
+            // below, for the store's life.
+            unsafe { interrupts.add_memory_probe_page(probe_page, mem.probe_page_readable()) }
+                .map_err(|e| anyhow::Error::new(e).context("preparing the memory's probe page"))?;
+        }
         self.memories.push(MemoryEntry { mem, ty, wasm_calls_when_clean: self.wasm_calls });
-        self.memories.len() - 1
+        Ok(self.memories.len() - 1)
     }
 
     /// Marks memory `index` as possibly written if Wasm has run since it was

@@ -55,6 +55,16 @@ pub fn clif_type(ty: &wasmparser::ValType) -> Type {
 /// a probe; `k` (one per probe) keeps any two probes distinct.
 pub const SEGMENT_PROBE_DISPLACEMENT: i32 = 0x4000_0000;
 
+/// The offset from memory 0's base of the byte that loop probe `byte` of a
+/// function reads (MMU page mode with memory probes): from the probe page's
+/// last byte down, so that a function's first 128 probes take an 8-bit
+/// displacement, three bytes shorter than the vmctx probes' (whose page holds
+/// the stack limit at its start).
+fn memory_probe_offset(byte: u32) -> i32 {
+    debug_assert!(byte < vmctx::MEMORY_PROBE_PAGE_SIZE);
+    -(byte as i32) - 1
+}
+
 /// The debug tag that marks segment probes, for the compiler to find them.
 pub const SEGMENT_PROBE_TAG: u32 = 0x5e6_0000;
 
@@ -180,6 +190,12 @@ pub struct FuncTranslator<'a, 'b> {
     /// A zero-sized stack slot that segment probes are emitted against (see
     /// [`SEGMENT_PROBE_DISPLACEMENT`]); created with the first one.
     segment_probe_slot: Option<ir::StackSlot>,
+    /// MMU page mode: the loop probes emitted through the vmctx, with their
+    /// byte of the page, which go through memory 0's base instead if the
+    /// function turns out to access it (see [`Self::retarget_probes`]).
+    vmctx_probes: Vec<(ir::Inst, u32)>,
+    /// Whether the body accesses memory 0 through its base.
+    accesses_memory0: bool,
     /// Whether every path to the current point from the function's entry or
     /// from the innermost loop header passed has gone through an interruption
     /// check. A branch back to a loop header, and in epoch and MMU pointer
@@ -279,6 +295,8 @@ pub fn translate_function(
         func_refs: Default::default(),
         probes: 0,
         segment_probe_slot: None,
+        vmctx_probes: Vec::new(),
+        accesses_memory0: false,
         interruption_checked: false,
         loops_checked_at_header: Vec::new(),
         segment_probes: false,
@@ -287,6 +305,7 @@ pub fn translate_function(
         facts,
     };
     t.translate_body(ty, body)?;
+    t.retarget_probes();
     let checks = std::mem::take(&mut t.check_insts);
     let builtin_sigs: Vec<ir::SigRef> = t.builtin_sigs.values().copied().collect();
     t.builder.finalize(frontend_config);
@@ -541,7 +560,8 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         // signal handler runs the deadline callback as for an MMU
         // interruption, then resumes the load through a readable page. The MMU
         // page probe is one load from the probe page just below the vmctx,
-        // through the register that holds the vmctx anyway.
+        // through the register that holds the vmctx, or in a function that
+        // accesses memory 0 below its base (see `retarget_probes`).
         let store_ctx = |b: &mut FunctionBuilder, vmctx_value| b.ins().load(types::I64, readonly_flags(), vmctx_value, vmctx::VMCTX_STORE_CTX_OFFSET as i32);
         match mode {
             Interruption::None => {}
@@ -586,10 +606,12 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                     // how the compiler finds the probe's offset.
                     self.builder.func.debug_tags.set(inst, [ir::DebugTag::User(SEGMENT_PROBE_TAG)]);
                     self.check_insts.push(inst);
-                } else if byte < vmctx::VMCTX_PROBE_PAGE_SIZE {
+                } else if byte < vmctx::VMCTX_PROBE_PAGE_SIZE.min(vmctx::MEMORY_PROBE_PAGE_SIZE) {
                     let offset = byte as i32 - vmctx::VMCTX_PROBE_PAGE_SIZE as i32;
                     let v = self.builder.ins().load(types::I8, probe, self.vmctx, offset);
-                    self.check_insts.push(self.builder.func.dfg.value_def(v).unwrap_inst());
+                    let inst = self.builder.func.dfg.value_def(v).unwrap_inst();
+                    self.check_insts.push(inst);
+                    self.vmctx_probes.push((inst, byte));
                 } else {
                     let page = self.builder.ins().iadd_imm_s(self.vmctx, -(vmctx::VMCTX_PROBE_PAGE_SIZE as i64));
                     let v = self.builder.ins().atomic_load(types::I8, probe, page);
@@ -604,6 +626,30 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 let probe = MemFlagsData::new().with_aligned().with_trap_code(Some(codes::INTERRUPTION_POINT));
                 let v = self.builder.ins().atomic_load(types::I8, probe, page);
                 self.check_insts.push(self.builder.func.dfg.value_def(v).unwrap_inst());
+            }
+        }
+    }
+
+    /// In a function that accesses memory 0, makes its vmctx loop probes
+    /// read the probe page below memory 0's base instead (MMU page mode with
+    /// [`Tunables::mmu_memory_probes`](crate::config::Tunables)): loops that
+    /// access memory keep the base in a register anyway, and one that no
+    /// longer needs the vmctx frees a register. Decided once the body is
+    /// translated, when whether it accesses the memory is known; the base is
+    /// loaded in the entry block, so it dominates every probe. Probes read
+    /// the page from its end down (see [`memory_probe_offset`]).
+    fn retarget_probes(&mut self) {
+        if !self.env.tunables.mmu_memory_probes || !self.accesses_memory0 {
+            return;
+        }
+        let base = self.memory_bases[0];
+        for &(inst, byte) in &self.vmctx_probes {
+            match &mut self.builder.func.dfg.insts[inst] {
+                ir::InstructionData::Load { arg, offset, .. } => {
+                    *arg = base;
+                    *offset = memory_probe_offset(byte).into();
+                }
+                other => unreachable!("a vmctx probe is a load, not {other:?}"),
             }
         }
     }
@@ -1350,6 +1396,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         let index = self.pop();
         let memory64 = self.is_memory64(mem);
         let base = self.memory_bases[mem as usize];
+        self.accesses_memory0 |= mem == 0;
         let offset = memarg.offset;
         if !memory64 && self.env.tunables.guarded_memory32 {
             // The reservation covers every u32 index plus u32 offset: no check needed.
@@ -1672,5 +1719,51 @@ mod tests {
         let call = func.layout.block_insts(func.layout.entry_block().unwrap()).next().unwrap();
         let sig = func.dfg.call_signature(call).unwrap();
         verify_interruption_checks(&func, &[probe], &[sig], true).unwrap();
+    }
+
+    /// Translates the last function of `wat` with `tunables`.
+    fn translate_wat(wat: &str, tunables: &Tunables) -> Function {
+        let binary = wat::parse_str(wat).unwrap();
+        let (info, mut pending) = crate::frontend::parse(&binary).unwrap();
+        let offsets = VMOffsets::new(&info);
+        let env = TranslateEnv { info: &info, offsets: &offsets, tunables, epoch_counter: 0 };
+        let last = pending.pop().unwrap();
+        let mut validator = last.validator.into_validator(Default::default());
+        let frontend_config = crate::compile::build_isa(&crate::Config::new()).unwrap().frontend_config();
+        let mut facts = FunctionFacts::default();
+        translate_function(&env, last.index, &last.body, &mut validator, &mut FunctionBuilderContext::new(), frontend_config, &mut facts).unwrap()
+    }
+
+    /// The loop probes of `func`: (base is the vmctx parameter, offset).
+    fn loop_probes(func: &Function) -> Vec<(bool, i32)> {
+        let vmctx = func.dfg.block_params(func.layout.entry_block().unwrap())[0];
+        let mut probes = Vec::new();
+        for block in func.layout.blocks() {
+            for inst in func.layout.block_insts(block) {
+                if let ir::InstructionData::Load { arg, offset, flags, .. } = func.dfg.insts[inst] {
+                    if func.dfg.mem_flags[flags].trap_code() == Some(codes::INTERRUPTION_POINT) {
+                        probes.push((arg == vmctx, offset.into()));
+                    }
+                }
+            }
+        }
+        probes
+    }
+
+    #[test]
+    fn loops_in_functions_that_access_memory_probe_below_its_base() {
+        let mut tunables = Tunables { interruption: crate::config::Interruption::MmuPage, ..Tunables::default() };
+        let accesses = r#"(module (memory 1) (func (param i32)
+            (loop $a (br_if $a (i32.load (local.get 0))))
+            (loop $b (br_if $b (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))))"#;
+        let no_access = r#"(module (memory 1) (func (param i32)
+            (loop $a (br_if $a (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))))"#;
+        // Every loop of the function that accesses memory, even one that does
+        // not itself, reads its own byte from the end of the memory's probe
+        // page down.
+        assert_eq!(loop_probes(&translate_wat(accesses, &tunables)), [(false, -1), (false, -2)]);
+        assert_eq!(loop_probes(&translate_wat(no_access, &tunables)), [(true, -4096)]);
+        tunables.mmu_memory_probes = false;
+        assert_eq!(loop_probes(&translate_wat(accesses, &tunables)), [(true, -4096), (true, -4095)]);
     }
 }

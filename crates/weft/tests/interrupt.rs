@@ -77,24 +77,32 @@ static HOST_RETURNED: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(
 
 /// An interruption configuration under test: the mechanism and, in page
 /// mode, whether functions with a loop that calls probe through the GS
-/// segment base (where the host allows it) or, as by default, through the
-/// vmctx.
+/// segment base (where the host allows it), and whether functions that
+/// access memory probe through its base (the default) or the vmctx.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Mode {
     interruption: Interruption,
     segment_probes: bool,
+    memory_probes: bool,
 }
 
-const EPOCH: Mode = Mode { interruption: Interruption::Epoch, segment_probes: false };
-const PAGE: Mode = Mode { interruption: Interruption::MmuPage, segment_probes: false };
-const PAGE_SEGMENT_PROBES: Mode = Mode { interruption: Interruption::MmuPage, segment_probes: true };
-const POINTER: Mode = Mode { interruption: Interruption::MmuPointer, segment_probes: false };
+const EPOCH: Mode = Mode { interruption: Interruption::Epoch, segment_probes: false, memory_probes: false };
+const PAGE: Mode = Mode { interruption: Interruption::MmuPage, segment_probes: false, memory_probes: true };
+const PAGE_SEGMENT_PROBES: Mode = Mode { interruption: Interruption::MmuPage, segment_probes: true, memory_probes: true };
+const PAGE_VMCTX_PROBES: Mode = Mode { interruption: Interruption::MmuPage, segment_probes: false, memory_probes: false };
+const POINTER: Mode = Mode { interruption: Interruption::MmuPointer, segment_probes: false, memory_probes: false };
 const MODES: [Mode; 4] = [EPOCH, PAGE, PAGE_SEGMENT_PROBES, POINTER];
 const MMU_MODES: [Mode; 3] = [PAGE, PAGE_SEGMENT_PROBES, POINTER];
+/// For guests whose loops access memory: page mode probes them through the
+/// memory's base, or with that off through the vmctx.
+const MEMORY_MODES: [Mode; 5] = [EPOCH, PAGE, PAGE_SEGMENT_PROBES, PAGE_VMCTX_PROBES, POINTER];
 
 fn engine(mode: Mode) -> Engine {
-    let mut config = Config::new();
-    config.interruption(mode.interruption).mmu_segment_probes(mode.segment_probes);
+    engine_with(mode, Config::new())
+}
+
+fn engine_with(mode: Mode, mut config: Config) -> Engine {
+    config.interruption(mode.interruption).mmu_segment_probes(mode.segment_probes).mmu_memory_probes(mode.memory_probes);
     Engine::new(&config).unwrap()
 }
 
@@ -433,10 +441,12 @@ fn a_call_into_another_store_leaves_the_caller_interruptible() {
 /// A loop keeping 14 integer and 14 float values live across its header (the
 /// interruption point), so that every allocatable register holds guest state.
 /// With `calls`, the function also has a loop that calls, which gives its
-/// loops segment probes instead of vmctx ones where those are enabled.
-fn register_pressure_module(calls: bool) -> String {
+/// loops segment probes instead of vmctx ones where those are enabled. With
+/// `memory`, the loop also reads and writes memory, so that in page mode it
+/// probes through the memory's base.
+fn register_pressure_module(calls: bool, memory: bool) -> String {
     let n = 14;
-    let mut wat = String::from("(module (func $nothing) (func (export \"run\") (param $n i32) (result i64)");
+    let mut wat = String::from("(module (memory 1) (func $nothing) (func (export \"run\") (param $n i32) (result i64)");
     for i in 0..n {
         wat.push_str(&format!(" (local $i{i} i64) (local $f{i} f64)"));
     }
@@ -449,6 +459,9 @@ fn register_pressure_module(calls: bool) -> String {
         wat.push_str(&format!(" (local.set $i{i} (i64.const {})) (local.set $f{i} (f64.const {}.5))", i * 7 + 1, i + 1));
     }
     wat.push_str(" (loop $l");
+    if memory {
+        wat.push_str(" (local.set $i0 (i64.add (local.get $i0) (i64.load (i32.const 8)))) (i64.store (i32.const 8) (local.get $i1))");
+    }
     for i in 0..n {
         let j = (i + 1) % n;
         wat.push_str(&format!(
@@ -468,12 +481,12 @@ fn register_pressure_module(calls: bool) -> String {
 #[test]
 fn registers_survive_interruptions() {
     let _serial = serial();
-    for calls in [false, true] {
-        registers_survive_interruptions_of(&register_pressure_module(calls), calls);
+    for (calls, memory) in [(false, false), (true, false), (false, true)] {
+        registers_survive_interruptions_of(&register_pressure_module(calls, memory), calls, memory);
     }
 }
 
-fn registers_survive_interruptions_of(wat: &str, calls: bool) {
+fn registers_survive_interruptions_of(wat: &str, calls: bool, memory: bool) {
     let iterations = 30_000_000;
     let expected = {
         let engine = Engine::default();
@@ -482,7 +495,8 @@ fn registers_survive_interruptions_of(wat: &str, calls: bool) {
         let inst = weft::Instance::new(&mut store, &module, &[]).unwrap();
         inst.get_typed_func::<i32, i64>(&mut store, "run").unwrap().call(&mut store, iterations).unwrap()
     };
-    for mode in MMU_MODES {
+    let modes: &[Mode] = if memory { &[PAGE, PAGE_VMCTX_PROBES, PAGE_SEGMENT_PROBES, POINTER] } else { &MMU_MODES };
+    for &mode in modes {
         let engine = engine(mode);
         let module = Module::new(&engine, wat).unwrap();
         let mut store = Store::new(&engine, ());
@@ -499,8 +513,8 @@ fn registers_survive_interruptions_of(wat: &str, calls: bool) {
         let interrupter = Repeater::start(Duration::from_micros(100), move || handle.interrupt());
         let got = inst.get_typed_func::<i32, i64>(&mut store, "run").unwrap().call(&mut store, iterations).unwrap();
         interrupter.stop();
-        assert_eq!(got, expected, "{mode:?}, calls {calls}");
-        assert!(hits.load(Ordering::SeqCst) > 50, "{mode:?}, calls {calls}: {} interruptions", hits.load(Ordering::SeqCst));
+        assert_eq!(got, expected, "{mode:?}, calls {calls}, memory {memory}");
+        assert!(hits.load(Ordering::SeqCst) > 50, "{mode:?}, calls {calls}, memory {memory}: {} interruptions", hits.load(Ordering::SeqCst));
     }
     // Epoch checks reach their callback through the same register-saving
     // stub (their slow path faults instead of calling).
@@ -622,4 +636,133 @@ fn an_epoch_callback_error_reaches_the_caller() {
     store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Continue(1_000_000)));
     let ok = inst.get_typed_func::<(), i32>(&mut store, "ok").unwrap();
     assert_eq!(ok.call(&mut store, ()).unwrap(), 42);
+}
+
+/// Loops that access memory: in page mode they probe the page below memory
+/// 0's base (see `Config::mmu_memory_probes`). `checksum` keeps its
+/// accumulator in memory and computes the same as `common::checksum`.
+const MEMORY_LOOPS: &str = r#"
+    (func (export "spin") (loop $l (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1))) (br $l)))
+    (func (export "checksum") (param i64) (result i64)
+      (loop $l
+        (i64.store (i32.const 8) (i64.add (i64.mul (i64.load (i32.const 8)) (i64.const 6364136223846793005)) (local.get 0)))
+        (br_if $l (i64.ne (local.tee 0 (i64.sub (local.get 0) (i64.const 1))) (i64.const 0))))
+      (i64.load (i32.const 8)))"#;
+
+/// An instance of [`MEMORY_LOOPS`] with a memory of its own, or with one the
+/// host made and the module imports.
+fn memory_loops(store: &mut Store<()>, imported: bool) -> weft::Instance {
+    let engine = store.engine().clone();
+    if imported {
+        let module = Module::new(&engine, format!(r#"(module (import "host" "memory" (memory 1)) {MEMORY_LOOPS})"#)).unwrap();
+        let memory = weft::Memory::new(&mut *store, weft::MemoryType::new(1, None)).unwrap();
+        weft::Instance::new(&mut *store, &module, &[memory.into()]).unwrap()
+    } else {
+        let module = Module::new(&engine, format!("(module (memory 1) {MEMORY_LOOPS})")).unwrap();
+        weft::Instance::new(&mut *store, &module, &[]).unwrap()
+    }
+}
+
+/// A loop that accesses memory stops within 10 ms of the request, and
+/// continuing it a thousand times gives the uninterrupted result, with the
+/// memory defined by the module or imported from the host, and in page mode
+/// probed through the memory's base or the vmctx.
+#[test]
+fn loops_that_access_memory_are_interrupted() {
+    let _serial = serial();
+    const N: u64 = 5_000_000;
+    let expected = checksum(N) as i64;
+    for mode in MEMORY_MODES {
+        for imported in [false, true] {
+            let engine = engine(mode);
+            let mut store = Store::new(&engine, ());
+            let inst = memory_loops(&mut store, imported);
+            let spin = inst.get_typed_func::<(), ()>(&mut store, "spin").unwrap();
+            let mut latencies = Vec::new();
+            for _ in 0..3 {
+                let requester = interrupt_later(&engine, &mut store, mode, Duration::from_millis(20));
+                let err = spin.call(&mut store, ()).unwrap_err();
+                latencies.push(Instant::now() - requester.join().unwrap());
+                expect_interrupted(err);
+                if latencies.last().unwrap() < &Duration::from_millis(10) {
+                    break;
+                }
+            }
+            assert!(latencies.iter().any(|l| *l < Duration::from_millis(10)), "{mode:?}, imported {imported}: {latencies:?}");
+
+            let hits = Arc::new(AtomicU64::new(0));
+            let h = hits.clone();
+            if mode == EPOCH {
+                store.set_epoch_deadline(0);
+                store.epoch_deadline_callback(move |_| {
+                    let n = h.fetch_add(1, Ordering::SeqCst) + 1;
+                    Ok(UpdateDeadline::Continue(if n < 1000 { 0 } else { u64::MAX / 2 }))
+                });
+            } else {
+                let handle = store.interrupt_handle().unwrap();
+                store.interrupt_callback(move |_| {
+                    if h.fetch_add(1, Ordering::SeqCst) + 1 < 1000 {
+                        handle.interrupt();
+                    }
+                    Ok(InterruptAction::Continue)
+                });
+                store.interrupt_handle().unwrap().interrupt();
+            }
+            let f = inst.get_typed_func::<i64, i64>(&mut store, "checksum").unwrap();
+            assert_eq!(f.call(&mut store, N as i64).unwrap(), expected, "{mode:?}, imported {imported}");
+            assert_eq!(hits.load(Ordering::SeqCst), 1000, "{mode:?}, imported {imported}");
+        }
+    }
+}
+
+/// A memory created while an interrupt is pending starts with its probe page
+/// revoked, like a vmctx's: the loop stops at its first probe.
+#[test]
+fn a_memory_created_with_an_interrupt_pending_starts_revoked() {
+    let _serial = serial();
+    for imported in [false, true] {
+        let engine = engine(PAGE);
+        let mut store = Store::new(&engine, ());
+        store.interrupt_handle().unwrap().interrupt();
+        let inst = memory_loops(&mut store, imported);
+        pending_interrupt_stops(&mut store, inst, "spin");
+    }
+}
+
+/// Pooled slots keep their memory's probe page readable between tenants: a
+/// store that takes the slot of one dropped while interrupted (its probe
+/// pages revoked) costs no mapping system call, runs without being stopped,
+/// and is interrupted through the same page when asked.
+#[test]
+fn pooled_memory_probe_pages_are_reused_clean() {
+    let _serial = serial();
+    let mut config = Config::new();
+    config.allocation_strategy(weft::InstanceAllocationStrategy::Pooling(weft::PoolingConfig {
+        total_memories: 2,
+        total_tables: 2,
+        total_core_instances: 2,
+        ..weft::PoolingConfig::default()
+    }));
+    let engine = engine_with(PAGE, config);
+    let module = Module::new(&engine, format!("(module (memory 1) {MEMORY_LOOPS})")).unwrap();
+    {
+        let mut store = Store::new(&engine, ());
+        let inst = weft::Instance::new(&mut store, &module, &[]).unwrap();
+        let f = inst.get_typed_func::<i64, i64>(&mut store, "checksum").unwrap();
+        assert_eq!(f.call(&mut store, 1000).unwrap(), checksum(1000) as i64);
+        // Pending when the store goes away.
+        store.interrupt_handle().unwrap().interrupt();
+    }
+    let mut store = Store::new(&engine, ());
+    let before = weft::syscall_counts();
+    let inst = weft::Instance::new(&mut store, &module, &[]).unwrap();
+    let after = weft::syscall_counts();
+    assert_eq!((after.mmap, after.mprotect), (before.mmap, before.mprotect), "{before:?} -> {after:?}");
+    // No interrupt callback: an interruption here would trap.
+    let f = inst.get_typed_func::<i64, i64>(&mut store, "checksum").unwrap();
+    assert_eq!(f.call(&mut store, 1_000_000).unwrap(), checksum(1_000_000) as i64);
+    let requester = interrupt_later(&engine, &mut store, PAGE, Duration::from_millis(5));
+    let spin = inst.get_typed_func::<(), ()>(&mut store, "spin").unwrap();
+    expect_interrupted(spin.call(&mut store, ()).unwrap_err());
+    requester.join().unwrap();
 }

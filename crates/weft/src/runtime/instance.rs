@@ -228,7 +228,7 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
     }
     // Not zeroed: every field compiled code or the runtime reads is written
     // below (funcrefs of functions that never escape are never read).
-    let (vmctx, heap_layout) = match store.interrupts.as_ref().filter(|i| i.probes_vmctx()) {
+    let (vmctx, heap_layout) = match store.interrupts.as_ref().filter(|i| i.has_probe_pages()) {
         Some(interrupts) => match interrupts.alloc_probed_vmctx(offsets.size as usize) {
             Ok(vmctx) => {
                 // Every probe page of the store is revoked with the others,
@@ -316,7 +316,7 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
             Ok(mem) => mem,
             Err(e) => return Err(InstantiateError::Error(e)),
         };
-        let index = store.push_memory(mem, MemoryType::from_wasm(mt));
+        let index = store.push_memory(mem, MemoryType::from_wasm(mt)).map_err(InstantiateError::Error)?;
         inst.memories.push(index);
     }
     for (i, &idx) in inst.memories.iter().enumerate() {

@@ -175,9 +175,12 @@ impl Drop for ProbedRegion {
     }
 }
 
-/// One of a store's probe regions, in the list its interrupts walk.
+/// One of a store's probe pages, in the list its interrupts walk: a vmctx's,
+/// whose region the node owns, or a linear memory's, which the memory owns
+/// (memories live as long as their store, and the list goes first).
 struct ProbeNode {
-    region: ProbedRegion,
+    page: *mut u8,
+    region: Option<ProbedRegion>,
     next: *mut ProbeNode,
 }
 
@@ -292,8 +295,9 @@ impl InterruptShared {
         })
     }
 
-    /// Whether instances of this store get a probe page before their vmctx.
-    pub fn probes_vmctx(&self) -> bool {
+    /// Whether the store's instances get a probe page before their vmctx,
+    /// and its memories one before their base (MMU page mode).
+    pub fn has_probe_pages(&self) -> bool {
         self.mode == Interruption::MmuPage
     }
 
@@ -308,16 +312,46 @@ impl InterruptShared {
         let mut region = self.pool.take_region(len)?;
         region.bind(&self.page)?;
         let (page, vmctx) = (region.base, region.base.wrapping_add(PROBE_PAGE));
-        let node = Box::into_raw(Box::new(ProbeNode { region, next: self.probes.load(Ordering::SeqCst) }));
+        self.add_probe_page(page, Some(region));
+        Ok(vmctx)
+    }
+
+    /// Adds a linear memory's probe page (the page below its base, see
+    /// [`vmctx::MEMORY_PROBE_PAGE_SIZE`]) to the pages this store's
+    /// interrupts revoke, readable until then. Unlike a vmctx's, it need not
+    /// show the interrupt page (no prologue reads the stack limit there), so
+    /// it stays the memory's own page: `readable` says whether it already is
+    /// (a pooled slot keeps it so between tenants, and then costs no system
+    /// call).
+    ///
+    /// # Safety
+    /// `probe_page` must be the probe page of a memory of this store, which
+    /// lives as long as the store.
+    pub unsafe fn add_memory_probe_page(&self, probe_page: *mut u8, readable: &mut bool) -> std::io::Result<()> {
+        if crate::runtime::code::page_size() != PROBE_PAGE {
+            return Err(std::io::Error::other("MMU page interruption needs 4 KiB host pages"));
+        }
+        if !*readable {
+            // SAFETY: the memory's own page, which no code reads before the
+            // memory is handed to an instance.
+            unsafe { sys::protect_read_only(probe_page, PROBE_PAGE, true)? };
+            *readable = true;
+        }
+        self.add_probe_page(probe_page, None);
+        Ok(())
+    }
+
+    /// Adds a readable probe page to the list that interrupts walk.
+    fn add_probe_page(&self, page: *mut u8, region: Option<ProbedRegion>) {
+        let node = Box::into_raw(Box::new(ProbeNode { page, region, next: self.probes.load(Ordering::SeqCst) }));
         self.probes.store(node, Ordering::SeqCst);
         // An interrupt that walked the list before this page was on it has
         // set `revoked` first: the page starts revoked like the others.
         if self.revoked.load(Ordering::SeqCst) {
             self.probes_revoked.store(true, Ordering::SeqCst);
-            // SAFETY: our region's probe page; mprotect is async-signal-safe.
+            // SAFETY: a probe page of this store; mprotect is async-signal-safe.
             unsafe { libc::mprotect(page as *mut _, PROBE_PAGE, libc::PROT_NONE) };
         }
-        Ok(vmctx)
     }
 
     /// Calls `f` with each probe page of the store. Only while the store lives
@@ -327,7 +361,7 @@ impl InterruptShared {
         while !node.is_null() {
             // SAFETY: nodes are freed only by `detach`, after walkers are done.
             unsafe {
-                f((*node).region.base);
+                f((*node).page);
                 node = (*node).next;
             }
         }
@@ -400,17 +434,25 @@ impl InterruptShared {
         while self.writers.load(Ordering::SeqCst) != 0 {
             std::hint::spin_loop();
         }
-        // No walker is left: the probe regions go back to the pool, readable.
+        // No walker is left: the probe regions go back to the pool, readable,
+        // and memories' probe pages are left readable for their slots' next
+        // tenants.
         let revoked = self.probes_revoked.swap(false, Ordering::SeqCst);
         let mut node = self.probes.swap(std::ptr::null_mut(), Ordering::SeqCst);
         while !node.is_null() {
-            // SAFETY: pushed by `alloc_probed_vmctx` with `Box::into_raw`, and
+            // SAFETY: pushed by `add_probe_page` with `Box::into_raw`, and
             // unreachable from `probes` now.
-            let ProbeNode { region, next } = *unsafe { Box::from_raw(node) };
+            let ProbeNode { page, region, next } = *unsafe { Box::from_raw(node) };
             node = next;
-            // SAFETY: the region's own probe page.
-            if !revoked || unsafe { sys::protect_read_only(region.base, PROBE_PAGE, true) }.is_ok() {
-                self.pool.give_back_region(region);
+            // SAFETY: a probe page of this store, whose memories are still alive.
+            let readable = !revoked || unsafe { sys::protect_read_only(page, PROBE_PAGE, true) }.is_ok();
+            match region {
+                Some(region) if readable => self.pool.give_back_region(region),
+                // A memory's page that stays revoked (mprotect failed, which
+                // takes running out of mappings) only makes its slot's next
+                // tenant stop once at a probe, which its interrupt hook sees
+                // as an interruption.
+                _ => {}
             }
         }
     }

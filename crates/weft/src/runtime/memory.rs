@@ -7,10 +7,13 @@
 //! reserve up to their maximum (capped) and are bounds-checked by compiled code.
 //!
 //! The reservation is either the memory's own (on-demand allocation) or a slot of
-//! the engine's [`MemoryPool`]. Either way the module's copy-on-write
-//! [`MemoryImage`] is mapped over the start, and growth only changes protection
-//! (or, for pooled slots with [`MemoryGrowth::Truncate`], the length of the
-//! slot's memfd mapped past the initial size): the image is never remapped.
+//! the engine's [`MemoryPool`], and is preceded by one page of its own: the
+//! memory's probe page in MMU page interruption (see
+//! [`LinearMemory::probe_page`]), inaccessible otherwise. Either way the
+//! module's copy-on-write [`MemoryImage`] is mapped over the start, and growth
+//! only changes protection (or, for pooled slots with
+//! [`MemoryGrowth::Truncate`], the length of the slot's memfd mapped past the
+//! initial size): the image is never remapped.
 
 use std::cell::Cell;
 use std::os::fd::AsRawFd;
@@ -58,6 +61,9 @@ pub struct LinearMemory {
     /// restoring, so a pooled slot whose tenant never ran costs no `madvise`,
     /// which with several threads is a TLB shootdown.
     written: Cell<bool>,
+    /// Whether the probe page is readable (it starts inaccessible); kept with
+    /// a pooled slot for its next tenant.
+    probe_page_readable: bool,
 }
 
 // SAFETY: the memory is owned by one store; raw pointers refer to our mapping.
@@ -92,7 +98,9 @@ impl LinearMemory {
         if initial_bytes > reservation {
             anyhow::bail!("memory of {} pages is larger than Weft can reserve", plan.minimum);
         }
-        let base = sys::reserve(reservation as usize)?;
+        let probe_page = crate::runtime::code::page_size();
+        // SAFETY: the probe page is the first page of the fresh reservation.
+        let base = unsafe { sys::reserve(probe_page + reservation as usize)?.add(probe_page) };
         let mem = LinearMemory {
             def: Box::new(VMMemoryDefinition { base, current_length: initial_bytes.into() }),
             reservation,
@@ -101,6 +109,7 @@ impl LinearMemory {
             image,
             backing: Backing::Owned,
             written: Cell::new(false),
+            probe_page_readable: false,
         };
         // SAFETY: both ranges lie inside the fresh reservation.
         unsafe {
@@ -119,7 +128,7 @@ impl LinearMemory {
         if let Err(e) = prepared {
             // The slot's state is unknown: make it fully clean before reuse.
             let extension = Extension { mapped_at: Some(0), len: u64::MAX, ..state.extension };
-            state = SlotState { image: state.image, accessible: pool.slot_size, dirty: pool.slot_size, extension };
+            state = SlotState { image: state.image, accessible: pool.slot_size, dirty: pool.slot_size, extension, probe_page_readable: state.probe_page_readable };
             pool.give_back(slot, state);
             return Err(e);
         }
@@ -131,6 +140,7 @@ impl LinearMemory {
             image,
             backing: Backing::Pooled { pool: pool.clone(), slot, extension: state.extension },
             written: Cell::new(false),
+            probe_page_readable: state.probe_page_readable,
         })
     }
 
@@ -172,7 +182,7 @@ impl LinearMemory {
     pub fn reset(&mut self) -> anyhow::Result<()> {
         let accessible = self.byte_size();
         let base = self.def.base;
-        let mut state = SlotState { image: self.image.clone(), accessible, dirty: self.dirty_bytes(), extension: Extension::default() };
+        let mut state = SlotState { image: self.image.clone(), accessible, dirty: self.dirty_bytes(), ..SlotState::default() };
         match &mut self.backing {
             Backing::Pooled { pool, extension, .. } => {
                 state.extension = std::mem::take(extension);
@@ -185,6 +195,21 @@ impl LinearMemory {
         self.def.current_length.store(self.initial_bytes, Ordering::Relaxed);
         self.written.set(false);
         Ok(())
+    }
+
+    /// The page just below the memory's base, where compiled code probes in
+    /// MMU page mode (see [`crate::vmctx::MEMORY_PROBE_PAGE_SIZE`]): part of
+    /// the memory's reservation, inaccessible until a store in page mode
+    /// makes it readable ([`Self::probe_page_readable`]) and revokes it with
+    /// its other probe pages.
+    pub fn probe_page(&self) -> *mut u8 {
+        self.def.base.wrapping_sub(crate::runtime::code::page_size())
+    }
+
+    /// Whether [`Self::probe_page`] is readable, for the store to update as
+    /// it makes it so.
+    pub fn probe_page_readable(&mut self) -> &mut bool {
+        &mut self.probe_page_readable
     }
 
     /// Records that the memory may no longer be in its initial state.
@@ -397,12 +422,13 @@ impl Drop for LinearMemory {
         let dirty = self.dirty_bytes();
         match &mut self.backing {
             Backing::Owned => {
-                // SAFETY: we own the reservation.
-                unsafe { sys::unmap(self.def.base, self.reservation as usize) };
+                let probe_page = self.probe_page();
+                // SAFETY: we own the reservation, which starts at the probe page.
+                unsafe { sys::unmap(probe_page, crate::runtime::code::page_size() + self.reservation as usize) };
             }
             Backing::Pooled { pool, slot, extension } => {
                 let extension = std::mem::take(extension);
-                pool.give_back(*slot, SlotState { image: self.image.clone(), accessible, dirty, extension });
+                pool.give_back(*slot, SlotState { image: self.image.clone(), accessible, dirty, extension, probe_page_readable: self.probe_page_readable });
             }
         }
     }

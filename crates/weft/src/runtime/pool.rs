@@ -121,6 +121,9 @@ pub struct SlotState {
     pub dirty: u64,
     /// The slot's growth memfd ([`MemoryGrowth::Truncate`]).
     pub extension: Extension,
+    /// Whether the slot's probe page is readable (see
+    /// [`LinearMemory::probe_page`](crate::runtime::memory::LinearMemory::probe_page)).
+    pub probe_page_readable: bool,
 }
 
 /// A slot's growth memfd: created at the slot's first use, kept for its life.
@@ -148,8 +151,14 @@ pub struct RewriteWritten {
 }
 
 /// Reserved memory slots.
+///
+/// Each slot is a page followed by `slot_size` bytes for the memory: the page
+/// is the memory's probe page in MMU page mode (see
+/// [`LinearMemory::probe_page`](crate::runtime::memory::LinearMemory::probe_page)),
+/// inaccessible otherwise.
 pub struct MemoryPool {
     base: *mut u8,
+    /// Bytes for the memory in each slot (after its probe page).
     pub slot_size: u64,
     count: usize,
     pub keep_resident: u64,
@@ -171,7 +180,7 @@ impl MemoryPool {
         let count = config.total_memories;
         let page = crate::runtime::code::page_size() as u64;
         let slot_size = slot_size.div_ceil(page) * page;
-        let total = slot_size.checked_mul(count as u64).ok_or_else(|| anyhow::anyhow!("memory pool too large"))?;
+        let total = (slot_size + page).checked_mul(count as u64).ok_or_else(|| anyhow::anyhow!("memory pool too large"))?;
         let base = if total == 0 { std::ptr::null_mut() } else { sys::reserve(total as usize)? };
         let mut by_image = HashMap::new();
         by_image.insert(None, (0..count as usize).rev().collect());
@@ -213,8 +222,15 @@ impl MemoryPool {
         };
         let state = free.states[slot].take().expect("free slot has its state");
         // SAFETY: `slot < count`, so the address is inside the reservation.
-        let base = unsafe { self.base.add(slot * self.slot_size as usize) };
+        let base = unsafe { self.base.add(self.memory_offset(slot) as usize) };
         Some((slot, base, state))
+    }
+
+    /// Where slot `slot`'s memory starts, from the start of the pool: past
+    /// the slot's probe page.
+    fn memory_offset(&self, slot: usize) -> u64 {
+        let page = crate::runtime::code::page_size() as u64;
+        slot as u64 * (page + self.slot_size) + page
     }
 
     /// How far a slot's memory can ever be accessible: the 32-bit index space
@@ -254,7 +270,8 @@ impl MemoryPool {
 
     /// Gives back the pages of a batch of dropped slots past `keep_resident`:
     /// one `madvise` per run of adjacent slots (the span between two slots'
-    /// dirty ranges holds no pages, so covering it costs nothing), plus an
+    /// dirty ranges holds no pages: a probe page is never written, and reads
+    /// of it map the shared zero page, so covering it costs nothing), plus an
     /// `ftruncate` for each slot that grew into its memfd. Afterwards each
     /// slot is dirty only within `keep_resident`, which `prepare_slot` restores
     /// by writing.
@@ -267,8 +284,8 @@ impl MemoryPool {
             while j + 1 < states.len() && states[j + 1].0 == states[j].0 + 1 {
                 j += 1;
             }
-            let start = states[i].0 as u64 * self.slot_size + keep.min(states[i].1.dirty);
-            let end = states[j].0 as u64 * self.slot_size + states[j].1.dirty.max(keep);
+            let start = self.memory_offset(states[i].0) + keep.min(states[i].1.dirty);
+            let end = self.memory_offset(states[j].0) + states[j].1.dirty.max(keep);
             // SAFETY: the range covers only slots of this batch, which no
             // memory uses while they are out of the free lists.
             let discarded = end <= start || unsafe { sys::discard(self.base.add(start as usize), (end - start) as usize) }.is_ok();
@@ -292,7 +309,7 @@ impl Drop for MemoryPool {
     fn drop(&mut self) {
         if !self.base.is_null() {
             // SAFETY: every memory holds an Arc to the pool, so none is alive.
-            unsafe { sys::unmap(self.base, self.slot_size as usize * self.count) };
+            unsafe { sys::unmap(self.base, self.memory_offset(self.count) as usize - crate::runtime::code::page_size()) };
         }
     }
 }
