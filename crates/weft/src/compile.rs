@@ -99,13 +99,10 @@ fn compile_one(
             let mut code = compiled.buffer.data().to_vec();
             let mut traps: Vec<(u32, ir::TrapCode)> = compiled.buffer.traps().iter().map(|t| (t.offset, t.code)).collect();
             if env.tunables.mmu_segment_probes {
-                let probes = compiled.buffer.debug_tags().filter(|t| t.tags.contains(&ir::DebugTag::User(translate::SEGMENT_PROBE_TAG)));
-                for offset in probes.map(|t| t.offset) {
-                    if patch_segment_probe(&mut code, offset as usize) {
-                        traps.push((offset, crate::trap::codes::INTERRUPTION_POINT));
-                    } else {
-                        error = Some(anyhow::anyhow!("internal compiler error: unexpected loop probe at offset {offset} of function {index}"));
-                    }
+                let points: Vec<u32> = compiled.buffer.debug_tags().filter(|t| t.tags.contains(&ir::DebugTag::User(translate::SEGMENT_PROBE_TAG))).map(|t| t.offset).collect();
+                match patch_segment_probes(&mut code, &points) {
+                    Ok(probes) => traps.extend(probes.into_iter().map(|at| (at, crate::trap::codes::INTERRUPTION_POINT))),
+                    Err(at) => error = Some(anyhow::anyhow!("internal compiler error: no loop probe after offset {at} of function {index}")),
                 }
             }
             if env.tunables.interruption == crate::config::Interruption::MmuPage {
@@ -180,6 +177,26 @@ fn patch_segment_probe(code: &mut [u8], at: usize) -> bool {
         insn.copy_from_slice(&PROBE);
     }
     is_probe
+}
+
+/// Rewrites the segment probe after each of `points` (the offsets of the
+/// tagged sequence points the translator puts right before each probe) with
+/// [`patch_segment_probe`]. The register allocator may put moves between a
+/// point and its probe, so each probe is looked for in the few bytes after
+/// its point, before the next point: a move never holds the probe's bytes
+/// (no access but a probe has such a displacement). Returns the probes'
+/// offsets, or the offset of a point with no probe after it.
+fn patch_segment_probes(code: &mut [u8], points: &[u32]) -> Result<Vec<u32>, u32> {
+    const WINDOW: u32 = 64;
+    let mut probes = Vec::with_capacity(points.len());
+    for (i, &at) in points.iter().enumerate() {
+        let end = points.get(i + 1).map_or(at + WINDOW, |&next| next.min(at + WINDOW));
+        match (at..end).find(|&p| patch_segment_probe(code, p as usize)) {
+            Some(p) => probes.push(p),
+            None => return Err(at),
+        }
+    }
+    Ok(probes)
 }
 
 /// Whether a (compiled, hence optimised) function still makes any call.
@@ -490,5 +507,22 @@ mod tests {
             assert!(!patch_segment_probe(&mut patched, 0), "{bytes:x?}");
             assert_eq!(patched, bytes);
         }
+    }
+
+    #[test]
+    fn segment_probes_are_found_after_their_sequence_points() {
+        let d = (translate::SEGMENT_PROBE_DISPLACEMENT + 0x38).to_le_bytes();
+        let probe = [0x66, 0xc7, 0x84, 0x24, d[0], d[1], d[2], d[3], 0, 0];
+        // mov %rax, 0x30(%rsp): a spill the register allocator put between
+        // the second point and its probe.
+        let spill = [0x48, 0x89, 0x44, 0x24, 0x30];
+        let mut code = [&probe[..], &spill, &probe, &[0xc3]].concat();
+        assert_eq!(patch_segment_probes(&mut code, &[0, 10]), Ok(vec![0, 15]));
+        assert_eq!(code[0], 0x65);
+        assert_eq!(code[15], 0x65);
+        // A point with no probe before the next point is an error.
+        let mut code = [&spill[..], &probe, &[0xc3]].concat();
+        assert_eq!(patch_segment_probes(&mut code.clone(), &[0, 5]), Err(0));
+        assert_eq!(patch_segment_probes(&mut code, &[0]), Ok(vec![5]));
     }
 }

@@ -65,7 +65,8 @@ fn memory_probe_offset(byte: u32) -> i32 {
     -(byte as i32) - 1
 }
 
-/// The debug tag that marks segment probes, for the compiler to find them.
+/// The debug tag of the sequence point just before each segment probe, for
+/// the compiler to find them.
 pub const SEGMENT_PROBE_TAG: u32 = 0x5e6_0000;
 
 /// The native signature of a Wasm function: callee vmctx, caller vmctx, then the
@@ -601,10 +602,13 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                     });
                     let base = self.builder.ins().stack_addr(types::I64, slot, 0);
                     let zero = self.builder.ins().iconst(types::I16, 0);
+                    // Accesses to stack slots carry no trap record, and only
+                    // calls and sequence points may carry debug tags: a tagged
+                    // sequence point right before the store is how the
+                    // compiler finds it (see `compile::patch_segment_probes`).
+                    let point = self.builder.ins().sequence_point();
+                    self.builder.func.debug_tags.set(point, [ir::DebugTag::User(SEGMENT_PROBE_TAG)]);
                     let inst = self.builder.ins().store(probe, zero, base, SEGMENT_PROBE_DISPLACEMENT + byte as i32);
-                    // Accesses to stack slots carry no trap record: the tag is
-                    // how the compiler finds the probe's offset.
-                    self.builder.func.debug_tags.set(inst, [ir::DebugTag::User(SEGMENT_PROBE_TAG)]);
                     self.check_insts.push(inst);
                 } else if byte < vmctx::VMCTX_PROBE_PAGE_SIZE.min(vmctx::MEMORY_PROBE_PAGE_SIZE) {
                     let offset = byte as i32 - vmctx::VMCTX_PROBE_PAGE_SIZE as i32;
