@@ -259,31 +259,38 @@ fn continue_a_thousand_times(name: &str, arg: i64, expected: i64) {
     for mode in MODES {
         let engine = engine(mode);
         let (mut store, inst) = setup(&engine);
-        let hits = Arc::new(AtomicU64::new(0));
-        let h = hits.clone();
-        // Each interruption asks for the next one right away, so the guest is
-        // interrupted at 1000 consecutive interruption points, deterministically.
-        if mode == EPOCH {
-            store.set_epoch_deadline(0);
-            store.epoch_deadline_callback(move |_| {
-                let n = h.fetch_add(1, Ordering::SeqCst) + 1;
-                Ok(UpdateDeadline::Continue(if n < 1000 { 0 } else { u64::MAX / 2 }))
-            });
-        } else {
-            let handle = store.interrupt_handle().unwrap();
-            store.interrupt_callback(move |_| {
-                if h.fetch_add(1, Ordering::SeqCst) + 1 < 1000 {
-                    handle.interrupt();
-                }
-                Ok(InterruptAction::Continue)
-            });
-            store.interrupt_handle().unwrap().interrupt();
-        }
+        let hits = interrupt_a_thousand_times(&mut store, mode);
         let f = inst.get_typed_func::<i64, i64>(&mut store, name).unwrap();
         let got = f.call(&mut store, arg).unwrap();
         assert_eq!(got, expected, "{mode:?} {name}");
         assert_eq!(hits.load(Ordering::SeqCst), 1000, "{mode:?} {name}");
     }
+}
+
+/// Arms `store` so that its next call is interrupted at 1000 consecutive
+/// interruption points and continued each time, deterministically (each
+/// interruption asks for the next one right away). Returns the count of
+/// interruptions taken.
+fn interrupt_a_thousand_times(store: &mut Store<()>, mode: Mode) -> Arc<AtomicU64> {
+    let hits = Arc::new(AtomicU64::new(0));
+    let h = hits.clone();
+    if mode == EPOCH {
+        store.set_epoch_deadline(0);
+        store.epoch_deadline_callback(move |_| {
+            let n = h.fetch_add(1, Ordering::SeqCst) + 1;
+            Ok(UpdateDeadline::Continue(if n < 1000 { 0 } else { u64::MAX / 2 }))
+        });
+    } else {
+        let handle = store.interrupt_handle().unwrap();
+        store.interrupt_callback(move |_| {
+            if h.fetch_add(1, Ordering::SeqCst) + 1 < 1000 {
+                handle.interrupt();
+            }
+            Ok(InterruptAction::Continue)
+        });
+        store.interrupt_handle().unwrap().interrupt();
+    }
+    hits
 }
 
 /// Interrupt pages are reused by later stores of the engine: a new store
@@ -690,24 +697,7 @@ fn loops_that_access_memory_are_interrupted() {
             }
             assert!(latencies.iter().any(|l| *l < Duration::from_millis(10)), "{mode:?}, imported {imported}: {latencies:?}");
 
-            let hits = Arc::new(AtomicU64::new(0));
-            let h = hits.clone();
-            if mode == EPOCH {
-                store.set_epoch_deadline(0);
-                store.epoch_deadline_callback(move |_| {
-                    let n = h.fetch_add(1, Ordering::SeqCst) + 1;
-                    Ok(UpdateDeadline::Continue(if n < 1000 { 0 } else { u64::MAX / 2 }))
-                });
-            } else {
-                let handle = store.interrupt_handle().unwrap();
-                store.interrupt_callback(move |_| {
-                    if h.fetch_add(1, Ordering::SeqCst) + 1 < 1000 {
-                        handle.interrupt();
-                    }
-                    Ok(InterruptAction::Continue)
-                });
-                store.interrupt_handle().unwrap().interrupt();
-            }
+            let hits = interrupt_a_thousand_times(&mut store, mode);
             let f = inst.get_typed_func::<i64, i64>(&mut store, "checksum").unwrap();
             assert_eq!(f.call(&mut store, N as i64).unwrap(), expected, "{mode:?}, imported {imported}");
             assert_eq!(hits.load(Ordering::SeqCst), 1000, "{mode:?}, imported {imported}");
