@@ -185,10 +185,11 @@ impl Config {
     /// [`InterruptHandle::interrupt`](crate::InterruptHandle::interrupt) makes
     /// the next such load fault into the store's interrupt hook.
     ///
-    /// This selects [`Interruption::MmuPage`], whose checks cost 0.1-1.6% over
-    /// no checks on the sightglass suite, 0.9% on average over 18 runs
-    /// (BENCHMARKS.md), against 3.5-4.2% for
-    /// epochs and 13-14% for wasmtime's epochs. Requests are cheaper with the
+    /// This selects [`Interruption::MmuPage`], whose checks cost -0.3% to
+    /// 0.7% over no checks on the sightglass suite, 0.2% on average over the
+    /// sixth session's runs (0.9% over 18 runs before loops probed through
+    /// the memory base, see [`Config::mmu_memory_probes`]; BENCHMARKS.md),
+    /// against 3.5-4.2% for epochs and 13-14% for wasmtime's epochs. Requests are cheaper with the
     /// pointer flip ([`Interruption::MmuPointer`], a plain store, whose checks
     /// cost more: two dependent loads per point), since revoking pages takes an
     /// `mprotect` per page and, with other threads of the process running, a
