@@ -63,12 +63,12 @@ const VMCTX_HEADER_SIZE: u32 = 56;
 pub const VMCTX_PROBE_PAGE_SIZE: u32 = 4096;
 
 /// In MMU page mode every linear memory is preceded by a read-only probe page
-/// of this size (zeros; it need not show the interrupt page, since no stack
-/// limit is read from it), revoked with the store's other probe pages: loops
-/// in functions that access memory 0 probe `base -
-/// MEMORY_PROBE_PAGE_SIZE` (plus a per-point byte offset) through the
-/// register that holds the memory's base, which such loops usually keep
-/// anyway, instead of the vmctx (see `Config::mmu_memory_probes`).
+/// (zeros; it need not show the interrupt page, since no stack limit is read
+/// from it), revoked with the store's other probe pages: loops in functions
+/// that access memory 0 probe `base - 1 - k`, a byte of their own for each
+/// probe `k` below this bound, through the register that holds the memory's
+/// base, which such loops usually keep anyway, instead of the vmctx (see
+/// `Config::mmu_memory_probes`).
 pub const MEMORY_PROBE_PAGE_SIZE: u32 = 4096;
 
 /// A function reference: what `ref.func`, tables and imports hold.

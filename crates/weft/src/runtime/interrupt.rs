@@ -20,7 +20,9 @@
 //! and the read-only probe page that precedes every vmctx in page mode is
 //! another view of it, so the prologue reads the limit in one load, `[vmctx -
 //! 4096]`, and the compiler records that load's offset in the trap table
-//! instead of adding a probe. Loops load from a probe page too,
+//! instead of adding a probe. Loops load from a probe page too: in functions
+//! that access memory 0, from the page of its own below the memory's base,
+//! `[base - 1 - k]`, through the register that holds the base; elsewhere
 //! `[vmctx - 4096 + k]`, through the register that holds the vmctx. With
 //! segment probes (an option, where the CPU and kernel let user code set the GS
 //! base), functions with a loop that calls, where keeping the vmctx in a
@@ -28,7 +30,8 @@
 //! instead, which needs no register: every entry into Wasm then points the
 //! thread's GS base at one of the store's probe pages, and fibers and nested
 //! calls save and restore it like a callee-saved register. The store keeps a
-//! list of its instances' probe pages and revokes them together.
+//! list of its instances' and memories' probe pages and revokes them
+//! together.
 //! [`InterruptHandle::interrupt`] makes these loads fault, either by revoking
 //! the pages (`mprotect`) or, in pointer mode, by pointing the store context at
 //! a forbidden page (a plain store). Pages and probe regions are pooled per
@@ -328,9 +331,9 @@ impl InterruptShared {
     /// `probe_page` must be the probe page of a memory of this store, which
     /// lives as long as the store.
     pub unsafe fn add_memory_probe_page(&self, probe_page: *mut u8, readable: &mut bool) -> std::io::Result<()> {
-        if crate::runtime::code::page_size() != PROBE_PAGE {
-            return Err(std::io::Error::other("MMU page interruption needs 4 KiB host pages"));
-        }
+        // Any page size serves: probes read the page's last bytes, at most
+        // `MEMORY_PROBE_PAGE_SIZE` below the base, and `mprotect` rounds the
+        // length up to a whole page.
         if !*readable {
             // SAFETY: the memory's own page, which no code reads before the
             // memory is handed to an instance.
