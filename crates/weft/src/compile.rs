@@ -142,18 +142,44 @@ fn compile_one(
 }
 
 /// In MMU page mode, the offset of the prologue's stack-limit load, which
-/// reads the probe page below the vmctx: `mov r10, [rdi - 4096]` (Cranelift
-/// loads the limit into r10 from the vmctx argument in rdi, right after
-/// `push rbp; mov rbp, rsp`); it faults when the probe page is revoked.
+/// reads the probe page below the vmctx and faults once that page is revoked.
 /// `None` if the function has no stack check (Cranelift omits it in leaf
 /// functions without a frame).
+///
+/// The load is found from what the compiler knows, not from where the vmctx
+/// happens to arrive: Cranelift's x86-64 prologue is `push rbp; mov rbp,
+/// rsp` (four bytes), then the stack-limit global value, lowered as `mov r10,
+/// [vmctx + disp32]` with the displacement the translator chose. The vmctx's
+/// register depends on the signature (it is the first argument, but a function
+/// whose results do not fit in registers receives a hidden return-area pointer
+/// before it), so any base register is accepted.
 fn prologue_interruption_point(code: &[u8]) -> Option<u32> {
-    const OFFSET: i32 = crate::vmctx::INTERRUPT_PAGE_STACK_LIMIT_OFFSET as i32 - crate::vmctx::VMCTX_PROBE_PAGE_SIZE as i32;
-    // REX.W+R, MOV r64, r/m64, ModRM [rdi + disp32] -> r10, disp32.
-    let d = OFFSET.to_le_bytes();
-    let limit_load: [u8; 7] = [0x4c, 0x8b, 0x97, d[0], d[1], d[2], d[3]];
-    let window = &code[..code.len().min(16)];
-    window.windows(limit_load.len()).position(|w| w == limit_load).map(|at| at as u32)
+    const FRAME_SETUP: [u8; 4] = [0x55, 0x48, 0x89, 0xe5];
+    if code.get(..FRAME_SETUP.len())? != FRAME_SETUP {
+        return None;
+    }
+    let at = FRAME_SETUP.len();
+    let offset = crate::vmctx::INTERRUPT_PAGE_STACK_LIMIT_OFFSET as i32 - crate::vmctx::VMCTX_PROBE_PAGE_SIZE as i32;
+    is_stack_limit_load(code.get(at..)?, offset).then_some(at as u32)
+}
+
+/// Whether `insn` starts with `mov r10, [base + disp32]` for some base
+/// register and the displacement `offset`: REX.W+R (+B for r8-r15), MOV r64,
+/// r/m64, ModRM mod=10 reg=r10, and a SIB byte when the base is rsp or r12.
+fn is_stack_limit_load(insn: &[u8], offset: i32) -> bool {
+    let [rex, 0x8b, modrm, rest @ ..] = insn else { return false };
+    if rex & !1 != 0x4c || modrm & 0b1111_1000 != 0b1001_0000 {
+        return false;
+    }
+    let disp = match modrm & 0b111 {
+        // A SIB byte with no index and the same base register.
+        0b100 => match rest {
+            [0x24, disp @ ..] => disp,
+            _ => return false,
+        },
+        _ => rest,
+    };
+    disp.get(..4).is_some_and(|d| d == offset.to_le_bytes())
 }
 
 /// Rewrites the segment probe Cranelift emitted at `at` (see
@@ -476,6 +502,37 @@ fn compile_single(isa: &OwnedTargetIsa, ctx: &mut Context) -> anyhow::Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prologue_stack_limit_load_is_found_through_any_base_register() {
+        let offset = crate::vmctx::INTERRUPT_PAGE_STACK_LIMIT_OFFSET as i32 - crate::vmctx::VMCTX_PROBE_PAGE_SIZE as i32;
+        let d = offset.to_le_bytes();
+        let setup = [0x55, 0x48, 0x89, 0xe5];
+        // mov r10, [rdi + d]; [rsi + d] (a function with a hidden return
+        // area); [r12 + d] (SIB); [r9 + d] (REX.B).
+        for load in [
+            vec![0x4c, 0x8b, 0x97, d[0], d[1], d[2], d[3]],
+            vec![0x4c, 0x8b, 0x96, d[0], d[1], d[2], d[3]],
+            vec![0x4d, 0x8b, 0x94, 0x24, d[0], d[1], d[2], d[3]],
+            vec![0x4d, 0x8b, 0x91, d[0], d[1], d[2], d[3]],
+        ] {
+            let code = [&setup[..], &load, &[0xc3]].concat();
+            assert_eq!(prologue_interruption_point(&code), Some(4), "{load:x?}");
+        }
+        // Not the load: another displacement, another destination (r11), a
+        // 32-bit load, a SIB with an index, no frame set-up before it, cut off.
+        let other = (offset + 8).to_le_bytes();
+        for code in [
+            vec![0x55, 0x48, 0x89, 0xe5, 0x4c, 0x8b, 0x97, other[0], other[1], other[2], other[3]],
+            vec![0x55, 0x48, 0x89, 0xe5, 0x4c, 0x8b, 0x9f, d[0], d[1], d[2], d[3]],
+            vec![0x55, 0x48, 0x89, 0xe5, 0x44, 0x8b, 0x97, d[0], d[1], d[2], d[3]],
+            vec![0x55, 0x48, 0x89, 0xe5, 0x4d, 0x8b, 0x94, 0x04, d[0], d[1], d[2], d[3]],
+            vec![0x90, 0x48, 0x89, 0xe5, 0x4c, 0x8b, 0x97, d[0], d[1], d[2], d[3]],
+            vec![0x55, 0x48, 0x89, 0xe5, 0x4c, 0x8b, 0x97, d[0], d[1], d[2]],
+        ] {
+            assert_eq!(prologue_interruption_point(&code), None, "{code:x?}");
+        }
+    }
 
     #[test]
     fn segment_probes_are_rewritten_in_place_and_nothing_else_is() {

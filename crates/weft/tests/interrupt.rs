@@ -756,3 +756,71 @@ fn pooled_memory_probe_pages_are_reused_clean() {
     expect_interrupted(spin.call(&mut store, ()).unwrap_err());
     requester.join().unwrap();
 }
+
+/// Functions whose results do not fit in registers (nine or more i64 or f64
+/// results) receive a hidden return-area pointer before the vmctx. Every
+/// interruption mode must compile them, call them directly, indirectly and
+/// through tail calls, and interrupt them: MMU page mode finds its
+/// function-entry point in their prologue, whichever register holds the vmctx.
+const MANY_RESULTS: &str = r#"(module
+    (type $nine (func (result i64 i64 i64 i64 i64 i64 i64 i64 i64)))
+    (type $seventeen (func (param f64) (result f64 f64 f64 f64 f64 f64 f64 f64 f64 f64 f64 f64 f64 f64 f64 f64 f64)))
+    (table funcref (elem $many $floats))
+    (func $g)
+    (func $many (export "many") (type $nine)
+      call $g
+      i64.const 0 i64.const 1 i64.const 2 i64.const 3 i64.const 4
+      i64.const 5 i64.const 6 i64.const 7 i64.const 8)
+    (func $floats (export "floats") (type $seventeen)
+      (local.get 0) (call $g)
+      (local.get 0) (local.get 0) (local.get 0) (local.get 0) (local.get 0) (local.get 0) (local.get 0) (local.get 0)
+      (local.get 0) (local.get 0) (local.get 0) (local.get 0) (local.get 0) (local.get 0) (local.get 0) (local.get 0))
+    (func (export "indirect") (type $nine) (call_indirect (type $nine) (i32.const 0)))
+    (func (export "tail") (type $nine) (return_call $many))
+    (func (export "tail_indirect") (type $nine) (return_call_indirect (type $nine) (i32.const 0)))
+    (func (export "floats_indirect") (param f64) (result f64 f64 f64 f64 f64 f64 f64 f64 f64 f64 f64 f64 f64 f64 f64 f64 f64)
+      (call_indirect (type $seventeen) (local.get 0) (i32.const 1)))
+    ;; Interrupted only at its entry in page mode (no loop, no ordinary call
+    ;; but $g's, which is call-free).
+    (func $tail_forever (export "tail_forever") (type $nine) (call $g) (return_call $tail_forever))
+    ;; A loop that calls a many-results function.
+    (func (export "loop_calling") (loop $l (call $many) (drop) (drop) (drop) (drop) (drop) (drop) (drop) (drop) (drop) (br $l))))"#;
+
+#[test]
+fn functions_with_many_results_run_and_are_interrupted_in_every_mode() {
+    let _serial = serial();
+    let mut modes = vec![Mode { interruption: Interruption::None, segment_probes: false, memory_probes: false }];
+    modes.extend(MEMORY_MODES);
+    for mode in modes {
+        let engine = engine(mode);
+        let module = Module::new(&engine, MANY_RESULTS).unwrap_or_else(|e| panic!("{mode:?}: {e:#}"));
+        let mut store = Store::new(&engine, ());
+        store.set_epoch_deadline(u64::MAX / 2);
+        let inst = weft::Instance::new(&mut store, &module, &[]).unwrap();
+        for name in ["many", "indirect", "tail", "tail_indirect"] {
+            let f = inst.get_typed_func::<(), (i64, i64, i64, i64, i64, i64, i64, i64, i64)>(&mut store, name).unwrap();
+            assert_eq!(f.call(&mut store, ()).unwrap(), (0, 1, 2, 3, 4, 5, 6, 7, 8), "{mode:?} {name}");
+        }
+        for name in ["floats", "floats_indirect"] {
+            let f = inst.get_func(&mut store, name).unwrap();
+            let mut results = vec![weft::Val::F64(0); 17];
+            f.call(&mut store, &[weft::Val::from(2.5f64)], &mut results).unwrap();
+            assert!(results.iter().all(|v| v.f64() == Some(2.5)), "{mode:?} {name}: {results:?}");
+        }
+        if mode.interruption == Interruption::None {
+            continue;
+        }
+        for name in ["tail_forever", "loop_calling"] {
+            let f = inst.get_func(&mut store, name).unwrap();
+            let results = f.ty(&store).results().len();
+            let requester = interrupt_later(&engine, &mut store, mode, Duration::from_millis(10));
+            let err = f.call(&mut store, &[], &mut vec![weft::Val::I64(0); results]).expect_err("never interrupted");
+            requester.join().unwrap();
+            expect_interrupted(err);
+            store.set_epoch_deadline(u64::MAX / 2);
+        }
+        // The store is usable afterwards.
+        let f = inst.get_typed_func::<(), (i64, i64, i64, i64, i64, i64, i64, i64, i64)>(&mut store, "many").unwrap();
+        assert_eq!(f.call(&mut store, ()).unwrap().8, 8, "{mode:?}");
+    }
+}
