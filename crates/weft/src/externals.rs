@@ -200,7 +200,7 @@ impl Table {
         if !init.matches(s, &crate::ValType::Ref(ty.element)) {
             anyhow::bail!("table initial value does not match the element type");
         }
-        let table = TableData::new(ty, init.to_raw().get_ref(), None)?;
+        let table = TableData::new(ty, init.to_raw(s).get_ref(), None)?;
         s.tables.push(table);
         Ok(Table { store_id: s.id, index: s.tables.len() - 1 })
     }
@@ -242,7 +242,7 @@ impl Table {
         if !val.matches(s, &crate::ValType::Ref(elem)) {
             anyhow::bail!("value does not match the table's element type");
         }
-        let raw = val.to_raw().get_ref();
+        let raw = val.to_raw(s).get_ref();
         let slot = s.tables[self.index].elements_mut().get_mut(index as usize).ok_or_else(|| anyhow::anyhow!("out of bounds table access"))?;
         *slot = raw;
         Ok(())
@@ -252,7 +252,10 @@ impl Table {
         let ctx = store.as_context_mut();
         let s = &mut ctx.inner.opaque;
         s.check(self.store_id);
-        let raw = init.to_raw().get_ref();
+        if !init.matches(s, &crate::ValType::Ref(s.tables[self.index].ty.element)) {
+            anyhow::bail!("table initial value does not match the element type");
+        }
+        let raw = init.to_raw(s).get_ref();
         s.tables[self.index].grow(delta, raw).ok_or_else(|| anyhow::anyhow!("failed to grow table by {delta}"))
     }
 }
@@ -272,7 +275,7 @@ impl Global {
         if !val.matches(s, &ty.content) {
             anyhow::bail!("global value does not match its type");
         }
-        let raw = val.to_raw();
+        let raw = val.to_raw(s);
         let mut owned = Box::new(VMGlobal { bits: [raw.get_v128() as u64, (raw.get_v128() >> 64) as u64] });
         let ptr: *mut VMGlobal = &mut *owned;
         s.globals.push(GlobalEntry { ty, ptr, _owned: Some(owned) });
@@ -310,7 +313,7 @@ impl Global {
         if !val.matches(s, &e.ty.content) {
             anyhow::bail!("value does not match the global's type");
         }
-        let v = val.to_raw().get_v128();
+        let v = val.to_raw(s).get_v128();
         // SAFETY: as in `get`.
         unsafe { (*e.ptr).bits = [v as u64, (v >> 64) as u64] };
         Ok(())

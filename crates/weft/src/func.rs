@@ -99,6 +99,36 @@ unsafe extern "C" fn host_callback<T: 'static>(ctx: *mut HostFuncContext<T>, cal
     }
 }
 
+/// Adapts a host closure over `Val` slices ([`Func::new`],
+/// [`Linker::func_new`](crate::Linker::func_new)) to raw slots: converts the
+/// arguments, and checks every result against `ty` before compiled code sees
+/// it, since a value of the wrong type (an `i32` for an `i64`, an externref
+/// for a funcref) would be misread by the caller.
+///
+/// A result of the wrong type is an error of the call; a handle of another
+/// store panics (see [`Val::to_raw`]).
+pub(crate) fn host_fn_over_vals<T: 'static>(
+    ty: &FuncType,
+    func: impl Fn(Caller<'_, T>, &[Val], &mut [Val]) -> anyhow::Result<()> + Send + Sync + 'static,
+) -> Arc<HostFn<T>> {
+    let params: Vec<ValType> = ty.params().to_vec();
+    let results: Vec<ValType> = ty.results().to_vec();
+    Arc::new(move |mut caller: Caller<'_, T>, values: &mut [ValRaw]| -> anyhow::Result<()> {
+        let store = &caller.store.inner.opaque;
+        let args: Vec<Val> = params.iter().zip(values.iter()).map(|(t, v)| Val::from_raw(store, *v, t)).collect();
+        let mut rets: Vec<Val> = results.iter().map(|t| Val::default_for(t).unwrap_or(Val::I32(0))).collect();
+        func(caller.reborrow(), &args, &mut rets)?;
+        let store = &caller.store.inner.opaque;
+        for (i, (r, t)) in rets.iter().zip(results.iter()).enumerate() {
+            if !r.matches(store, t) {
+                anyhow::bail!("host function returned a value of the wrong type for result {i}: expected {t}, got {r:?}");
+            }
+            values[i] = r.to_raw(store);
+        }
+        Ok(())
+    })
+}
+
 /// The calling store and instance, handed to host functions.
 pub struct Caller<'a, T> {
     pub(crate) store: StoreContextMut<'a, T>,
@@ -153,24 +183,9 @@ impl Func {
         ty: FuncType,
         func: impl Fn(Caller<'_, T>, &[Val], &mut [Val]) -> anyhow::Result<()> + Send + Sync + 'static,
     ) -> Func {
-        let params: Vec<ValType> = ty.params().to_vec();
-        let results: Vec<ValType> = ty.results().to_vec();
-        let raw = move |mut caller: Caller<'_, T>, values: &mut [ValRaw]| -> anyhow::Result<()> {
-            let store = &caller.store.inner.opaque;
-            let args: Vec<Val> = params.iter().zip(values.iter()).map(|(t, v)| Val::from_raw(store, *v, t)).collect();
-            let mut rets: Vec<Val> = results.iter().map(|t| Val::default_for(t).unwrap_or(Val::I32(0))).collect();
-            func(caller.reborrow(), &args, &mut rets)?;
-            let store = &caller.store.inner.opaque;
-            for (i, (r, t)) in rets.iter().zip(results.iter()).enumerate() {
-                if !r.matches(store, t) {
-                    anyhow::bail!("host function returned a value of the wrong type for result {i}");
-                }
-                values[i] = r.to_raw();
-            }
-            Ok(())
-        };
+        let raw = host_fn_over_vals(&ty, func);
         let mut ctx = store.as_context_mut();
-        Func::new_raw(&mut ctx, ty, Arc::new(raw))
+        Func::new_raw(&mut ctx, ty, raw)
     }
 
     /// Creates a host function from a Rust closure whose parameter and result
@@ -258,7 +273,7 @@ impl Func {
         }
         let mut values = vec![ValRaw::default(); ty.params().len().max(ty.results().len())];
         for (slot, p) in values.iter_mut().zip(params) {
-            *slot = p.to_raw();
+            *slot = p.to_raw(opaque);
         }
         // SAFETY: the values array holds enough slots for the function's type.
         unsafe { self.call_raw(opaque, &mut values)? };
@@ -398,7 +413,7 @@ impl<Params: WasmParams, Results: WasmResults> TypedFunc<Params, Results> {
             heap = vec![ValRaw::default(); n];
             &mut heap
         };
-        params.store(slots);
+        params.store(opaque.id, slots);
         // SAFETY: the types were checked when this TypedFunc was made.
         opaque.check_not_suspended()?;
         // SAFETY: as above; the trampoline matches the checked type.
@@ -429,7 +444,7 @@ impl<Params: WasmParams, Results: WasmResults> TypedFunc<Params, Results> {
         opaque.check_not_suspended()?;
         let n = Params::count().max(Results::count()).max(1);
         let shared = Arc::new(std::sync::Mutex::new(FiberCall { values: vec![ValRaw::default(); n], outcome: None }));
-        params.store(&mut shared.lock().unwrap().values);
+        params.store(opaque.id, &mut shared.lock().unwrap().values);
         let func = self.func;
         let trampoline = self.trampoline as usize;
         let store_ptr = opaque as *mut StoreOpaque as usize;
@@ -518,8 +533,15 @@ impl<R> Drop for SuspendedCall<R> {
 
 /// A Rust type that maps to one Wasm value type.
 pub trait WasmTy: Sized {
+    #[doc(hidden)]
     fn valtype() -> ValType;
-    fn to_raw(self) -> ValRaw;
+    /// The value in a raw slot for compiled code of the store `store_id`.
+    ///
+    /// # Panics
+    /// If the value is a handle of another store.
+    #[doc(hidden)]
+    fn to_raw(self, store_id: u64) -> ValRaw;
+    #[doc(hidden)]
     fn from_raw(store: &StoreOpaque, raw: ValRaw) -> Self;
 }
 
@@ -529,7 +551,7 @@ macro_rules! wasm_ty {
             fn valtype() -> ValType {
                 $vt
             }
-            fn to_raw(self) -> ValRaw {
+            fn to_raw(self, _store_id: u64) -> ValRaw {
                 let $s = self;
                 $to
             }
@@ -550,8 +572,11 @@ impl WasmTy for Option<Func> {
     fn valtype() -> ValType {
         ValType::FUNCREF
     }
-    fn to_raw(self) -> ValRaw {
-        ValRaw::anyref(self.map_or(0, |f| f.func_ref as u64))
+    fn to_raw(self, store_id: u64) -> ValRaw {
+        ValRaw::anyref(self.map_or(0, |f| {
+            crate::store::check_store(store_id, f.store_id);
+            f.func_ref as u64
+        }))
     }
     fn from_raw(store: &StoreOpaque, raw: ValRaw) -> Self {
         let r = raw.get_ref();
@@ -563,8 +588,11 @@ impl WasmTy for Option<crate::ExternRef> {
     fn valtype() -> ValType {
         ValType::EXTERNREF
     }
-    fn to_raw(self) -> ValRaw {
-        ValRaw::anyref(self.map_or(0, |e| e.to_raw()))
+    fn to_raw(self, store_id: u64) -> ValRaw {
+        ValRaw::anyref(self.map_or(0, |e| {
+            crate::store::check_store(store_id, e.store_id);
+            e.to_raw()
+        }))
     }
     fn from_raw(store: &StoreOpaque, raw: ValRaw) -> Self {
         crate::ExternRef::from_raw(store, raw.get_ref())
@@ -573,9 +601,18 @@ impl WasmTy for Option<crate::ExternRef> {
 
 /// Parameter lists of typed functions: `()`, a single [`WasmTy`], or tuples.
 pub trait WasmParams {
+    #[doc(hidden)]
     fn types() -> Vec<ValType>;
+    #[doc(hidden)]
     fn count() -> usize;
-    fn store(self, slots: &mut [ValRaw]);
+    /// Writes the values into raw slots for compiled code of the store
+    /// `store_id`.
+    ///
+    /// # Panics
+    /// If a value is a handle of another store.
+    #[doc(hidden)]
+    fn store(self, store_id: u64, slots: &mut [ValRaw]);
+    #[doc(hidden)]
     fn load(store: &StoreOpaque, slots: &[ValRaw]) -> Self;
 }
 
@@ -590,8 +627,8 @@ impl<T: WasmTy> WasmParams for T {
     fn count() -> usize {
         1
     }
-    fn store(self, slots: &mut [ValRaw]) {
-        slots[0] = self.to_raw();
+    fn store(self, store_id: u64, slots: &mut [ValRaw]) {
+        slots[0] = self.to_raw(store_id);
     }
     fn load(store: &StoreOpaque, slots: &[ValRaw]) -> Self {
         T::from_raw(store, slots[0])
@@ -608,8 +645,8 @@ macro_rules! tuple_params {
                 0 $(+ { let _ = $i; 1 })*
             }
             #[allow(unused_variables)]
-            fn store(self, slots: &mut [ValRaw]) {
-                $(slots[$i] = self.$i.to_raw();)*
+            fn store(self, store_id: u64, slots: &mut [ValRaw]) {
+                $(slots[$i] = self.$i.to_raw(store_id);)*
             }
             // For the empty tuple the body is `()`.
             #[allow(unused_variables, clippy::unused_unit)]
@@ -668,10 +705,9 @@ macro_rules! into_func {
             fn into_func(self) -> (FuncType, Arc<HostFn<T>>) {
                 let ty = FuncType::new(<($($a,)*) as WasmParams>::types(), Ret::Results::types());
                 let f = move |caller: Caller<'_, T>, values: &mut [ValRaw]| -> anyhow::Result<()> {
-                    #[allow(unused_variables)]
                     let store = &caller.store.inner.opaque;
                     let r = (self)($($a::from_raw(store, values[$i])),*).into_result()?;
-                    r.store(values);
+                    r.store(store.id, values);
                     Ok(())
                 };
                 (ty, Arc::new(f))
@@ -687,9 +723,10 @@ macro_rules! into_func {
             fn into_func(self) -> (FuncType, Arc<HostFn<T>>) {
                 let ty = FuncType::new(<($($a,)*) as WasmParams>::types(), Ret::Results::types());
                 let f = move |caller: Caller<'_, T>, values: &mut [ValRaw]| -> anyhow::Result<()> {
+                    let store_id = caller.store.inner.opaque.id;
                     $(let $a = { let store = &caller.store.inner.opaque; $a::from_raw(store, values[$i]) };)*
                     let r = (self)(caller, $($a),*).into_result()?;
-                    r.store(values);
+                    r.store(store_id, values);
                     Ok(())
                 };
                 (ty, Arc::new(f))

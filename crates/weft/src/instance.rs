@@ -67,8 +67,8 @@ impl Instance {
                     ResolvedImport::Func(unsafe { *f.func_ref })
                 }
                 (ImportKind::Memory(want), Extern::Memory(m)) => {
-                    let e = &s.memories[m.index];
                     s.check(m.store_id);
+                    let e = &s.memories[m.index];
                     let pages = e.mem.byte_size() / crate::runtime::memory::WASM_PAGE_SIZE;
                     if e.ty.memory64 != want.memory64 || !limits_match(pages, e.ty.maximum, want.initial, want.maximum) {
                         return Err(bad());

@@ -109,22 +109,7 @@ impl<T: 'static> Linker<T> {
         ty: FuncType,
         func: impl Fn(Caller<'_, T>, &[Val], &mut [Val]) -> anyhow::Result<()> + Send + Sync + 'static,
     ) -> anyhow::Result<&mut Self> {
-        // Converts between raw slots and `Val`s on every call, like `Func::new`.
-        let f2 = func;
-        let ty3 = ty.clone();
-        let def = self.host_func(
-            ty.clone(),
-            Arc::new(move |caller: Caller<'_, T>, values: &mut [ValRaw]| {
-                    let store = &caller.store.inner.opaque;
-                    let args: Vec<Val> = ty3.params().iter().zip(values.iter()).map(|(t, v)| Val::from_raw(store, *v, t)).collect();
-                    let mut rets: Vec<Val> = ty3.results().iter().map(|t| Val::default_for(t).unwrap_or(Val::I32(0))).collect();
-                    f2(caller, &args, &mut rets)?;
-                    for (i, r) in rets.into_iter().enumerate() {
-                        values[i] = r.to_raw();
-                    }
-                    Ok(())
-                }),
-        )?;
+        let def = self.host_func(ty.clone(), crate::func::host_fn_over_vals(&ty, func))?;
         self.insert(module, name, def)
     }
 
@@ -137,12 +122,18 @@ impl<T: 'static> Linker<T> {
     }
 
     /// Looks up `module::name`, creating host functions in `store` as needed.
+    ///
+    /// # Panics
+    /// If `store` belongs to another engine than the linker.
     pub fn get(&self, mut store: impl AsContextMut<Data = T>, module: &str, name: &str) -> Option<Extern> {
         let def = self.defs.0.get(module)?.get(name)?;
         Some(match def {
             Definition::Extern(e) => *e,
             Definition::HostFunc(d) => {
                 let mut ctx = store.as_context_mut();
+                // A host function's type id means something only in the
+                // linker's engine.
+                assert!(Engine::same(&self.engine, &ctx.inner.opaque.engine), "linker used with a store of another engine");
                 Extern::Func(Func::from_shared_host(&mut ctx, d.clone()))
             }
         })
@@ -151,8 +142,14 @@ impl<T: 'static> Linker<T> {
     /// Resolves `module`'s imports by name once, for many instantiations.
     ///
     /// # Errors
-    /// Fails if an import is not defined (the error names it).
+    /// Fails if an import is not defined (the error names it), or if the
+    /// module was compiled by another engine.
     pub fn instantiate_pre(&self, module: &Module) -> anyhow::Result<InstancePre<T>> {
+        // Host functions' type ids are the linker engine's: another engine's
+        // module could match them by number alone.
+        if !Engine::same(&self.engine, module.engine()) {
+            anyhow::bail!("module and linker belong to different engines");
+        }
         let mut imports = Vec::with_capacity(module.inner.info.imports.len());
         for import in &module.inner.info.imports {
             let (m, n) = (import.module.as_str(), import.name.as_str());

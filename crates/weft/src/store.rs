@@ -163,9 +163,16 @@ impl StoreOpaque {
         self.host_vmctx.as_mut_ptr() as *mut u8
     }
 
+    /// Panics unless `id`, a handle's store, is this store.
     pub(crate) fn check(&self, id: u64) {
-        assert_eq!(self.id, id, "object used with the wrong store");
+        check_store(self.id, id);
     }
+}
+
+/// Panics unless `id`, a handle's store, is the store `store_id` (for paths
+/// that hold only the store's id).
+pub(crate) fn check_store(store_id: u64, id: u64) {
+    assert!(store_id == id, "object used with the wrong store");
 }
 
 #[repr(C)]

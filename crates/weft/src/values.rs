@@ -142,6 +142,10 @@ impl Val {
     }
 
     /// Whether this value may be used where `ty` is expected.
+    ///
+    /// # Panics
+    /// If the value holds a handle (a function or an externref) of another
+    /// store: that is a misuse of handles, not a type error.
     pub(crate) fn matches(&self, store: &StoreOpaque, ty: &ValType) -> bool {
         match (self, ty) {
             (Val::I32(_), ValType::I32) | (Val::I64(_), ValType::I64) => true,
@@ -150,27 +154,40 @@ impl Val {
                 r.nullable && (r.is_func() == matches!(self, Val::FuncRef(_)))
             }
             (Val::FuncRef(Some(f)), ValType::Ref(r)) => {
-                f.store_id == store.id
-                    && match r.heap {
-                        HeapType::Func => true,
-                        HeapType::Concrete(id) => f.type_id() == id,
-                        _ => false,
-                    }
+                store.check(f.store_id);
+                match r.heap {
+                    HeapType::Func => true,
+                    HeapType::Concrete(id) => f.type_id() == id,
+                    _ => false,
+                }
             }
-            (Val::ExternRef(Some(e)), ValType::Ref(r)) => e.store_id == store.id && r.heap == HeapType::Extern,
+            (Val::ExternRef(Some(e)), ValType::Ref(r)) => {
+                store.check(e.store_id);
+                r.heap == HeapType::Extern
+            }
             _ => false,
         }
     }
 
-    pub(crate) fn to_raw(self) -> ValRaw {
+    /// The value in a raw slot, to be read by compiled code of `store`.
+    ///
+    /// # Panics
+    /// If the value holds a handle of another store.
+    pub(crate) fn to_raw(self, store: &StoreOpaque) -> ValRaw {
         match self {
             Val::I32(v) => ValRaw::i32(v),
             Val::I64(v) => ValRaw::i64(v),
             Val::F32(v) => ValRaw::f32(v),
             Val::F64(v) => ValRaw::f64(v),
             Val::V128(v) => ValRaw::v128(v),
-            Val::FuncRef(f) => ValRaw::anyref(f.map_or(0, |f| f.func_ref as u64)),
-            Val::ExternRef(e) => ValRaw::anyref(e.map_or(0, |e| e.to_raw())),
+            Val::FuncRef(f) => ValRaw::anyref(f.map_or(0, |f| {
+                store.check(f.store_id);
+                f.func_ref as u64
+            })),
+            Val::ExternRef(e) => ValRaw::anyref(e.map_or(0, |e| {
+                store.check(e.store_id);
+                e.to_raw()
+            })),
         }
     }
 
