@@ -37,7 +37,9 @@ enum Command {
         #[arg(long, value_name = "DURATION")]
         timeout: Option<String>,
         /// Wasm options: `-W interrupt=epoch|mmu|none` chooses how guests are
-        /// interrupted (default: epoch when --timeout is given, else none).
+        /// interrupted (default: epoch when --timeout is given, else none);
+        /// `-W NAME=y|n` turns a proposal on or off (`simd`, `tail-call`,
+        /// `multi-memory`, `memory64`, `exceptions`, `stack-switching`, ...).
         #[arg(short = 'W', value_name = "OPT=VALUE")]
         wasm_opts: Vec<String>,
         /// The module (.wasm or .wat).
@@ -191,18 +193,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { invoke, dirs, envs, timeout, wasm_opts, module, args } => {
             let timeout = timeout.as_deref().map(parse_duration).transpose()?;
             let mut interrupt = if timeout.is_some() { weft::Interruption::Epoch } else { weft::Interruption::None };
+            let mut config = weft::Config::new();
             for opt in &wasm_opts {
                 match opt.split_once('=') {
                     Some(("interrupt", "epoch")) => interrupt = weft::Interruption::Epoch,
                     Some(("interrupt", "mmu")) => interrupt = weft::Interruption::MmuPage,
                     Some(("interrupt", "none")) => interrupt = weft::Interruption::None,
-                    _ => bail!("unknown -W option `{opt}` (supported: interrupt=epoch|mmu|none)"),
+                    Some((name, value)) if weft::Proposal::from_name(name).is_some() => {
+                        let enable = match value {
+                            "y" | "yes" | "true" => true,
+                            "n" | "no" | "false" => false,
+                            _ => bail!("-W {name}= takes y or n, not `{value}`"),
+                        };
+                        config.wasm_proposal(weft::Proposal::from_name(name).expect("checked above"), enable);
+                    }
+                    _ => {
+                        let proposals: Vec<&str> = weft::Proposal::ALL.iter().map(|p| p.name()).collect();
+                        bail!("unknown -W option `{opt}` (supported: interrupt=epoch|mmu|none, and NAME=y|n for the proposals {})", proposals.join(", "))
+                    }
                 }
             }
             if timeout.is_some() && interrupt == weft::Interruption::None {
                 bail!("--timeout needs an interruption mode: -W interrupt=epoch or mmu");
             }
-            let mut config = weft::Config::new();
             config.interruption(interrupt);
             let engine = Engine::new(&config)?;
             let bytes = std::fs::read(&module).with_context(|| format!("failed to read {}", module.display()))?;

@@ -9,10 +9,11 @@ use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::{self, types, AbiParam, InstBuilder, MemFlagsData, Signature, UserFuncName};
 use cranelift_codegen::isa::{CallConv, OwnedTargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
-use cranelift_codegen::{Context, FinalizedRelocTarget};
+use cranelift_codegen::{CodegenError, Context, FinalizedRelocTarget};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use crate::config::{Config, OptLevel};
+use crate::error::{CompileError, CompileErrorKind};
 use crate::frontend::{ModuleInfo, PendingFunction};
 use crate::runtime::code::{CodeMemory, FunctionInfo, Symbols};
 use crate::translate::{self, TranslateEnv};
@@ -75,13 +76,13 @@ fn compile_one(
     let names = ctx.func.params.user_named_funcs().clone();
     // A code generator panic must not take the host down: report it as this
     // function's compilation error.
-    let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.compile(&**isa, &mut ControlPlane::default()).map(|_| ()).map_err(|e| format!("{:?}", e.inner))));
+    let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.compile(&**isa, &mut ControlPlane::default()).map(|_| ()).map_err(|e| e.inner)));
     let compiled = match compiled {
         Ok(r) => r,
         Err(p) => {
             let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
             ctx.clear();
-            return (Err((index, anyhow::anyhow!("internal compiler error in function {index}: {msg}"))), allocs);
+            return (Err((index, CompileError::internal(format_args!("in function {index}: {msg}")))), allocs);
         }
     };
     let result = match compiled.map(|()| ctx.compiled_code().expect("compiled")) {
@@ -93,7 +94,7 @@ fn compile_one(
                     (Reloc::X86CallPCRel4 | Reloc::X86CallPLTRel4 | Reloc::X86PCRel4, FinalizedRelocTarget::ExternalName(ir::ExternalName::User(name))) => {
                         calls.push((r.offset, names[*name].index, r.addend));
                     }
-                    other => error = Some(anyhow::anyhow!("unexpected relocation {other:?}")),
+                    other => error = Some(CompileError::internal(format_args!("unexpected relocation {other:?}"))),
                 }
             }
             let mut code = compiled.buffer.data().to_vec();
@@ -102,7 +103,7 @@ fn compile_one(
                 let points: Vec<u32> = compiled.buffer.debug_tags().filter(|t| t.tags.contains(&ir::DebugTag::User(translate::SEGMENT_PROBE_TAG))).map(|t| t.offset).collect();
                 match patch_segment_probes(&mut code, &points) {
                     Ok(probes) => traps.extend(probes.into_iter().map(|at| (at, crate::trap::codes::INTERRUPTION_POINT))),
-                    Err(at) => error = Some(anyhow::anyhow!("internal compiler error: no loop probe after offset {at} of function {index}")),
+                    Err(at) => error = Some(CompileError::internal(format_args!("no loop probe after offset {at} of function {index}"))),
                 }
             }
             if env.tunables.interruption == crate::config::Interruption::MmuPage {
@@ -112,7 +113,7 @@ fn compile_one(
                     // optimisation a stack check (calls in code it proved
                     // unreachable are gone, and so is the need to check).
                     None if facts.entry_point_in_prologue && has_calls(&ctx.func) => {
-                        error = Some(anyhow::anyhow!("internal compiler error: no stack-limit load in the prologue of function {index}"));
+                        error = Some(CompileError::internal(format_args!("no stack-limit load in the prologue of function {index}")));
                     }
                     None => {}
                 }
@@ -136,7 +137,7 @@ fn compile_one(
                 }),
             }
         }
-        Err(e) => Err((pending.index, anyhow::anyhow!("compilation of function {} failed: {e}", pending.index))),
+        Err(e) => Err((pending.index, codegen_error(pending.index, e))),
     };
     (result, allocs)
 }
@@ -223,6 +224,18 @@ fn patch_segment_probes(code: &mut [u8], points: &[u32]) -> Result<Vec<u32>, u32
         }
     }
     Ok(probes)
+}
+
+/// The compile error for Cranelift's failure to compile function `index`:
+/// its own limits (a function too large for its code buffer or its frame)
+/// are limits, anything else is a bug in what Weft gave it.
+fn codegen_error(index: u32, e: CodegenError) -> anyhow::Error {
+    match e {
+        CodegenError::ImplLimitExceeded | CodegenError::CodeTooLarge => {
+            anyhow::Error::new(CompileError::new(CompileErrorKind::LimitExceeded, format!("function {index} exceeds a code generator limit: {e}")))
+        }
+        e => CompileError::internal(format_args!("compilation of function {index} failed: {e:?}")),
+    }
 }
 
 /// Whether a (compiled, hence optimised) function still makes any call.

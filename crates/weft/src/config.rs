@@ -1,5 +1,7 @@
 //! Engine configuration: [`Config`] and the [`Tunables`] that compiled code bakes in.
 
+use crate::features::{Proposal, Proposals};
+
 /// How hard Cranelift optimises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OptLevel {
@@ -107,6 +109,7 @@ pub struct Config {
     pub(crate) parallel_compilation: bool,
     pub(crate) opt_level: OptLevel,
     pub(crate) perf_map: bool,
+    pub(crate) proposals: Proposals,
 }
 
 impl Default for Config {
@@ -118,6 +121,7 @@ impl Default for Config {
             parallel_compilation: true,
             opt_level: OptLevel::Speed,
             perf_map: false,
+            proposals: Proposals::default(),
         }
     }
 }
@@ -293,4 +297,80 @@ impl Config {
         self.perf_map = enable;
         self
     }
+
+    /// Turns a WebAssembly proposal on or off. A module that uses a proposal
+    /// that is off is refused by [`Module::new`](crate::Module::new) with a
+    /// [`CompileError`](crate::CompileError) of kind
+    /// [`Unsupported`](crate::CompileErrorKind::Unsupported) naming it.
+    ///
+    /// By default exactly the proposals Weft implements are on
+    /// ([`Proposal::is_enabled_by_default`]). [`Engine::new`](crate::Engine::new)
+    /// refuses a configuration that turns on a proposal Weft does not
+    /// implement, or turns one on without those it builds on
+    /// ([`Proposal::requires`]).
+    pub fn wasm_proposal(&mut self, proposal: Proposal, enable: bool) -> &mut Self {
+        self.proposals = self.proposals.with(proposal, enable);
+        self
+    }
+
+    /// Whether `proposal` is on.
+    pub fn proposal_enabled(&self, proposal: Proposal) -> bool {
+        self.proposals.contains(proposal)
+    }
+}
+
+/// One `Config::wasm_*` switch per proposal, named as in other runtimes.
+macro_rules! proposal_switches {
+    ($($(#[$doc:meta])* $method:ident => $proposal:ident,)*) => {
+        impl Config {
+            $(
+                $(#[$doc])*
+                ///
+                /// See [`Config::wasm_proposal`].
+                pub fn $method(&mut self, enable: bool) -> &mut Self {
+                    self.wasm_proposal(Proposal::$proposal, enable)
+                }
+            )*
+        }
+    };
+}
+
+proposal_switches! {
+    /// Reference types (default on).
+    wasm_reference_types => ReferenceTypes,
+    /// Multi-value (default on).
+    wasm_multi_value => MultiValue,
+    /// Bulk memory operations (default on).
+    wasm_bulk_memory => BulkMemory,
+    /// Tail calls (default on).
+    wasm_tail_call => TailCall,
+    /// Multiple memories (default on).
+    wasm_multi_memory => MultiMemory,
+    /// 64-bit memories and tables (default on).
+    wasm_memory64 => Memory64,
+    /// Extended constant expressions (default on).
+    wasm_extended_const => ExtendedConst,
+    /// Typed function references (default on).
+    wasm_function_references => FunctionReferences,
+    /// Garbage collection (default on: its types and constant expressions;
+    /// struct and array types are refused as unsupported).
+    wasm_gc => Gc,
+    /// Exception handling (default on: tags; the instructions are refused as
+    /// unsupported until they are implemented).
+    wasm_exceptions => Exceptions,
+    /// The legacy exception-handling encoding (default off: not implemented).
+    wasm_legacy_exceptions => LegacyExceptions,
+    /// 128-bit SIMD (default off: not implemented yet; turning it on makes
+    /// [`Engine::new`](crate::Engine::new) fail).
+    wasm_simd => Simd,
+    /// Relaxed SIMD (default off: not implemented yet).
+    wasm_relaxed_simd => RelaxedSimd,
+    /// Threads and atomics (default off: not implemented).
+    wasm_threads => Threads,
+    /// Stack switching (default off: not implemented yet).
+    wasm_stack_switching => StackSwitching,
+    /// Wide arithmetic (default off: not implemented).
+    wasm_wide_arithmetic => WideArithmetic,
+    /// Custom page sizes (default off: not implemented).
+    wasm_custom_page_sizes => CustomPageSizes,
 }

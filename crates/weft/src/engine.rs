@@ -48,8 +48,11 @@ impl Engine {
     /// Creates an engine with `config`.
     ///
     /// # Errors
-    /// Fails if the host CPU is not supported by the code generator.
+    /// Fails if the host CPU is not supported by the code generator, or if
+    /// `config` turns on a WebAssembly proposal Weft does not implement, or
+    /// one without the proposals it requires.
     pub fn new(config: &Config) -> anyhow::Result<Engine> {
+        config.proposals.check()?;
         signals::install_handlers();
         let mut config = config.clone();
         // Segment probes only exist in page mode, and only where the

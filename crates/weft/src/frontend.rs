@@ -8,45 +8,14 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
+use crate::error::CompileError;
+use crate::features::Proposal;
+
 use wasmparser::{
     ConstExpr, DataKind, ElementItems, ElementKind, ExternalKind, FuncType, GlobalType, MemoryType,
     Name, Operator, Parser, Payload, RefType, TableInit, TableType, TypeRef, Validator,
     WasmFeatures,
 };
-
-/// The Wasm features Weft implements. Everything else is rejected by validation,
-/// whose error names the missing feature ("SIMD support is not enabled", ...).
-pub fn supported_features() -> WasmFeatures {
-    let mut f = WasmFeatures::empty();
-    for flag in [
-        WasmFeatures::MUTABLE_GLOBAL,
-        WasmFeatures::SATURATING_FLOAT_TO_INT,
-        WasmFeatures::SIGN_EXTENSION,
-        WasmFeatures::REFERENCE_TYPES,
-        WasmFeatures::MULTI_VALUE,
-        WasmFeatures::BULK_MEMORY,
-        WasmFeatures::TAIL_CALL,
-        WasmFeatures::FLOATS,
-        WasmFeatures::MULTI_MEMORY,
-        WasmFeatures::MEMORY64,
-        WasmFeatures::EXTENDED_CONST,
-        WasmFeatures::FUNCTION_REFERENCES,
-        WasmFeatures::CALL_INDIRECT_OVERLONG,
-        WasmFeatures::BULK_MEMORY_OPT,
-        // The GC proposal is validated so that the current spec's constant
-        // expressions, rec groups and abstract heap types (anyref, eqref, ...)
-        // work; its struct and array types, subtyping and instructions are
-        // rejected by the front end and the translator with a clear error.
-        WasmFeatures::GC_TYPES,
-        WasmFeatures::GC,
-        // Tags are declared, imported and exported; `throw` and `try_table`
-        // are rejected by the translator until exception handling lands.
-        WasmFeatures::EXCEPTIONS,
-    ] {
-        f |= flag;
-    }
-    f
-}
 
 /// One operation of a constant expression, as the module wrote it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -92,7 +61,7 @@ impl ConstExpression {
                 Operator::I64Sub => ConstOp::I64Sub,
                 Operator::I64Mul => ConstOp::I64Mul,
                 Operator::End => break,
-                other => anyhow::bail!("constant expression operator {other:?} belongs to a proposal Weft does not support yet (GC)"),
+                other => return Err(CompileError::unsupported(Proposal::of_operator(&other).unwrap_or(Proposal::Gc), format_args!("constant expression operator {other:?}"))),
             };
             ops.push(op);
         }
@@ -230,8 +199,10 @@ pub struct PendingFunction<'a> {
 
 /// Parses and validates everything but function bodies; returns the module info
 /// and the bodies to validate and translate (possibly in parallel).
-pub fn parse(bytes: &[u8]) -> anyhow::Result<(ModuleInfo, Vec<PendingFunction<'_>>)> {
-    let mut validator = Validator::new_with_features(supported_features());
+/// Validation uses `features`, the engine's proposals
+/// ([`Proposals::wasm_features`](crate::features::Proposals::wasm_features)).
+pub fn parse(bytes: &[u8], features: WasmFeatures) -> anyhow::Result<(ModuleInfo, Vec<PendingFunction<'_>>)> {
+    let mut validator = Validator::new_with_features(features);
     let mut info = ModuleInfo::default();
     let mut pending = Vec::new();
 
@@ -251,11 +222,11 @@ pub fn parse(bytes: &[u8]) -> anyhow::Result<(ModuleInfo, Vec<PendingFunction<'_
                     let start = info.types.len() as u32;
                     for sub in group.into_types() {
                         if !sub.is_final || !sub.supertype_idxs.is_empty() {
-                            anyhow::bail!("type subtyping requires the GC proposal, which Weft does not support yet");
+                            return Err(CompileError::unsupported(Proposal::Gc, "type subtyping"));
                         }
                         match sub.composite_type.inner {
                             wasmparser::CompositeInnerType::Func(f) => info.types.push(f),
-                            _ => anyhow::bail!("non-function types require the GC proposal, which Weft does not support yet"),
+                            _ => return Err(CompileError::unsupported(Proposal::Gc, "struct and array types")),
                         }
                     }
                     info.rec_groups.push(start..info.types.len() as u32);

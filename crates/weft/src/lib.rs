@@ -25,7 +25,9 @@
 pub mod compile;
 mod config;
 mod engine;
+mod error;
 mod externals;
+mod features;
 pub mod frontend;
 mod func;
 mod instance;
@@ -44,6 +46,8 @@ pub use runtime::interrupt::{InterruptAction, InterruptHandle, UpdateDeadline};
 pub use runtime::pool::{MemoryGrowth, PoolingConfig};
 pub use runtime::sys::{syscall_counts, SyscallCounts};
 pub use engine::Engine;
+pub use error::{CompileError, CompileErrorKind};
+pub use features::Proposal;
 pub use externals::{Extern, Global, Memory, Table, Tag};
 pub use func::{CallState, Caller, Func, SuspendedCall, HostResult, IntoFunc, TypedFunc, WasmParams, WasmResults, WasmTy};
 pub use instance::Instance;

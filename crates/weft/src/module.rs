@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::error::CompileError;
 use crate::compile::{self, CompiledModule};
 use crate::engine::Engine;
 use crate::frontend::{self, EntityIndex, ImportKind, ModuleInfo};
@@ -97,18 +98,26 @@ impl Module {
     /// Compiles a module from its binary or text (WAT) form.
     ///
     /// # Errors
-    /// A malformed or invalid module is an error whose message carries the byte
-    /// offset of the problem; so is a module using a feature Weft does not
-    /// implement, with the feature named.
+    /// A [`CompileError`] (downcast the error) whose kind says what went
+    /// wrong: an invalid module (the message carries the byte offset of the
+    /// problem), one that needs a proposal the engine turns off or Weft does
+    /// not implement (named), a limit exceeded, or an internal error.
     pub fn new(engine: &Engine, bytes: impl AsRef<[u8]>) -> anyhow::Result<Module> {
         let bytes = bytes.as_ref();
-        let binary = wat::parse_bytes(bytes)?;
+        let binary = wat::parse_bytes(bytes).map_err(|e| CompileError::classify(e.into(), None, engine.config().proposals))?;
         Module::from_binary(engine, &binary)
     }
 
     /// Compiles a module from its binary form.
+    ///
+    /// # Errors
+    /// As for [`Module::new`].
     pub fn from_binary(engine: &Engine, binary: &[u8]) -> anyhow::Result<Module> {
-        let (info, pending) = frontend::parse(binary)?;
+        Module::compile(engine, binary).map_err(|e| CompileError::classify(e, Some(binary), engine.config().proposals))
+    }
+
+    fn compile(engine: &Engine, binary: &[u8]) -> anyhow::Result<Module> {
+        let (info, pending) = frontend::parse(binary, engine.config().proposals.wasm_features())?;
         let offsets = VMOffsets::new(&info);
         let compiled = {
             let env = TranslateEnv { info: &info, offsets: &offsets, tunables: &engine.config().tunables, epoch_counter: engine.epoch_counter() as *const _ as usize };
@@ -162,10 +171,15 @@ impl Module {
         })
     }
 
-    /// Validates a binary without compiling it.
-    pub fn validate(_engine: &Engine, binary: &[u8]) -> anyhow::Result<()> {
-        let mut validator = wasmparser::Validator::new_with_features(frontend::supported_features());
-        validator.validate_all(binary)?;
+    /// Validates a binary with the engine's proposals, without compiling it.
+    ///
+    /// # Errors
+    /// A [`CompileError`], as for [`Module::new`] (but Weft's own limits and
+    /// its partial support of some proposals are found only by compiling).
+    pub fn validate(engine: &Engine, binary: &[u8]) -> anyhow::Result<()> {
+        let proposals = engine.config().proposals;
+        let mut validator = wasmparser::Validator::new_with_features(proposals.wasm_features());
+        validator.validate_all(binary).map_err(|e| CompileError::classify(e.into(), Some(binary), proposals))?;
         Ok(())
     }
 

@@ -17,6 +17,8 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use wasmparser::{BlockType, FuncValidator, MemArg, Operator, ValidatorResources};
 
 use crate::config::Tunables;
+use crate::error::CompileError;
+use crate::features::Proposal;
 use crate::frontend::ModuleInfo;
 use crate::trap::codes;
 use crate::vmctx::{self, Builtin, VMOffsets};
@@ -316,7 +318,7 @@ pub fn translate_function(
         // before its calls.
         let calls_need_checks = mode != crate::config::Interruption::MmuPage;
         verify_interruption_checks(&func, &checks, &builtin_sigs, calls_need_checks)
-            .map_err(|e| anyhow::anyhow!("internal compiler error in function {func_index}: {e}"))?;
+            .map_err(|e| CompileError::internal(format_args!("in function {func_index}: {e}")))?;
     }
     Ok(func)
 }
@@ -898,7 +900,8 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 let v = self.builder.ins().select(c, a, b);
                 self.push(v);
             }
-            O::TypedSelectMulti { .. } => anyhow::bail!("multi-value select is not supported"),
+            // The validator refuses a select with several types.
+            O::TypedSelectMulti { .. } => return Err(CompileError::internal("a multi-value select passed validation")),
             O::LocalGet { local_index } => {
                 let v = self.builder.use_var(self.locals[local_index as usize]);
                 self.push(v);
@@ -1218,7 +1221,12 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 self.call_builtin(Builtin::ElemDrop, &[e]);
             }
 
-            ref other => anyhow::bail!("operator {other:?} belongs to a proposal Weft does not support yet (GC, exceptions, threads or SIMD)"),
+            ref other => {
+                return Err(match Proposal::of_operator(other) {
+                    Some(proposal) => CompileError::unsupported(proposal, format_args!("operator {other:?}")),
+                    None => CompileError::internal(format_args!("operator {other:?} has no lowering")),
+                })
+            }
         }
         Ok(())
     }
