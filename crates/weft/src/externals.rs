@@ -120,14 +120,16 @@ impl Memory {
         let ctx = store.as_context();
         self.entry(&ctx.inner.opaque).mem.byte_size() as usize
     }
-    /// The memory's contents.
+    /// The memory's contents, read-only.
+    ///
+    /// Reading does not count as writing: a pooled slot whose tenant was only
+    /// read by the host (and never ran Wasm) is reused without restoring it.
+    /// Writing through a pointer taken from this slice is undefined behaviour;
+    /// use [`data_mut`](Self::data_mut), [`write`](Self::write) or
+    /// [`data_ptr`](Self::data_ptr), which mark the memory written.
     pub fn data<'a, S: AsContext>(&self, store: &'a S) -> &'a [u8] {
         let ctx = store.as_context();
-        let inner = ctx.inner;
-        let mem = &self.entry(&inner.opaque).mem;
-        // The slice outlives this call and may be turned into a pointer.
-        mem.mark_written();
-        mem.data()
+        self.entry(&ctx.inner.opaque).mem.data()
     }
     /// The memory's contents, mutably.
     pub fn data_mut<'a, S: AsContextMut>(&self, store: &'a mut S) -> &'a mut [u8] {

@@ -202,6 +202,9 @@ unsafe impl<T: Send> Send for Store<T> {}
 
 impl<T> Store<T> {
     /// A new store in `engine` holding `data`.
+    ///
+    /// Its epoch deadline is never (see [`Store::set_epoch_deadline`]), and
+    /// no interrupt is pending.
     pub fn new(engine: &Engine, data: T) -> Self {
         let vm = Box::new(VMStoreContext {
             stack_limit: usize::MAX,
@@ -269,6 +272,11 @@ impl<T> Store<T> {
     }
     /// Sets the epoch deadline to `ticks` increments of the engine's epoch from now
     /// (with [`Config::epoch_interruption`](crate::Config::epoch_interruption)).
+    ///
+    /// A new store's deadline is *never*: its guests run until the host sets
+    /// one. This differs from wasmtime, whose new stores have a deadline of
+    /// zero ticks and trap at their first check until the host sets one;
+    /// `set_epoch_deadline(0)` gives that behaviour.
     ///
     /// Every instance of the store keeps a copy of the deadline for compiled
     /// code to compare with, so this writes one word per instance.

@@ -102,6 +102,18 @@ fn a_slot_whose_tenant_never_ran_is_reused_without_a_system_call() {
     }
     // `read_byte` reads through `Memory::read`, which hands no bytes out.
     assert_eq!(counts, [1, 0, 0]);
+    // Nor does reading through `Memory::data`: the slice is read-only.
+    {
+        let mut store = Store::new(&engine, ());
+        let inst = Instance::new(&mut store, &module, &[]).unwrap();
+        let mem = inst.get_memory(&mut store, "memory").unwrap();
+        assert_eq!(mem.data(&store)[16], b'h');
+    }
+    let before = weft::syscall_counts();
+    let mut store = Store::new(&engine, ());
+    Instance::new(&mut store, &module, &[]).unwrap();
+    assert_eq!(weft::syscall_counts().madvise, before.madvise, "after the host read the last tenant through Memory::data");
+    drop(store);
 
     type HostWrite = fn(&mut Store<()>, weft::Memory);
     let writers: [(&str, HostWrite); 3] = [

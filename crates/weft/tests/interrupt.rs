@@ -379,6 +379,43 @@ fn an_interrupt_before_the_call_is_remembered() {
     }
 }
 
+/// An interrupt sent to an idle store, then cancelled, stops no later call
+/// (a watchdog that fired just after the call it guarded); the store is
+/// interruptible afterwards as before.
+#[test]
+fn a_cancelled_interrupt_stops_no_later_call() {
+    let _serial = serial();
+    for mode in [PAGE, PAGE_SEGMENT_PROBES, PAGE_VMCTX_PROBES, POINTER] {
+        let engine = engine(mode);
+        let (mut store, inst) = setup(&engine);
+        let memory_inst = memory_loops(&mut store, false);
+        let hits = Arc::new(AtomicU64::new(0));
+        let h = hits.clone();
+        store.interrupt_callback(move |_| {
+            h.fetch_add(1, Ordering::SeqCst);
+            Ok(InterruptAction::Continue)
+        });
+        let handle = store.interrupt_handle().unwrap();
+        handle.interrupt();
+        handle.cancel();
+        // Cancelling twice, or with nothing pending, does nothing.
+        handle.cancel();
+        let fib = inst.get_typed_func::<i64, i64>(&mut store, "fib").unwrap();
+        assert_eq!(fib.call(&mut store, 20).unwrap(), 6765);
+        let checksum_loop = memory_inst.get_typed_func::<i64, i64>(&mut store, "checksum").unwrap();
+        assert_eq!(checksum_loop.call(&mut store, 100_000).unwrap(), checksum(100_000) as i64);
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "{mode:?}: a cancelled interrupt was taken");
+        // Interrupts still work.
+        let mut store_for_trap = store;
+        store_for_trap.interrupt_callback(|_| Ok(InterruptAction::Trap));
+        for f in [inst.get_typed_func::<(), ()>(&mut store_for_trap, "spin").unwrap(), memory_inst.get_typed_func::<(), ()>(&mut store_for_trap, "spin").unwrap()] {
+            let requester = interrupt_later(&engine, &mut store_for_trap, mode, Duration::from_millis(5));
+            expect_interrupted(f.call(&mut store_for_trap, ()).unwrap_err());
+            requester.join().unwrap();
+        }
+    }
+}
+
 #[test]
 fn two_stores_on_two_threads_are_interrupted_independently() {
     let _serial = serial();

@@ -413,6 +413,18 @@ impl InterruptShared {
         }
     }
 
+    /// Withdraws a pending interruption from any thread: the same as
+    /// `restore`, with `interrupt`'s protocol for reaching the store's
+    /// context and probe pages from outside its thread.
+    fn cancel(&self) {
+        self.writers.fetch_add(1, Ordering::SeqCst);
+        let ctx = self.ctx.load(Ordering::SeqCst);
+        if !ctx.is_null() {
+            self.restore(ctx);
+        }
+        self.writers.fetch_sub(1, Ordering::SeqCst);
+    }
+
     /// Makes interruption points pass again.
     fn restore(&self, ctx: *mut VMStoreContext) {
         match self.mode {
@@ -491,8 +503,13 @@ impl Drop for InterruptShared {
 /// Obtained from [`Store::interrupt_handle`](crate::Store::interrupt_handle).
 /// The guest stops at its next interruption point (a loop iteration, a call
 /// or a function entry: see [`Interruption`]) and the store's
-/// interrupt hook decides whether it continues or traps. Interrupting a store
-/// that is not running takes effect when it next runs Wasm.
+/// interrupt hook decides whether it continues or traps.
+///
+/// An interrupt stays pending until an interruption point takes it: one sent
+/// to a store that is not running stops the next call into Wasm, whichever
+/// it is (unlike an epoch deadline, it is not tied to time). A watchdog that
+/// may fire after the call it guards has returned should stop its timer, then
+/// [`cancel`](Self::cancel) before the store's next call.
 #[derive(Clone)]
 pub struct InterruptHandle {
     pub(crate) shared: Arc<InterruptShared>,
@@ -502,6 +519,33 @@ impl InterruptHandle {
     /// Requests an interruption. Async-signal-safe.
     pub fn interrupt(&self) {
         self.shared.interrupt();
+    }
+
+    /// Withdraws a pending interruption that no interruption point has taken
+    /// yet, so that it stops no later call. Async-signal-safe.
+    ///
+    /// One that a running guest has already taken is not undone: the store's
+    /// hook runs for it as usual. Cancelling with nothing pending does nothing.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let mut config = weft::Config::new();
+    /// config.mmu_interruption(true);
+    /// let engine = weft::Engine::new(&config)?;
+    /// let module = weft::Module::new(&engine, r#"(module (func $g) (func (export "f") (call $g)))"#)?;
+    /// let mut store = weft::Store::new(&engine, ());
+    /// let f = weft::Instance::new(&mut store, &module, &[])?.get_typed_func::<(), ()>(&mut store, "f")?;
+    /// let handle = store.interrupt_handle()?;
+    /// // A watchdog fired after the call it guarded returned...
+    /// handle.interrupt();
+    /// // ...and is withdrawn before the next call, which runs undisturbed.
+    /// handle.cancel();
+    /// f.call(&mut store, ())?;
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    pub fn cancel(&self) {
+        self.shared.cancel();
     }
 }
 
