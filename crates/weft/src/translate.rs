@@ -1736,7 +1736,7 @@ mod tests {
     /// Translates the last function of `wat` with `tunables`.
     fn translate_wat(wat: &str, tunables: &Tunables) -> Function {
         let binary = wat::parse_str(wat).unwrap();
-        let (info, mut pending) = crate::frontend::parse(&binary).unwrap();
+        let (info, mut pending) = crate::frontend::parse(&binary, crate::features::Proposals::default().wasm_features()).unwrap();
         let offsets = VMOffsets::new(&info);
         let env = TranslateEnv { info: &info, offsets: &offsets, tunables, epoch_counter: 0 };
         let last = pending.pop().unwrap();

@@ -66,7 +66,8 @@ fn proposals_weft_does_not_implement_are_unsupported() {
 /// default configuration, and is refused, naming the proposal, with it off.
 #[test]
 fn every_proposal_switch_refuses_modules_that_use_it() {
-    let cases: [(Proposal, fn(&mut Config) -> &mut Config, &str); 9] = [
+    type SwitchOff = fn(&mut Config) -> &mut Config;
+    let cases: [(Proposal, SwitchOff, &str); 9] = [
         (Proposal::ReferenceTypes, |c| c.wasm_reference_types(false).wasm_function_references(false).wasm_gc(false), "(module (func (param externref)))"),
         (Proposal::MultiValue, |c| c.wasm_multi_value(false), "(module (func (result i32 i32) (i32.const 1) (i32.const 2)))"),
         (Proposal::BulkMemory, |c| c.wasm_bulk_memory(false), "(module (memory 1) (func (memory.fill (i32.const 0) (i32.const 0) (i32.const 0))))"),
