@@ -150,7 +150,9 @@ pub fn parse_engine_flags(flags: &str) -> Result<weft::Config> {
             ("memory-images", _) => config.memory_images(yes()?),
             ("opt-level", "none" | "0") => config.cranelift_opt_level(weft::OptLevel::None),
             ("opt-level", "speed" | "2") => config.cranelift_opt_level(weft::OptLevel::Speed),
-            _ => bail!("unknown engine option `{option}` (supported: interrupt=none|epoch|mmu|mmu-pointer, pooling=y|n, memory-images=y|n, opt-level=none|speed)"),
+            _ => bail!(
+                "unknown engine option `{option}` (supported: interrupt=none|epoch|mmu|mmu-pointer, pooling=y|n, memory-images=y|n, opt-level=none|speed)"
+            ),
         };
     }
     Ok(config)
@@ -211,12 +213,10 @@ impl BenchState {
     fn new(config: &WasmBenchConfig) -> Result<BenchState> {
         // SAFETY (all four): sightglass passes valid (pointer, length) pairs;
         // optional ones are null.
-        let working_dir = unsafe { config_str(config.working_dir_ptr, config.working_dir_len, "working directory") }?
-            .ok_or_else(|| anyhow!("no working directory given"))?;
-        let stdout = unsafe { config_str(config.stdout_path_ptr, config.stdout_path_len, "stdout path") }?
-            .ok_or_else(|| anyhow!("no stdout path given"))?;
-        let stderr = unsafe { config_str(config.stderr_path_ptr, config.stderr_path_len, "stderr path") }?
-            .ok_or_else(|| anyhow!("no stderr path given"))?;
+        let working_dir =
+            unsafe { config_str(config.working_dir_ptr, config.working_dir_len, "working directory") }?.ok_or_else(|| anyhow!("no working directory given"))?;
+        let stdout = unsafe { config_str(config.stdout_path_ptr, config.stdout_path_len, "stdout path") }?.ok_or_else(|| anyhow!("no stdout path given"))?;
+        let stderr = unsafe { config_str(config.stderr_path_ptr, config.stderr_path_len, "stderr path") }?.ok_or_else(|| anyhow!("no stderr path given"))?;
         let stdin = unsafe { config_str(config.stdin_path_ptr, config.stdin_path_len, "stdin path") }?;
         let flags = unsafe { config_str(config.execution_flags_ptr, config.execution_flags_len, "engine flags") }?;
 
@@ -228,12 +228,7 @@ impl BenchState {
         Ok(BenchState {
             engine,
             linker,
-            io: GuestIo {
-                working_dir: working_dir.into(),
-                stdout: stdout.into(),
-                stderr: stderr.into(),
-                stdin: stdin.map(PathBuf::from),
-            },
+            io: GuestIo { working_dir: working_dir.into(), stdout: stdout.into(), stderr: stderr.into(), stdin: stdin.map(PathBuf::from) },
             compilation: Timer { context: config.compilation_timer, start: config.compilation_start, end: config.compilation_end },
             instantiation: Timer { context: config.instantiation_timer, start: config.instantiation_start, end: config.instantiation_end },
             execution: Timer { context: config.execution_timer, start: config.execution_start, end: config.execution_end },

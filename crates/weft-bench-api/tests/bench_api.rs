@@ -47,13 +47,7 @@ impl Harness {
     fn new(working_dir: &Path, flags: &str) -> Harness {
         let out = std::env::temp_dir().join(format!("weft-bench-api-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&out).unwrap();
-        Harness {
-            phases: Default::default(),
-            dir: working_dir.to_owned(),
-            stdout: out.join("stdout"),
-            stderr: out.join("stderr"),
-            flags: flags.to_owned(),
-        }
+        Harness { phases: Default::default(), dir: working_dir.to_owned(), stdout: out.join("stdout"), stderr: out.join("stderr"), flags: flags.to_owned() }
     }
 
     fn config(&self) -> WasmBenchConfig {
@@ -97,9 +91,7 @@ fn unique() -> u64 {
 
 /// The shared sightglass data, or `None` outside CI when it is absent.
 fn sightglass(bench: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("WEFT_WASM_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/wasm-data"));
+    let base = std::env::var_os("WEFT_WASM_DATA").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/wasm-data"));
     let dir = base.join("sightglass").join(bench);
     if dir.is_dir() {
         return Some(dir);

@@ -270,7 +270,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{passed} passed, {failed} failed");
             Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Bench { instantiate, pooling, decommit_batch, write_memory, rewrite_written_pages, threads, iters, processes, interrupt, engine: engines, json, perf_map, files } => {
+        Command::Bench {
+            instantiate,
+            pooling,
+            decommit_batch,
+            write_memory,
+            rewrite_written_pages,
+            threads,
+            iters,
+            processes,
+            interrupt,
+            engine: engines,
+            json,
+            perf_map,
+            files,
+        } => {
             let engines: Vec<&str> = engines.iter().map(String::as_str).collect();
             if instantiate {
                 let interrupt = match interrupt.as_slice() {
@@ -278,7 +292,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     [one] => one.parse()?,
                     _ => bail!("--instantiate measures one --interrupt mode at a time"),
                 };
-                let opts = weft_bench::InstantiateOptions { pooled: pooling, decommit_batch, threads, iters: iters.unwrap_or(1000), interrupt, write_memory, rewrite_written_pages };
+                let opts = weft_bench::InstantiateOptions {
+                    pooled: pooling,
+                    decommit_batch,
+                    threads,
+                    iters: iters.unwrap_or(1000),
+                    interrupt,
+                    write_memory,
+                    rewrite_written_pages,
+                };
                 bench_instantiate(&engines, opts, json, &files)
             } else {
                 let modes = interrupt.iter().map(|m| m.parse()).collect::<anyhow::Result<Vec<weft_bench::sightglass::Interrupt>>>()?;
@@ -317,7 +339,10 @@ fn bench_instantiate(engines: &[&str], opts: weft_bench::InstantiateOptions, jso
                     r.benchmark, r.engine, r.mode, r.threads, r.stats.median_ns, r.stats.mean_ns, r.stats.min_ns, r.stats.max_ns, r.stats.iters
                 );
             } else {
-                println!("{:<28} {:<9} {:<9} {:>7} {:>12} {:>12} {:>12} {:>12}", r.benchmark, r.engine, r.mode, r.threads, r.stats.median_ns, r.stats.mean_ns, r.stats.min_ns, r.stats.max_ns);
+                println!(
+                    "{:<28} {:<9} {:<9} {:>7} {:>12} {:>12} {:>12} {:>12}",
+                    r.benchmark, r.engine, r.mode, r.threads, r.stats.median_ns, r.stats.mean_ns, r.stats.min_ns, r.stats.max_ns
+                );
             }
         }
         if let (Some(w), Some(t)) = (rows.iter().find(|r| r.engine == "weft"), rows.iter().find(|r| r.engine == "wasmtime")) {
@@ -356,7 +381,12 @@ const MIN_MEASURABLE_NS: u64 = 10_000;
 /// Measures `bench` (loaded from `file`) in a child process (this program
 /// again, `weft bench --json` on the one module) and reads its rows back, in
 /// `combos` order.
-fn run_in_child(file: &std::path::Path, bench: &weft_bench::sightglass::Benchmark, combos: &[(&'static str, weft_bench::sightglass::Interrupt)], runs: &SightglassRuns) -> anyhow::Result<Vec<weft_bench::sightglass::SightglassRow>> {
+fn run_in_child(
+    file: &std::path::Path,
+    bench: &weft_bench::sightglass::Benchmark,
+    combos: &[(&'static str, weft_bench::sightglass::Interrupt)],
+    runs: &SightglassRuns,
+) -> anyhow::Result<Vec<weft_bench::sightglass::SightglassRow>> {
     use weft_bench::sightglass::{SightglassRow, PHASES};
     let mut engines: Vec<&str> = Vec::new();
     let mut modes: Vec<&str> = Vec::new();
@@ -391,7 +421,11 @@ fn run_in_child(file: &std::path::Path, bench: &weft_bench::sightglass::Benchmar
             for (p, phase) in PHASES.iter().enumerate() {
                 let line = stdout
                     .lines()
-                    .find(|l| field(l, "engine").as_deref() == Some(engine) && field(l, "mode").as_deref() == Some(mode.name()) && field(l, "phase").as_deref() == Some(phase))
+                    .find(|l| {
+                        field(l, "engine").as_deref() == Some(engine)
+                            && field(l, "mode").as_deref() == Some(mode.name())
+                            && field(l, "phase").as_deref() == Some(phase)
+                    })
                     .with_context(|| format!("the child process measured no {phase} of {} with {engine} ({}): {}", bench.name, mode.name(), out.status))?;
                 phases[p] = weft_bench::Stats {
                     median_ns: number(line, "median_ns")?,
@@ -427,7 +461,13 @@ struct SightglassRuns {
 /// medians are combined), then per benchmark the weft/wasmtime ratio of each
 /// phase and the interruption overhead of each engine, and at the end their
 /// geomeans.
-fn bench_sightglass(engines: &[&str], modes: &[weft_bench::sightglass::Interrupt], runs: SightglassRuns, json: bool, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+fn bench_sightglass(
+    engines: &[&str],
+    modes: &[weft_bench::sightglass::Interrupt],
+    runs: SightglassRuns,
+    json: bool,
+    files: &[PathBuf],
+) -> anyhow::Result<ExitCode> {
     use std::collections::BTreeMap;
     use weft_bench::sightglass::{self, Benchmark, Interrupt, PHASES};
     let combos = sightglass::combinations(engines, modes)?;
@@ -438,7 +478,10 @@ fn bench_sightglass(engines: &[&str], modes: &[weft_bench::sightglass::Interrupt
     let mut overheads: BTreeMap<(&str, &str, usize), Vec<f64>> = BTreeMap::new();
     let (mut skipped, mut mismatched, mut ran) = (Vec::new(), Vec::new(), 0);
     if !json {
-        println!("{:<24} {:<9} {:<6} {:<12} {:>14} {:>14} {:>14} {:>5} {:<6}", "benchmark", "engine", "mode", "phase", "median_ns", "min_ns", "max_ns", "iters", "output");
+        println!(
+            "{:<24} {:<9} {:<6} {:<12} {:>14} {:>14} {:>14} {:>5} {:<6}",
+            "benchmark", "engine", "mode", "phase", "median_ns", "min_ns", "max_ns", "iters", "output"
+        );
     }
     for file in &files {
         let bench = match Benchmark::load(file) {
@@ -453,7 +496,10 @@ fn bench_sightglass(engines: &[&str], modes: &[weft_bench::sightglass::Interrupt
         let rows = if runs.processes == 1 {
             sightglass::run(&bench, &combos, runs.iters, runs.perf_map)
         } else {
-            (0..runs.processes).map(|_| run_in_child(file, &bench, &combos, &runs)).collect::<anyhow::Result<Vec<_>>>().map(|p| sightglass::combine_processes(&p))
+            (0..runs.processes)
+                .map(|_| run_in_child(file, &bench, &combos, &runs))
+                .collect::<anyhow::Result<Vec<_>>>()
+                .map(|p| sightglass::combine_processes(&p))
         };
         let rows = match rows {
             Ok(r) => r,
@@ -477,7 +523,18 @@ fn bench_sightglass(engines: &[&str], modes: &[weft_bench::sightglass::Interrupt
                     );
                 } else {
                     let ok = if r.output_ok { "ok" } else { "WRONG" };
-                    println!("{:<24} {:<9} {:<6} {:<12} {:>14} {:>14} {:>14} {:>5} {:<6}", r.benchmark, r.engine, r.mode.name(), phase, s.median_ns, s.min_ns, s.max_ns, s.iters, ok);
+                    println!(
+                        "{:<24} {:<9} {:<6} {:<12} {:>14} {:>14} {:>14} {:>5} {:<6}",
+                        r.benchmark,
+                        r.engine,
+                        r.mode.name(),
+                        phase,
+                        s.median_ns,
+                        s.min_ns,
+                        s.max_ns,
+                        s.iters,
+                        ok
+                    );
                 }
             }
         }
@@ -492,8 +549,16 @@ fn bench_sightglass(engines: &[&str], modes: &[weft_bench::sightglass::Interrupt
                     }
                 }
                 if !json {
-                    let note = if measurable(w.phases[2].median_ns, t.phases[2].median_ns) { "" } else { "  (execute below timer resolution: not in the geomean)" };
-                    println!("{:<24} weft/wasmtime ({}): compile {:.3}x  instantiate {:.3}x  execute {:.3}x{note}", bench.name, mode.name(), rs[0], rs[1], rs[2]);
+                    let note =
+                        if measurable(w.phases[2].median_ns, t.phases[2].median_ns) { "" } else { "  (execute below timer resolution: not in the geomean)" };
+                    println!(
+                        "{:<24} weft/wasmtime ({}): compile {:.3}x  instantiate {:.3}x  execute {:.3}x{note}",
+                        bench.name,
+                        mode.name(),
+                        rs[0],
+                        rs[1],
+                        rs[2]
+                    );
                 }
             }
         }
@@ -507,8 +572,14 @@ fn bench_sightglass(engines: &[&str], modes: &[weft_bench::sightglass::Interrupt
                         }
                     }
                     if !json {
-                        let note = if measurable(r.phases[2].median_ns, base.phases[2].median_ns) { "" } else { "  (below timer resolution: not in the geomean)" };
-                        println!("{:<24} {engine} {}/none execute = {:.3}x{note}", bench.name, mode.name(), r.phases[2].median_ns as f64 / base.phases[2].median_ns.max(1) as f64);
+                        let note =
+                            if measurable(r.phases[2].median_ns, base.phases[2].median_ns) { "" } else { "  (below timer resolution: not in the geomean)" };
+                        println!(
+                            "{:<24} {engine} {}/none execute = {:.3}x{note}",
+                            bench.name,
+                            mode.name(),
+                            r.phases[2].median_ns as f64 / base.phases[2].median_ns.max(1) as f64
+                        );
                     }
                 }
             }
@@ -613,7 +684,19 @@ fn format_val(v: &Val) -> String {
         Val::F32(b) => f32::from_bits(*b).to_string(),
         Val::F64(b) => f64::from_bits(*b).to_string(),
         Val::V128(v) => format!("{v:#034x}"),
-        Val::FuncRef(f) => if f.is_some() { "funcref".into() } else { "null".into() },
-        Val::ExternRef(r) => if r.is_some() { "externref".into() } else { "null".into() },
+        Val::FuncRef(f) => {
+            if f.is_some() {
+                "funcref".into()
+            } else {
+                "null".into()
+            }
+        }
+        Val::ExternRef(r) => {
+            if r.is_some() {
+                "externref".into()
+            } else {
+                "null".into()
+            }
+        }
     }
 }

@@ -20,11 +20,8 @@ fn bench_combines_several_processes() {
     std::fs::create_dir_all(&dir).unwrap();
     let module = dir.join("spin.wat");
     std::fs::write(&module, BENCHMARK).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["bench", "--interrupt", "none,mmu", "--iters", "2", "--processes", "3"])
-        .arg(&module)
-        .output()
-        .unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_weft")).args(["bench", "--interrupt", "none,mmu", "--iters", "2", "--processes", "3"]).arg(&module).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("1 benchmarks run, 3 processes of 2 iterations each"), "{stdout}");

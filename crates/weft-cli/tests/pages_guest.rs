@@ -13,9 +13,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 fn in_ci() -> bool {
-    std::env::var("CI")
-        .map(|v| v == "true" || v == "1")
-        .unwrap_or(false)
+    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
 }
 
 fn s(b: &[u8]) -> String {
@@ -48,33 +46,17 @@ fn guests() -> Option<&'static Path> {
 }
 
 fn weft_run(wasm: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weft"))
-        .arg("run")
-        .arg(wasm)
-        .args(args)
-        .output()
-        .expect("run weft")
+    Command::new(env!("CARGO_BIN_EXE_weft")).arg("run").arg(wasm).args(args).output().expect("run weft")
 }
 
 /// `key=value` fields of the first stdout line starting with `prefix`.
 fn fields(stdout: &str, prefix: &str) -> HashMap<String, String> {
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{stdout}"));
-    line[prefix.len()..]
-        .split_whitespace()
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    let line = stdout.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{stdout}"));
+    line[prefix.len()..].split_whitespace().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn number(fields: &HashMap<String, String>, key: &str) -> u64 {
-    fields
-        .get(key)
-        .unwrap_or_else(|| panic!("no {key} in {fields:?}"))
-        .parse()
-        .unwrap_or_else(|e| panic!("{key} in {fields:?}: {e}"))
+    fields.get(key).unwrap_or_else(|| panic!("no {key} in {fields:?}")).parse().unwrap_or_else(|e| panic!("{key} in {fields:?}: {e}"))
 }
 
 #[test]
@@ -85,14 +67,8 @@ fn pages_test_passes_under_weft() {
     assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
     assert_eq!(err, "");
     // The program's own summary: "pages_test: N passed, 0 failed".
-    let summary = out
-        .lines()
-        .find_map(|l| l.strip_prefix("pages_test: "))
-        .unwrap_or_else(|| panic!("no summary in:\n{out}"));
-    let (passed, failed) = summary
-        .strip_suffix(" failed")
-        .and_then(|rest| rest.split_once(" passed, "))
-        .unwrap_or_else(|| panic!("bad summary {summary:?}"));
+    let summary = out.lines().find_map(|l| l.strip_prefix("pages_test: ")).unwrap_or_else(|| panic!("no summary in:\n{out}"));
+    let (passed, failed) = summary.strip_suffix(" failed").and_then(|rest| rest.split_once(" passed, ")).unwrap_or_else(|| panic!("bad summary {summary:?}"));
     assert!(passed.parse::<u32>().unwrap() > 0, "{summary}");
     assert_eq!(failed, "0", "{out}");
     // Fresh allocations are handed out without any memset.
@@ -109,12 +85,7 @@ fn pages_test_passes_under_weft() {
 fn bench(dir: &Path, variant: &str, trace: &str) -> HashMap<String, String> {
     let o = weft_run(&dir.join(format!("pages_bench_{variant}.wasm")), &[trace]);
     let out = s(&o.stdout);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{variant} {trace}:\n{out}{}",
-        s(&o.stderr)
-    );
+    assert_eq!(o.status.code(), Some(0), "{variant} {trace}:\n{out}{}", s(&o.stderr));
     let f = fields(&out, "pages_bench:");
     assert_eq!(number(&f, "errors"), 0, "{out}");
     f
@@ -137,15 +108,9 @@ fn pages_bench_runs_under_weft() {
     let weft = bench(dir, "weft", "gc");
     let first_fit = bench(dir, "firstfit", "gc");
     let emulated = bench(dir, "emulated", "gc");
-    assert_eq!(
-        number(&weft, "bytes_memset"),
-        number(&first_fit, "bytes_memset")
-    );
+    assert_eq!(number(&weft, "bytes_memset"), number(&first_fit, "bytes_memset"));
     assert!(number(&weft, "bytes_memset") < number(&emulated, "bytes_memset"));
-    assert!(
-        number(&weft, "peak_extent_bytes") <= number(&first_fit, "peak_extent_bytes"),
-        "weft {weft:?}\nfirst-fit {first_fit:?}"
-    );
+    assert!(number(&weft, "peak_extent_bytes") <= number(&first_fit, "peak_extent_bytes"), "weft {weft:?}\nfirst-fit {first_fit:?}");
     // wasi-libc's emulation cannot free part of a mapping, so it needs more.
     assert!(number(&weft, "peak_extent_bytes") < number(&emulated, "peak_extent_bytes"));
 }

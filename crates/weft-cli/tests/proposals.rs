@@ -21,7 +21,9 @@ fn proposal_switches_on_the_command_line() {
     assert!(stderr.contains("tail-call") && stderr.contains("turned off"), "{stderr}");
     // A proposal Weft does not implement cannot be turned on; a bad value or
     // name is an error that lists what is accepted.
-    for (opts, expected) in [(&["-W", "simd=y"][..], "does not implement the simd proposal"), (&["-W", "tail-call=maybe"], "takes y or n"), (&["-W", "simdd=y"], "multi-memory")] {
+    for (opts, expected) in
+        [(&["-W", "simd=y"][..], "does not implement the simd proposal"), (&["-W", "tail-call=maybe"], "takes y or n"), (&["-W", "simdd=y"], "multi-memory")]
+    {
         let out = run(opts);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && stderr.contains(expected), "{opts:?}: {stderr}");

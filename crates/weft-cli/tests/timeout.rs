@@ -12,11 +12,7 @@ fn timeout_stops_an_infinite_loop() {
     std::fs::write(&wat, r#"(module (func $f (loop $l (br $l))) (func (export "_start") (call $f)))"#).unwrap();
     for mode in ["epoch", "mmu"] {
         let start = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(["run", "--timeout", "200ms", "-W", &format!("interrupt={mode}")])
-            .arg(&wat)
-            .output()
-            .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_weft")).args(["run", "--timeout", "200ms", "-W", &format!("interrupt={mode}")]).arg(&wat).output().unwrap();
         let elapsed = start.elapsed();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(124), "{mode}: {stderr}");

@@ -33,27 +33,13 @@ enum Event {
     /// emulated mmap always clears).
     Map { id: usize, len: usize, zeroed: bool },
     /// Unmap `len` bytes at `offset` inside region `id`.
-    Unmap {
-        id: usize,
-        offset: usize,
-        len: usize,
-    },
+    Unmap { id: usize, offset: usize, len: usize },
 }
 
 /// 64 fresh 1 MiB maps, then unmap them all.
 fn fresh_trace() -> Vec<Event> {
-    let mut events: Vec<Event> = (0..64)
-        .map(|id| Event::Map {
-            id,
-            len: 1 << 20,
-            zeroed: true,
-        })
-        .collect();
-    events.extend((0..64).map(|id| Event::Unmap {
-        id,
-        offset: 0,
-        len: 1 << 20,
-    }));
+    let mut events: Vec<Event> = (0..64).map(|id| Event::Map { id, len: 1 << 20, zeroed: true }).collect();
+    events.extend((0..64).map(|id| Event::Unmap { id, offset: 0, len: 1 << 20 }));
     events
 }
 
@@ -84,11 +70,7 @@ fn gc_trace() -> Vec<Event> {
     for _cycle in 0..12 {
         while live_bytes < 96 << 20 {
             let len = (4 + rng.below(61)) * PAGE; // 256 KiB .. 4 MiB
-            events.push(Event::Map {
-                id: next_id,
-                len,
-                zeroed: true,
-            });
+            events.push(Event::Map { id: next_id, len, zeroed: true });
             live.push((next_id, 0, len));
             live_bytes += len;
             next_id += 1;
@@ -103,22 +85,14 @@ fn gc_trace() -> Vec<Event> {
                 }
                 4..=6 if pages >= 2 => {
                     let keep = pages / 2 * PAGE;
-                    events.push(Event::Unmap {
-                        id,
-                        offset: offset + keep,
-                        len: len - keep,
-                    });
+                    events.push(Event::Unmap { id, offset: offset + keep, len: len - keep });
                     live_bytes -= len - keep;
                     survivors.push((id, offset, keep));
                 }
                 7..=8 if pages >= 4 => {
                     let head = pages / 4 * PAGE;
                     let hole = pages / 2 * PAGE;
-                    events.push(Event::Unmap {
-                        id,
-                        offset: offset + head,
-                        len: hole,
-                    });
+                    events.push(Event::Unmap { id, offset: offset + head, len: hole });
                     live_bytes -= hole;
                     survivors.push((id, offset, head));
                     survivors.push((id, offset + head + hole, len - head - hole));
@@ -143,19 +117,11 @@ fn fragmented_trace() -> Vec<Event> {
     for id in 0..30_000 {
         if live.len() < 1500 || rng.below(100) < 45 {
             let len = (1 + rng.below(8)) * PAGE;
-            events.push(Event::Map {
-                id,
-                len,
-                zeroed: false,
-            });
+            events.push(Event::Map { id, len, zeroed: false });
             live.push((id, len));
         } else {
             let (victim, len) = live.swap_remove(rng.below(live.len()));
-            events.push(Event::Unmap {
-                id: victim,
-                offset: 0,
-                len,
-            });
+            events.push(Event::Unmap { id: victim, offset: 0, len });
         }
     }
     for (id, len) in live {
@@ -222,14 +188,8 @@ struct Weft {
 
 impl Weft {
     fn new() -> Self {
-        let memory = OwnedMemory {
-            buffer: vec![0u8; MEMORY_BYTES],
-            wasm_pages: 1,
-        };
-        Weft {
-            pages: Box::new(PageManager::new(memory, Config::DEFAULT)),
-            peak: 0,
-        }
+        let memory = OwnedMemory { buffer: vec![0u8; MEMORY_BYTES], wasm_pages: 1 };
+        Weft { pages: Box::new(PageManager::new(memory, Config::DEFAULT)), peak: 0 }
     }
 }
 
@@ -322,12 +282,7 @@ impl LinearFirstFit {
     fn new() -> Self {
         let mut states = vec![0u8; MEMORY_PAGES];
         states[0] = 2;
-        LinearFirstFit {
-            memory: vec![0u8; MEMORY_BYTES],
-            states,
-            memset: 0,
-            peak: 0,
-        }
+        LinearFirstFit { memory: vec![0u8; MEMORY_BYTES], states, memset: 0, peak: 0 }
     }
 }
 
@@ -374,10 +329,7 @@ impl Mapper for LinearFirstFit {
 fn report(name: &str, events: &[Event]) {
     let mut weft = Weft::new();
     run(&mut weft, events);
-    let mut emulated = EmulatedMman {
-        maps: HashMap::new(),
-        memset: 0,
-    };
+    let mut emulated = EmulatedMman { maps: HashMap::new(), memset: 0 };
     run(&mut emulated, events);
     let mut linear = LinearFirstFit::new();
     run(&mut linear, events);
@@ -388,11 +340,7 @@ fn report(name: &str, events: &[Event]) {
         mib(emulated.bytes_memset()),
         mib(linear.bytes_memset())
     );
-    println!(
-        "[{name}] peak extent: weft-pages {:.1} MiB, linear-first-fit {:.1} MiB",
-        mib(weft.peak_extent() as u64),
-        mib(linear.peak_extent() as u64)
-    );
+    println!("[{name}] peak extent: weft-pages {:.1} MiB, linear-first-fit {:.1} MiB", mib(weft.peak_extent() as u64), mib(linear.peak_extent() as u64));
 }
 
 fn bench_trace(c: &mut Criterion, name: &str, events: &[Event]) {
@@ -412,10 +360,7 @@ fn bench_trace(c: &mut Criterion, name: &str, events: &[Event]) {
     });
     group.bench_function("emulated-mman", |b| {
         b.iter_batched(
-            || EmulatedMman {
-                maps: HashMap::new(),
-                memset: 0,
-            },
+            || EmulatedMman { maps: HashMap::new(), memset: 0 },
             |mut emulated| {
                 run(&mut emulated, events);
                 emulated

@@ -12,8 +12,7 @@ use crate::posix::{check_mmap_request, Errno};
 const MAP_FAILED: *mut c_void = usize::MAX as *mut c_void;
 
 #[cfg(feature = "threads")]
-static GLOBAL: crate::lock::SpinLock<PageManager<Wasm32Memory>> =
-    crate::lock::SpinLock::new(PageManager::new(Wasm32Memory, Config::DEFAULT));
+static GLOBAL: crate::lock::SpinLock<PageManager<Wasm32Memory>> = crate::lock::SpinLock::new(PageManager::new(Wasm32Memory, Config::DEFAULT));
 
 #[cfg(feature = "threads")]
 fn with_global<R>(f: impl FnOnce(&mut PageManager<Wasm32Memory>) -> R) -> R {
@@ -30,10 +29,7 @@ struct SingleThreaded(core::cell::UnsafeCell<PageManager<Wasm32Memory>>);
 unsafe impl Sync for SingleThreaded {}
 
 #[cfg(not(feature = "threads"))]
-static GLOBAL: SingleThreaded = SingleThreaded(core::cell::UnsafeCell::new(PageManager::new(
-    Wasm32Memory,
-    Config::DEFAULT,
-)));
+static GLOBAL: SingleThreaded = SingleThreaded(core::cell::UnsafeCell::new(PageManager::new(Wasm32Memory, Config::DEFAULT)));
 
 #[cfg(not(feature = "threads"))]
 fn with_global<R>(f: impl FnOnce(&mut PageManager<Wasm32Memory>) -> R) -> R {
@@ -97,17 +93,9 @@ fn set_errno(_errno: Errno) {}
 /// Callable from C like libc's `mmap`; the caller owns the returned pages
 /// until it unmaps them.
 #[no_mangle]
-pub unsafe extern "C" fn mmap(
-    _addr: *mut c_void,
-    len: usize,
-    prot: i32,
-    flags: i32,
-    fd: i32,
-    offset: i64,
-) -> *mut c_void {
+pub unsafe extern "C" fn mmap(_addr: *mut c_void, len: usize, prot: i32, flags: i32, fd: i32, offset: i64) -> *mut c_void {
     let_libc_claim_its_heap_first();
-    let result = check_mmap_request(len, prot, flags, fd, offset)
-        .and_then(|()| with_global(|pages| pages.mmap(len, 1, true)).map_err(Errno::from));
+    let result = check_mmap_request(len, prot, flags, fd, offset).and_then(|()| with_global(|pages| pages.mmap(len, 1, true)).map_err(Errno::from));
     match result {
         Ok(addr) => addr as *mut c_void,
         Err(errno) => {

@@ -83,12 +83,7 @@ pub use c_abi::WeftPagesStats;
 /// A panic inside the page manager means a broken invariant; trapping is the
 /// only safe reaction inside a Wasm guest. Only on wasm32, so that native
 /// builds with all features still link against std's handler.
-#[cfg(all(
-    feature = "panic-handler",
-    target_arch = "wasm32",
-    not(test),
-    not(feature = "std")
-))]
+#[cfg(all(feature = "panic-handler", target_arch = "wasm32", not(test), not(feature = "std")))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
     core::arch::wasm32::unreachable()

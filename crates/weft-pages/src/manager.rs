@@ -28,10 +28,7 @@ pub struct Config {
 
 impl Config {
     /// 64 KiB pages (one Wasm page each), growing memory by at least 1 MiB at a time.
-    pub const DEFAULT: Config = Config {
-        page_shift: 16,
-        min_grow_wasm_pages: 16,
-    };
+    pub const DEFAULT: Config = Config { page_shift: 16, min_grow_wasm_pages: 16 };
 
     /// Sets the page size (the granularity of `mmap`/`munmap`).
     ///
@@ -42,14 +39,8 @@ impl Config {
     ///
     /// If `bytes` is not a power of two between 1 KiB and 64 KiB.
     pub const fn with_page_size(self, bytes: usize) -> Config {
-        assert!(
-            bytes.is_power_of_two() && bytes >= 1024 && bytes <= WASM_PAGE_SIZE,
-            "page size must be a power of two between 1 KiB and 64 KiB"
-        );
-        Config {
-            page_shift: bytes.trailing_zeros(),
-            ..self
-        }
+        assert!(bytes.is_power_of_two() && bytes >= 1024 && bytes <= WASM_PAGE_SIZE, "page size must be a power of two between 1 KiB and 64 KiB");
+        Config { page_shift: bytes.trailing_zeros(), ..self }
     }
 
     /// Sets the smallest `memory.grow` the manager issues, in Wasm pages.
@@ -57,10 +48,7 @@ impl Config {
     /// Growing in large chunks keeps the number of (slow) grows low and
     /// leaves a free-zeroed tail that later grows weld onto.
     pub const fn with_min_grow_wasm_pages(self, wasm_pages: usize) -> Config {
-        Config {
-            min_grow_wasm_pages: wasm_pages,
-            ..self
-        }
+        Config { min_grow_wasm_pages: wasm_pages, ..self }
     }
 
     /// The page size in bytes.
@@ -167,15 +155,7 @@ impl<M: LinearMemory, const WORDS: usize> PageManager<M, WORDS> {
     ///
     /// If `WORDS` is not a power of two no larger than 2^14.
     pub const fn new(memory: M, config: Config) -> Self {
-        PageManager {
-            memory,
-            config,
-            table: PageTable::new(),
-            known_end: 0,
-            pages_in_use: 0,
-            bytes_memset: 0,
-            bytes_avoided: 0,
-        }
+        PageManager { memory, config, table: PageTable::new(), known_end: 0, pages_in_use: 0, bytes_memset: 0, bytes_avoided: 0 }
     }
 
     /// The page size in bytes.
@@ -213,14 +193,9 @@ impl<M: LinearMemory, const WORDS: usize> PageManager<M, WORDS> {
             return Err(Error::BadAlignment);
         }
         let shift = self.config.page_shift;
-        let page_count = len
-            .checked_add(self.page_size() - 1)
-            .map(|rounded| rounded >> shift)
-            .ok_or(Error::OutOfMemory)?;
+        let page_count = len.checked_add(self.page_size() - 1).map(|rounded| rounded >> shift).ok_or(Error::OutOfMemory)?;
         let align_pages = (align >> shift).max(1);
-        if page_count > self.table.capacity() as usize
-            || align_pages > self.table.capacity() as usize
-        {
+        if page_count > self.table.capacity() as usize || align_pages > self.table.capacity() as usize {
             return Err(Error::OutOfMemory);
         }
         let (page_count, align_pages) = (page_count as u32, align_pages as u32);
@@ -234,15 +209,12 @@ impl<M: LinearMemory, const WORDS: usize> PageManager<M, WORDS> {
             let page_size = self.page_size() as u64;
             let mut cleared_pages = 0u64;
             let memory = &mut self.memory;
-            self.table
-                .for_each_dirty_run(start, page_count, |run_start, run_len| {
-                    // SAFETY: the run consists of free pages owned by the manager,
-                    // so it lies inside the memory and nobody else uses it.
-                    unsafe {
-                        memory.fill_zero((run_start as usize) << shift, (run_len as usize) << shift)
-                    };
-                    cleared_pages += u64::from(run_len);
-                });
+            self.table.for_each_dirty_run(start, page_count, |run_start, run_len| {
+                // SAFETY: the run consists of free pages owned by the manager,
+                // so it lies inside the memory and nobody else uses it.
+                unsafe { memory.fill_zero((run_start as usize) << shift, (run_len as usize) << shift) };
+                cleared_pages += u64::from(run_len);
+            });
             self.bytes_memset += cleared_pages * page_size;
             self.bytes_avoided += (u64::from(page_count) - cleared_pages) * page_size;
         }
@@ -271,11 +243,7 @@ impl<M: LinearMemory, const WORDS: usize> PageManager<M, WORDS> {
         }
         let shift = self.config.page_shift;
         let start = (addr >> shift) as u64;
-        let end = addr
-            .checked_add(len)
-            .and_then(|end| end.checked_add(self.page_size() - 1))
-            .map(|end| (end >> shift) as u64)
-            .ok_or(Error::NotOwned)?;
+        let end = addr.checked_add(len).and_then(|end| end.checked_add(self.page_size() - 1)).map(|end| (end >> shift) as u64).ok_or(Error::NotOwned)?;
         if end > u64::from(self.table.capacity()) || end > self.known_end {
             return Err(Error::NotOwned);
         }
@@ -309,11 +277,7 @@ impl<M: LinearMemory, const WORDS: usize> PageManager<M, WORDS> {
             return PageState::Unmapped;
         }
         let page = page as u32;
-        match (
-            self.table.is_owned(page),
-            self.table.is_free(page),
-            self.table.is_dirty(page),
-        ) {
+        match (self.table.is_owned(page), self.table.is_free(page), self.table.is_dirty(page)) {
             (false, _, _) => PageState::Foreign,
             (true, false, _) => PageState::Allocated,
             (true, true, false) => PageState::FreeZeroed,
@@ -334,9 +298,7 @@ impl<M: LinearMemory, const WORDS: usize> PageManager<M, WORDS> {
         if page_count > capacity || align_pages > capacity {
             return None;
         }
-        self.table
-            .find_free_run(page_count as u32, align_pages as u32)
-            .map(|page| page as usize)
+        self.table.find_free_run(page_count as u32, align_pages as u32).map(|page| page as usize)
     }
 
     fn memory_end_pages(&self) -> u64 {
@@ -355,44 +317,32 @@ impl<M: LinearMemory, const WORDS: usize> PageManager<M, WORDS> {
             // Whatever appeared since our last look was grown by somebody else.
             self.known_end = self.known_end.max(self.memory_end_pages());
             let end = self.known_end;
-            let tail = if end <= capacity {
-                u64::from(self.table.free_run_ending_at(end as u32))
-            } else {
-                0
-            };
+            let tail = if end <= capacity { u64::from(self.table.free_run_ending_at(end as u32)) } else { 0 };
             let start = align_up_u64(end - tail, u64::from(align_pages));
             let needed_end = start + u64::from(page_count);
             if needed_end > capacity {
                 return Err(Error::OutOfMemory);
             }
-            let needed_wasm_pages =
-                (needed_end - end + pages_per_wasm_page - 1) / pages_per_wasm_page;
+            let needed_wasm_pages = (needed_end - end + pages_per_wasm_page - 1) / pages_per_wasm_page;
             let room_wasm_pages = (capacity - end) / pages_per_wasm_page;
-            let mut delta = needed_wasm_pages
-                .max(self.config.min_grow_wasm_pages as u64)
-                .min(room_wasm_pages);
+            let mut delta = needed_wasm_pages.max(self.config.min_grow_wasm_pages as u64).min(room_wasm_pages);
 
             let previous = match self.memory.grow_wasm_pages(delta as usize) {
                 Some(previous) => previous,
                 // The big chunk did not fit: settle for exactly what is needed.
                 None if delta > needed_wasm_pages => {
                     delta = needed_wasm_pages;
-                    self.memory
-                        .grow_wasm_pages(delta as usize)
-                        .ok_or(Error::OutOfMemory)?
+                    self.memory.grow_wasm_pages(delta as usize).ok_or(Error::OutOfMemory)?
                 }
                 None => return Err(Error::OutOfMemory),
             } as u64;
             let grown_start = previous * pages_per_wasm_page;
             let grown_end = (grown_start + delta * pages_per_wasm_page).min(capacity);
-            self.known_end = self
-                .known_end
-                .max(grown_start + delta * pages_per_wasm_page);
+            self.known_end = self.known_end.max(grown_start + delta * pages_per_wasm_page);
             // Never hand out address 0 (it would read as a null pointer).
             let adopt_start = grown_start.max(1);
             if grown_end > adopt_start {
-                self.table
-                    .adopt_fresh(adopt_start as u32, (grown_end - adopt_start) as u32);
+                self.table.adopt_fresh(adopt_start as u32, (grown_end - adopt_start) as u32);
             }
             if let Some(found) = self.table.find_free_run(page_count, align_pages) {
                 return Ok(found);

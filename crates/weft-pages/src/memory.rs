@@ -95,14 +95,8 @@ impl<'a> SliceMemory<'a> {
     ///
     /// If the buffer is smaller than `initial_wasm_pages` Wasm pages.
     pub fn new(buffer: &'a mut [u8], initial_wasm_pages: usize) -> Self {
-        assert!(
-            initial_wasm_pages * WASM_PAGE_SIZE <= buffer.len(),
-            "buffer too small for the initial size"
-        );
-        SliceMemory {
-            buffer,
-            size_in_wasm_pages: initial_wasm_pages,
-        }
+        assert!(initial_wasm_pages * WASM_PAGE_SIZE <= buffer.len(), "buffer too small for the initial size");
+        SliceMemory { buffer, size_in_wasm_pages: initial_wasm_pages }
     }
 
     /// The bytes of the memory as grown so far.

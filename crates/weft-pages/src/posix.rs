@@ -61,9 +61,7 @@ impl From<Error> for Errno {
     fn from(error: Error) -> Errno {
         match error {
             Error::OutOfMemory => Errno::NoMem,
-            Error::ZeroLength | Error::BadAlignment | Error::UnalignedAddress | Error::NotOwned => {
-                Errno::Inval
-            }
+            Error::ZeroLength | Error::BadAlignment | Error::UnalignedAddress | Error::NotOwned => Errno::Inval,
         }
     }
 }
@@ -87,13 +85,7 @@ impl From<Error> for Errno {
 /// assert_eq!(check_mmap_request(4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), Ok(()));
 /// assert_eq!(check_mmap_request(4096, PROT_READ, MAP_SHARED | MAP_ANONYMOUS, -1, 0), Err(Errno::Inval));
 /// ```
-pub fn check_mmap_request(
-    len: usize,
-    prot: i32,
-    flags: i32,
-    _fd: i32,
-    offset: i64,
-) -> Result<(), Errno> {
+pub fn check_mmap_request(len: usize, prot: i32, flags: i32, _fd: i32, offset: i64) -> Result<(), Errno> {
     if len == 0 || offset != 0 {
         return Err(Errno::Inval);
     }
@@ -122,40 +114,19 @@ mod tests {
     #[test]
     fn accepts_anonymous_private_mappings() {
         assert_eq!(check_mmap_request(1, RW, ANON, -1, 0), Ok(()));
-        assert_eq!(
-            check_mmap_request(1, PROT_NONE, ANON | MAP_NORESERVE, 0, 0),
-            Ok(())
-        );
+        assert_eq!(check_mmap_request(1, PROT_NONE, ANON | MAP_NORESERVE, 0, 0), Ok(()));
     }
 
     #[test]
     fn rejects_everything_else() {
         assert_eq!(check_mmap_request(0, RW, ANON, -1, 0), Err(Errno::Inval));
         assert_eq!(check_mmap_request(1, RW, ANON, -1, 4096), Err(Errno::Inval));
-        assert_eq!(
-            check_mmap_request(1, RW, MAP_SHARED | MAP_ANONYMOUS, -1, 0),
-            Err(Errno::Inval)
-        );
-        assert_eq!(
-            check_mmap_request(1, RW, ANON | MAP_SHARED, -1, 0),
-            Err(Errno::Inval)
-        );
-        assert_eq!(
-            check_mmap_request(1, RW, ANON | MAP_FIXED, -1, 0),
-            Err(Errno::Inval)
-        );
-        assert_eq!(
-            check_mmap_request(1, RW, ANON | 0x100000, -1, 0),
-            Err(Errno::Inval)
-        );
-        assert_eq!(
-            check_mmap_request(1, RW, MAP_PRIVATE, 3, 0),
-            Err(Errno::NotSup)
-        );
-        assert_eq!(
-            check_mmap_request(1, RW | PROT_EXEC, ANON, -1, 0),
-            Err(Errno::NotSup)
-        );
+        assert_eq!(check_mmap_request(1, RW, MAP_SHARED | MAP_ANONYMOUS, -1, 0), Err(Errno::Inval));
+        assert_eq!(check_mmap_request(1, RW, ANON | MAP_SHARED, -1, 0), Err(Errno::Inval));
+        assert_eq!(check_mmap_request(1, RW, ANON | MAP_FIXED, -1, 0), Err(Errno::Inval));
+        assert_eq!(check_mmap_request(1, RW, ANON | 0x100000, -1, 0), Err(Errno::Inval));
+        assert_eq!(check_mmap_request(1, RW, MAP_PRIVATE, 3, 0), Err(Errno::NotSup));
+        assert_eq!(check_mmap_request(1, RW | PROT_EXEC, ANON, -1, 0), Err(Errno::NotSup));
     }
 
     #[test]

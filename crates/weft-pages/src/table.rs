@@ -28,11 +28,7 @@ struct RunSummary {
 }
 
 impl RunSummary {
-    const NONE_FREE: RunSummary = RunSummary {
-        prefix: 0,
-        suffix: 0,
-        longest: 0,
-    };
+    const NONE_FREE: RunSummary = RunSummary { prefix: 0, suffix: 0, longest: 0 };
 
     /// Summary of the 64 pages of one bitmap word (bit `i` = page `base + i`).
     fn of_word(free_bits: u64) -> RunSummary {
@@ -44,30 +40,15 @@ impl RunSummary {
             longest = longest.max(ones);
             rest = rest.checked_shr(ones).unwrap_or(0);
         }
-        RunSummary {
-            prefix: free_bits.trailing_ones(),
-            suffix: free_bits.leading_ones(),
-            longest,
-        }
+        RunSummary { prefix: free_bits.trailing_ones(), suffix: free_bits.leading_ones(), longest }
     }
 
     /// Summary of two adjacent nodes of `child_len` pages each.
     fn join(left: RunSummary, right: RunSummary, child_len: u32) -> RunSummary {
         RunSummary {
-            prefix: if left.prefix == child_len {
-                child_len + right.prefix
-            } else {
-                left.prefix
-            },
-            suffix: if right.suffix == child_len {
-                child_len + left.suffix
-            } else {
-                right.suffix
-            },
-            longest: left
-                .longest
-                .max(right.longest)
-                .max(left.suffix + right.prefix),
+            prefix: if left.prefix == child_len { child_len + right.prefix } else { left.prefix },
+            suffix: if right.suffix == child_len { child_len + left.suffix } else { right.suffix },
+            longest: left.longest.max(right.longest).max(left.suffix + right.prefix),
         }
     }
 }
@@ -89,16 +70,8 @@ pub(crate) const MAX_WORDS: usize = 1 << 14;
 impl<const WORDS: usize> PageTable<WORDS> {
     /// An empty table: no page owned, nothing free.
     pub(crate) const fn new() -> Self {
-        assert!(
-            WORDS.is_power_of_two() && WORDS <= MAX_WORDS,
-            "WORDS must be a power of two no larger than 2^14"
-        );
-        PageTable {
-            free: [0; WORDS],
-            dirty: [0; WORDS],
-            owned: [0; WORDS],
-            tree: [[RunSummary::NONE_FREE; 2]; WORDS],
-        }
+        assert!(WORDS.is_power_of_two() && WORDS <= MAX_WORDS, "WORDS must be a power of two no larger than 2^14");
+        PageTable { free: [0; WORDS], dirty: [0; WORDS], owned: [0; WORDS], tree: [[RunSummary::NONE_FREE; 2]; WORDS] }
     }
 
     /// Number of pages the table can describe.
@@ -156,11 +129,7 @@ impl<const WORDS: usize> PageTable<WORDS> {
     pub(crate) fn allocate(&mut self, start: u32, count: u32) {
         let (free, dirty) = (&mut self.free, &mut self.dirty);
         Self::for_each_word(start, count, |word, mask| {
-            debug_assert_eq!(
-                free[word] & mask,
-                mask,
-                "allocating a page that is not free"
-            );
+            debug_assert_eq!(free[word] & mask, mask, "allocating a page that is not free");
             free[word] &= !mask;
             dirty[word] |= mask;
         });
@@ -197,12 +166,7 @@ impl<const WORDS: usize> PageTable<WORDS> {
 
     /// Calls `visit(start, count)` for each maximal run of free-dirty pages
     /// inside `start..start + count`, in address order.
-    pub(crate) fn for_each_dirty_run(
-        &self,
-        start: u32,
-        count: u32,
-        mut visit: impl FnMut(u32, u32),
-    ) {
+    pub(crate) fn for_each_dirty_run(&self, start: u32, count: u32, mut visit: impl FnMut(u32, u32)) {
         let mut run_start = 0;
         let mut run_len = 0;
         Self::for_each_word(start, count, |word, mask| {
@@ -282,8 +246,7 @@ impl<const WORDS: usize> PageTable<WORDS> {
             low /= 2;
             high /= 2;
             for parent in low..=high {
-                let joined =
-                    RunSummary::join(self.node(2 * parent), self.node(2 * parent + 1), child_len);
+                let joined = RunSummary::join(self.node(2 * parent), self.node(2 * parent + 1), child_len);
                 self.set_node(parent, joined);
             }
             child_len *= 2;
@@ -323,15 +286,7 @@ impl<const WORDS: usize> PageTable<WORDS> {
     /// caller can carry the run into the next node. A node is only descended
     /// into when it straddles `from` (one path) or when its summary proves the
     /// answer lies inside, so the cost is `O(log pages)` plus one leaf scan.
-    fn search(
-        &self,
-        node: usize,
-        start: u32,
-        len: u32,
-        from: u32,
-        count: u32,
-        run_before: u32,
-    ) -> Result<u32, u32> {
+    fn search(&self, node: usize, start: u32, len: u32, from: u32, count: u32, run_before: u32) -> Result<u32, u32> {
         if start + len <= from {
             return Err(0);
         }
@@ -339,11 +294,7 @@ impl<const WORDS: usize> PageTable<WORDS> {
             let summary = self.node(node);
             if summary.prefix == len {
                 let run = run_before + len;
-                return if run >= count {
-                    Ok(start - run_before)
-                } else {
-                    Err(run)
-                };
+                return if run >= count { Ok(start - run_before) } else { Err(run) };
             }
             if run_before + summary.prefix >= count {
                 return Ok(start - run_before);
@@ -393,30 +344,14 @@ mod tests {
     use super::*;
 
     fn brute_force(table: &PageTable<4>, count: u32, align: u32) -> Option<u32> {
-        (0..table.capacity())
-            .step_by(align as usize)
-            .find(|&p| p + count <= table.capacity() && (p..p + count).all(|q| table.is_free(q)))
+        (0..table.capacity()).step_by(align as usize).find(|&p| p + count <= table.capacity() && (p..p + count).all(|q| table.is_free(q)))
     }
 
     #[test]
     fn word_summary_counts_runs() {
         let s = RunSummary::of_word(0b0111_0011_1110_0000u64 | (0b11 << 62) | 1);
-        assert_eq!(
-            s,
-            RunSummary {
-                prefix: 1,
-                suffix: 2,
-                longest: 5
-            }
-        );
-        assert_eq!(
-            RunSummary::of_word(u64::MAX),
-            RunSummary {
-                prefix: 64,
-                suffix: 64,
-                longest: 64
-            }
-        );
+        assert_eq!(s, RunSummary { prefix: 1, suffix: 2, longest: 5 });
+        assert_eq!(RunSummary::of_word(u64::MAX), RunSummary { prefix: 64, suffix: 64, longest: 64 });
         assert_eq!(RunSummary::of_word(0), RunSummary::NONE_FREE);
     }
 
@@ -430,11 +365,7 @@ mod tests {
         }
         for count in 1..=70 {
             for &align in &[1, 2, 4, 16, 64] {
-                assert_eq!(
-                    table.find_free_run(count, align),
-                    brute_force(&table, count, align),
-                    "count {count} align {align}"
-                );
+                assert_eq!(table.find_free_run(count, align), brute_force(&table, count, align), "count {count} align {align}");
             }
         }
         assert_eq!(table.longest_free_run(), 60);

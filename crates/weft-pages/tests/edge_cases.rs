@@ -1,8 +1,6 @@
 //! Unit tests for the interesting edge cases of the page manager.
 
-use weft_pages::{
-    Config, Error, LinearMemory, PageManager, PageState, SliceMemory, WASM_PAGE_SIZE,
-};
+use weft_pages::{Config, Error, LinearMemory, PageManager, PageState, SliceMemory, WASM_PAGE_SIZE};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
@@ -19,10 +17,7 @@ fn fresh_pages_are_handed_out_without_memset() {
     let mut pages = manager(&mut buffer, 16);
     let a = pages.mmap(3 * MIB, 1, true).unwrap();
     let b = pages.mmap(MIB, 1, true).unwrap();
-    assert_eq!(
-        a, WASM_PAGE_SIZE,
-        "first fit right after the program's page"
-    );
+    assert_eq!(a, WASM_PAGE_SIZE, "first fit right after the program's page");
     assert_eq!(b, a + 3 * MIB);
     let stats = pages.stats();
     assert_eq!(stats.bytes_memset, 0);
@@ -65,19 +60,10 @@ fn foreign_grow_in_between_is_never_touched() {
 
     let foreign_page = foreign_start / WASM_PAGE_SIZE;
     assert_eq!(pages.page_state(foreign_page), PageState::Foreign);
-    assert_eq!(
-        pages.munmap(foreign_start, WASM_PAGE_SIZE),
-        Err(Error::NotOwned)
-    );
+    assert_eq!(pages.munmap(foreign_start, WASM_PAGE_SIZE), Err(Error::NotOwned));
     // A range straddling our pages and foreign ones frees nothing.
-    assert_eq!(
-        pages.munmap(third, 2 * WASM_PAGE_SIZE),
-        Err(Error::NotOwned)
-    );
-    assert_eq!(
-        pages.page_state(third / WASM_PAGE_SIZE),
-        PageState::Allocated
-    );
+    assert_eq!(pages.munmap(third, 2 * WASM_PAGE_SIZE), Err(Error::NotOwned));
+    assert_eq!(pages.page_state(third / WASM_PAGE_SIZE), PageState::Allocated);
     let foreign = &pages.memory().bytes()[foreign_start..foreign_start + 3 * WASM_PAGE_SIZE];
     assert!(foreign.iter().all(|b| *b == 0xAB));
 }
@@ -90,17 +76,10 @@ fn munmap_of_the_middle_of_an_allocation() {
     pages.memory_mut().bytes_mut()[base..base + 8 * WASM_PAGE_SIZE].fill(0x77);
     let first_page = base / WASM_PAGE_SIZE;
 
-    pages
-        .munmap(base + 3 * WASM_PAGE_SIZE, 2 * WASM_PAGE_SIZE)
-        .unwrap();
-    let states: Vec<_> = (first_page..first_page + 8)
-        .map(|p| pages.page_state(p))
-        .collect();
+    pages.munmap(base + 3 * WASM_PAGE_SIZE, 2 * WASM_PAGE_SIZE).unwrap();
+    let states: Vec<_> = (first_page..first_page + 8).map(|p| pages.page_state(p)).collect();
     use PageState::*;
-    assert_eq!(
-        states,
-        [Allocated, Allocated, Allocated, FreeDirty, FreeDirty, Allocated, Allocated, Allocated]
-    );
+    assert_eq!(states, [Allocated, Allocated, Allocated, FreeDirty, FreeDirty, Allocated, Allocated, Allocated]);
     assert_eq!(pages.stats().pages_in_use, 6);
 
     // The hole is the lowest fit: it is reused and cleared (and only it).
@@ -108,15 +87,9 @@ fn munmap_of_the_middle_of_an_allocation() {
     assert_eq!(reused, base + 3 * WASM_PAGE_SIZE);
     assert_eq!(pages.stats().bytes_memset, 2 * WASM_PAGE_SIZE as u64);
     let bytes = pages.memory().bytes();
-    assert!(bytes[reused..reused + 2 * WASM_PAGE_SIZE]
-        .iter()
-        .all(|b| *b == 0));
+    assert!(bytes[reused..reused + 2 * WASM_PAGE_SIZE].iter().all(|b| *b == 0));
     assert!(bytes[base..reused].iter().all(|b| *b == 0x77));
-    assert!(
-        bytes[reused + 2 * WASM_PAGE_SIZE..base + 8 * WASM_PAGE_SIZE]
-            .iter()
-            .all(|b| *b == 0x77)
-    );
+    assert!(bytes[reused + 2 * WASM_PAGE_SIZE..base + 8 * WASM_PAGE_SIZE].iter().all(|b| *b == 0x77));
 }
 
 #[test]
@@ -126,9 +99,7 @@ fn unzeroed_requests_skip_memset_and_free_never_clears() {
     let a = pages.mmap(2 * WASM_PAGE_SIZE, 1, false).unwrap();
     pages.memory_mut().bytes_mut()[a..a + 2 * WASM_PAGE_SIZE].fill(1);
     pages.munmap(a, 2 * WASM_PAGE_SIZE).unwrap();
-    assert!(pages.memory().bytes()[a..a + 2 * WASM_PAGE_SIZE]
-        .iter()
-        .all(|b| *b == 1));
+    assert!(pages.memory().bytes()[a..a + 2 * WASM_PAGE_SIZE].iter().all(|b| *b == 1));
     let b = pages.mmap(2 * WASM_PAGE_SIZE, 1, false).unwrap();
     assert_eq!(b, a);
     assert_eq!(pages.stats().bytes_memset, 0);
@@ -159,22 +130,15 @@ fn alignment_larger_than_a_page() {
     // The pages skipped for alignment stay free and are used first-fit.
     let filler = pages.mmap(WASM_PAGE_SIZE, 1, true).unwrap();
     assert_eq!(filler, WASM_PAGE_SIZE);
-    let b = pages
-        .mmap(3 * WASM_PAGE_SIZE, 4 * WASM_PAGE_SIZE, true)
-        .unwrap();
+    let b = pages.mmap(3 * WASM_PAGE_SIZE, 4 * WASM_PAGE_SIZE, true).unwrap();
     assert_eq!(b, 4 * WASM_PAGE_SIZE);
-    assert_eq!(
-        pages.mmap(WASM_PAGE_SIZE, 3 * WASM_PAGE_SIZE, true),
-        Err(Error::BadAlignment)
-    );
+    assert_eq!(pages.mmap(WASM_PAGE_SIZE, 3 * WASM_PAGE_SIZE, true), Err(Error::BadAlignment));
 }
 
 #[test]
 fn smaller_pages_split_wasm_pages() {
     let mut buffer = vec![0u8; 32 * MIB];
-    let config = Config::DEFAULT
-        .with_page_size(4 * KIB)
-        .with_min_grow_wasm_pages(1);
+    let config = Config::DEFAULT.with_page_size(4 * KIB).with_min_grow_wasm_pages(1);
     let mut pages: PageManager<_, 64> = PageManager::new(SliceMemory::new(&mut buffer, 1), config);
     let a = pages.mmap(5000, 1, true).unwrap(); // two 4 KiB pages
     let b = pages.mmap(1, 1, true).unwrap();
@@ -188,8 +152,7 @@ fn smaller_pages_split_wasm_pages() {
 #[test]
 fn address_zero_is_never_returned() {
     let mut buffer = vec![0u8; 4 * MIB];
-    let mut pages: PageManager<_, 16> =
-        PageManager::new(SliceMemory::new(&mut buffer, 0), Config::DEFAULT);
+    let mut pages: PageManager<_, 16> = PageManager::new(SliceMemory::new(&mut buffer, 0), Config::DEFAULT);
     let a = pages.mmap(WASM_PAGE_SIZE, 1, true).unwrap();
     assert_eq!(a, WASM_PAGE_SIZE);
     assert_eq!(pages.page_state(0), PageState::Foreign);
@@ -201,11 +164,7 @@ fn errors_and_exhaustion() {
     let mut pages = manager(&mut buffer, 16);
     assert_eq!(pages.mmap(0, 1, true), Err(Error::ZeroLength));
     assert_eq!(pages.munmap(WASM_PAGE_SIZE, 0), Err(Error::ZeroLength));
-    assert_eq!(
-        pages.munmap(WASM_PAGE_SIZE, 1),
-        Err(Error::NotOwned),
-        "nothing owned yet"
-    );
+    assert_eq!(pages.munmap(WASM_PAGE_SIZE, 1), Err(Error::NotOwned), "nothing owned yet");
     // 31 Wasm pages of room: 30 of them in one go, then the 1 MiB minimum
     // grow no longer fits and is cut down to the one page needed.
     let most = pages.mmap(30 * WASM_PAGE_SIZE, 1, true).unwrap();
@@ -223,12 +182,8 @@ fn errors_and_exhaustion() {
 fn table_capacity_limits_growth() {
     // 1 word = 64 pages of 64 KiB = 4 MiB covered, buffer is larger.
     let mut buffer = vec![0u8; 16 * MIB];
-    let mut pages: PageManager<_, 1> =
-        PageManager::new(SliceMemory::new(&mut buffer, 1), Config::DEFAULT);
+    let mut pages: PageManager<_, 1> = PageManager::new(SliceMemory::new(&mut buffer, 1), Config::DEFAULT);
     assert!(pages.mmap(63 * WASM_PAGE_SIZE, 1, false).is_ok());
-    assert_eq!(
-        pages.mmap(WASM_PAGE_SIZE, 1, false),
-        Err(Error::OutOfMemory)
-    );
+    assert_eq!(pages.mmap(WASM_PAGE_SIZE, 1, false), Err(Error::OutOfMemory));
     assert_eq!(pages.memory().size_in_wasm_pages(), 64);
 }

@@ -4,9 +4,7 @@
 //! `find_free_run` agree with a brute-force scan, foreign pages untouched.
 
 use proptest::prelude::*;
-use weft_pages::{
-    Config, Error, LinearMemory, PageManager, PageState, SliceMemory, WASM_PAGE_SIZE,
-};
+use weft_pages::{Config, Error, LinearMemory, PageManager, PageState, SliceMemory, WASM_PAGE_SIZE};
 
 /// 64 words * 64 = 4096 pages: the whole 16 MiB buffer in 4 KiB pages.
 const WORDS: usize = 64;
@@ -55,22 +53,15 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn brute_force_first_fit(model: &[Model], pages: usize, align: usize) -> Option<usize> {
-    (0..model.len()).step_by(align).find(|&start| {
-        start + pages <= model.len()
-            && model[start..start + pages]
-                .iter()
-                .all(|s| matches!(s, Model::FreeZeroed | Model::FreeDirty))
-    })
+    (0..model.len())
+        .step_by(align)
+        .find(|&start| start + pages <= model.len() && model[start..start + pages].iter().all(|s| matches!(s, Model::FreeZeroed | Model::FreeDirty)))
 }
 
 fn longest_free_run(model: &[Model]) -> usize {
     let (mut longest, mut run) = (0, 0);
     for state in model {
-        run = if matches!(state, Model::FreeZeroed | Model::FreeDirty) {
-            run + 1
-        } else {
-            0
-        };
+        run = if matches!(state, Model::FreeZeroed | Model::FreeDirty) { run + 1 } else { 0 };
         longest = longest.max(run);
     }
     longest
@@ -82,9 +73,7 @@ fn run_ops(ops: Vec<Op>, page_size: usize) -> Result<(), TestCaseError> {
     let mut buffer = vec![0u8; BUFFER];
     buffer[..WASM_PAGE_SIZE].fill(FOREIGN_BYTE); // the program's own data
     let memory = SliceMemory::new(&mut buffer, 1);
-    let config = Config::DEFAULT
-        .with_page_size(page_size)
-        .with_min_grow_wasm_pages(2);
+    let config = Config::DEFAULT.with_page_size(page_size).with_min_grow_wasm_pages(2);
     let mut manager: PageManager<_, WORDS> = PageManager::new(memory, config);
 
     let mut model = vec![Model::Foreign; pages_per_wasm_page];
@@ -93,11 +82,7 @@ fn run_ops(ops: Vec<Op>, page_size: usize) -> Result<(), TestCaseError> {
 
     for op in ops {
         match op {
-            Op::Map {
-                pages,
-                align_log2,
-                zeroed,
-            } => {
+            Op::Map { pages, align_log2, zeroed } => {
                 let align_pages = 1usize << align_log2;
                 let memset_before = manager.stats().bytes_memset;
                 let avoided_before = manager.stats().bytes_avoided;
@@ -115,31 +100,13 @@ fn run_ops(ops: Vec<Op>, page_size: usize) -> Result<(), TestCaseError> {
                 };
                 prop_assert_eq!(addr % (align_pages * page_size), 0);
                 let start = addr / page_size;
-                prop_assert_eq!(
-                    Some(start),
-                    brute_force_first_fit(&model, pages, align_pages),
-                    "not first fit"
-                );
-                let dirty = model[start..start + pages]
-                    .iter()
-                    .filter(|s| **s == Model::FreeDirty)
-                    .count();
+                prop_assert_eq!(Some(start), brute_force_first_fit(&model, pages, align_pages), "not first fit");
+                let dirty = model[start..start + pages].iter().filter(|s| **s == Model::FreeDirty).count();
                 let stats = manager.stats();
                 if zeroed {
-                    prop_assert_eq!(
-                        stats.bytes_memset - memset_before,
-                        (dirty * page_size) as u64
-                    );
-                    prop_assert_eq!(
-                        stats.bytes_avoided - avoided_before,
-                        ((pages - dirty) * page_size) as u64
-                    );
-                    prop_assert!(
-                        manager.memory().bytes()[addr..addr + pages * page_size]
-                            .iter()
-                            .all(|b| *b == 0),
-                        "zeroed request not zero"
-                    );
+                    prop_assert_eq!(stats.bytes_memset - memset_before, (dirty * page_size) as u64);
+                    prop_assert_eq!(stats.bytes_avoided - avoided_before, ((pages - dirty) * page_size) as u64);
+                    prop_assert!(manager.memory().bytes()[addr..addr + pages * page_size].iter().all(|b| *b == 0), "zeroed request not zero");
                 } else {
                     prop_assert_eq!(stats.bytes_memset, memset_before);
                 }
@@ -159,9 +126,7 @@ fn run_ops(ops: Vec<Op>, page_size: usize) -> Result<(), TestCaseError> {
                 let (id, first, pages) = live[index];
                 let skip = skip % pages;
                 let count = count.min(pages - skip);
-                manager
-                    .munmap((first + skip) * page_size, count * page_size)
-                    .map_err(|e| TestCaseError::fail(format!("munmap failed: {e}")))?;
+                manager.munmap((first + skip) * page_size, count * page_size).map_err(|e| TestCaseError::fail(format!("munmap failed: {e}")))?;
                 for state in &mut model[first + skip..first + skip + count] {
                     *state = Model::FreeDirty;
                 }
@@ -178,36 +143,23 @@ fn run_ops(ops: Vec<Op>, page_size: usize) -> Result<(), TestCaseError> {
                 let memory = manager.memory_mut();
                 if let Some(previous) = memory.grow_wasm_pages(wasm_pages) {
                     let start = previous * WASM_PAGE_SIZE;
-                    memory.bytes_mut()[start..start + wasm_pages * WASM_PAGE_SIZE]
-                        .fill(FOREIGN_BYTE);
-                    model.resize(
-                        (previous + wasm_pages) * pages_per_wasm_page,
-                        Model::Foreign,
-                    );
+                    memory.bytes_mut()[start..start + wasm_pages * WASM_PAGE_SIZE].fill(FOREIGN_BYTE);
+                    model.resize((previous + wasm_pages) * pages_per_wasm_page, Model::Foreign);
                     // The manager must refuse to free foreign memory.
                     prop_assert_eq!(manager.munmap(start, page_size), Err(Error::NotOwned));
                 }
             }
             Op::Probe { pages, align_log2 } => {
                 let align = 1usize << align_log2;
-                prop_assert_eq!(
-                    manager.find_free_run(pages, align),
-                    brute_force_first_fit(&model, pages, align)
-                );
+                prop_assert_eq!(manager.find_free_run(pages, align), brute_force_first_fit(&model, pages, align));
             }
         }
 
         // Invariants after every step.
         let stats = manager.stats();
-        let allocated = model
-            .iter()
-            .filter(|s| matches!(s, Model::Allocated(_)))
-            .count();
+        let allocated = model.iter().filter(|s| matches!(s, Model::Allocated(_))).count();
         prop_assert_eq!(stats.pages_in_use, allocated);
-        prop_assert_eq!(
-            stats.largest_free_run_bytes,
-            (longest_free_run(&model) * page_size) as u64
-        );
+        prop_assert_eq!(stats.largest_free_run_bytes, (longest_free_run(&model) * page_size) as u64);
     }
 
     // Page states, contents of live pages and foreign pages are all intact.
@@ -217,29 +169,16 @@ fn run_ops(ops: Vec<Op>, page_size: usize) -> Result<(), TestCaseError> {
         match *state {
             Model::FreeZeroed => {
                 prop_assert_eq!(manager.page_state(page), PageState::FreeZeroed);
-                prop_assert!(
-                    content.iter().all(|b| *b == 0),
-                    "free-zeroed page {} not zero",
-                    page
-                );
+                prop_assert!(content.iter().all(|b| *b == 0), "free-zeroed page {} not zero", page);
             }
             Model::FreeDirty => prop_assert_eq!(manager.page_state(page), PageState::FreeDirty),
             Model::Allocated(id) => {
                 prop_assert_eq!(manager.page_state(page), PageState::Allocated);
-                prop_assert!(
-                    content.iter().all(|b| *b == id as u8),
-                    "page {} of allocation {} overwritten",
-                    page,
-                    id
-                );
+                prop_assert!(content.iter().all(|b| *b == id as u8), "page {} of allocation {} overwritten", page, id);
             }
             Model::Foreign => {
                 prop_assert_eq!(manager.page_state(page), PageState::Foreign);
-                prop_assert!(
-                    content.iter().all(|b| *b == FOREIGN_BYTE),
-                    "foreign page {} touched",
-                    page
-                );
+                prop_assert!(content.iter().all(|b| *b == FOREIGN_BYTE), "foreign page {} touched", page);
             }
         }
     }

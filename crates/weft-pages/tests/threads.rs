@@ -13,12 +13,9 @@ const ROUNDS: usize = 2000;
 #[test]
 fn threads_never_get_overlapping_pages() {
     let buffer: &'static mut [u8] = Box::leak(vec![0u8; 64 << 20].into_boxed_slice());
-    let config = Config::DEFAULT
-        .with_page_size(PAGE)
-        .with_min_grow_wasm_pages(4);
-    let shared: &'static SpinLock<PageManager<SliceMemory<'static>, 256>> = Box::leak(Box::new(
-        SpinLock::new(PageManager::new(SliceMemory::new(buffer, 1), config)),
-    ));
+    let config = Config::DEFAULT.with_page_size(PAGE).with_min_grow_wasm_pages(4);
+    let shared: &'static SpinLock<PageManager<SliceMemory<'static>, 256>> =
+        Box::leak(Box::new(SpinLock::new(PageManager::new(SliceMemory::new(buffer, 1), config))));
 
     let workers: Vec<_> = (0..THREADS)
         .map(|thread_index| {
@@ -41,10 +38,7 @@ fn threads_never_get_overlapping_pages() {
                     } else if let Some((addr, len)) = mine.pop() {
                         let mut pages = shared.lock();
                         let bytes = &pages.memory().bytes()[addr..addr + len];
-                        assert!(
-                            bytes.iter().all(|b| *b == tag),
-                            "another thread wrote into my pages"
-                        );
+                        assert!(bytes.iter().all(|b| *b == tag), "another thread wrote into my pages");
                         // Free the second half first, then the rest: partial unmaps.
                         let half = (len / PAGE / 2) * PAGE;
                         pages.munmap(addr + half, len - half).expect("munmap tail");
@@ -56,9 +50,7 @@ fn threads_never_get_overlapping_pages() {
                 }
                 for (addr, len) in mine {
                     let mut pages = shared.lock();
-                    assert!(pages.memory().bytes()[addr..addr + len]
-                        .iter()
-                        .all(|b| *b == tag));
+                    assert!(pages.memory().bytes()[addr..addr + len].iter().all(|b| *b == tag));
                     pages.munmap(addr, len).expect("final munmap");
                 }
             })

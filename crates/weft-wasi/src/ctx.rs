@@ -7,7 +7,6 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-
 use cap_rand::{Rng, RngCore, SeedableRng};
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, File};

@@ -199,9 +199,7 @@ fn systime(t: u64) -> SystemTime {
 /// Validates `fstflags` and turns them into (atime, mtime) changes.
 fn time_specs(atim: u64, mtim: u64, fst: u32) -> R<(Option<fs_set_times::SystemTimeSpec>, Option<fs_set_times::SystemTimeSpec>)> {
     let fst = u16::try_from(fst).map_err(|_| Errno::INVAL)?;
-    if fst & !fstflags::ALL != 0
-        || (fst & fstflags::ATIM != 0 && fst & fstflags::ATIM_NOW != 0)
-        || (fst & fstflags::MTIM != 0 && fst & fstflags::MTIM_NOW != 0)
+    if fst & !fstflags::ALL != 0 || (fst & fstflags::ATIM != 0 && fst & fstflags::ATIM_NOW != 0) || (fst & fstflags::MTIM != 0 && fst & fstflags::MTIM_NOW != 0)
     {
         return Err(Errno::INVAL.into());
     }
@@ -383,7 +381,13 @@ impl WasiCtx {
             }
             Desc::Dir(_) => (filetype::DIRECTORY, 0, dir_rights(), rights::ALL),
             Desc::Listener(_) | Desc::Stream(_) => {
-                let r = rights::FD_READ | rights::FD_WRITE | rights::POLL_FD_READWRITE | rights::SOCK_SHUTDOWN | rights::SOCK_ACCEPT | rights::FD_FDSTAT_SET_FLAGS | rights::FD_FILESTAT_GET;
+                let r = rights::FD_READ
+                    | rights::FD_WRITE
+                    | rights::POLL_FD_READWRITE
+                    | rights::SOCK_SHUTDOWN
+                    | rights::SOCK_ACCEPT
+                    | rights::FD_FDSTAT_SET_FLAGS
+                    | rights::FD_FILESTAT_GET;
                 (filetype::SOCKET_STREAM, 0, r, r)
             }
         };
@@ -665,7 +669,19 @@ impl WasiCtx {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn path_open(&mut self, mem: &mut Mem, fd: u32, dirflags: u32, path: u32, len: u32, of: u32, base: u64, inheriting: u64, fdf: u32, out: u32) -> R<()> {
+    pub(crate) fn path_open(
+        &mut self,
+        mem: &mut Mem,
+        fd: u32,
+        dirflags: u32,
+        path: u32,
+        len: u32,
+        of: u32,
+        base: u64,
+        inheriting: u64,
+        fdf: u32,
+        out: u32,
+    ) -> R<()> {
         bad_flags(dirflags, LOOKUP_SYMLINK_FOLLOW as u64)?;
         bad_flags(of, oflags::ALL as u64)?;
         bad_flags(fdf, fdflags::ALL as u64)?;

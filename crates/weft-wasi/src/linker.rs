@@ -8,10 +8,7 @@ use crate::imp::{Abi, Error, Mem, R};
 use crate::I32Exit;
 
 fn with_ctx<T>(caller: &mut Caller<'_, T>, get: impl Fn(&mut T) -> &mut WasiCtx, f: impl FnOnce(&mut WasiCtx, &mut Mem) -> R<()>) -> anyhow::Result<i32> {
-    let memory = caller
-        .get_export("memory")
-        .and_then(Extern::into_memory)
-        .ok_or_else(|| anyhow::anyhow!("missing required memory export"))?;
+    let memory = caller.get_export("memory").and_then(Extern::into_memory).ok_or_else(|| anyhow::anyhow!("missing required memory export"))?;
     let (mem, data) = memory.data_and_store_mut(caller);
     let ctx = get(data);
     match f(ctx, &mut Mem(mem)) {

@@ -57,7 +57,8 @@ fn wasi_testsuite() {
         let suite_name = suite.file_name().unwrap().to_string_lossy().to_string();
         let tmp = tempfile::tempdir().unwrap();
         common::copy_tree(&src, tmp.path());
-        let mut tests: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "wasm")).collect();
+        let mut tests: Vec<_> =
+            std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "wasm")).collect();
         tests.sort();
         for wasm in tests {
             let stem = wasm.file_stem().unwrap().to_string_lossy().to_string();
@@ -71,7 +72,8 @@ fn wasi_testsuite() {
                 continue;
             }
             remove_cleanup(tmp.path());
-            let spec: serde_json::Value = std::fs::read_to_string(wasm.with_extension("json")).ok().map(|s| serde_json::from_str(&s).unwrap()).unwrap_or(serde_json::json!({}));
+            let spec: serde_json::Value =
+                std::fs::read_to_string(wasm.with_extension("json")).ok().map(|s| serde_json::from_str(&s).unwrap()).unwrap_or(serde_json::json!({}));
             let mut b = WasiCtx::builder().arg(wasm.file_name().unwrap().to_string_lossy());
             for a in spec["args"].as_array().into_iter().flatten() {
                 b = b.arg(a.as_str().unwrap());

@@ -75,11 +75,7 @@ impl WastRunner {
             let result = match result {
                 Ok(r) => r,
                 Err(p) => {
-                    let msg = p
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default();
+                    let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
                     Err(anyhow!("panicked: {msg}"))
                 }
             };
@@ -118,23 +114,12 @@ impl Context {
         linker.define(&store, "spectest", "global_f64", gf64)?;
         let table = weft::Table::new(&mut store, TableType::new(RefType::FUNCREF, 10, Some(20)), Val::FuncRef(None))?;
         linker.define(&store, "spectest", "table", table)?;
-        let table64 = weft::Table::new(
-            &mut store,
-            TableType { element: RefType::FUNCREF, minimum: 10, maximum: Some(20), table64: true },
-            Val::FuncRef(None),
-        )?;
+        let table64 = weft::Table::new(&mut store, TableType { element: RefType::FUNCREF, minimum: 10, maximum: Some(20), table64: true }, Val::FuncRef(None))?;
         linker.define(&store, "spectest", "table64", table64)?;
         let memory = weft::Memory::new(&mut store, MemoryType::new(1, Some(2)))?;
         linker.define(&store, "spectest", "memory", memory)?;
         linker.allow_shadowing(true);
-        Ok(Context {
-            store,
-            linker,
-            current: None,
-            instances: HashMap::new(),
-            definitions: HashMap::new(),
-            last_definition: None,
-        })
+        Ok(Context { store, linker, current: None, instances: HashMap::new(), definitions: HashMap::new(), last_definition: None })
     }
 
     fn compile(&self, module: &mut QuoteWat<'_>) -> anyhow::Result<Module> {
@@ -312,9 +297,7 @@ impl Context {
             },
             (Val::F64(g), WastRetCore::F64(e)) => match e {
                 NanPattern::CanonicalNan => g & 0x7fff_ffff_ffff_ffff == 0x7ff8_0000_0000_0000,
-                NanPattern::ArithmeticNan => {
-                    g & 0x7ff0_0000_0000_0000 == 0x7ff0_0000_0000_0000 && g & 0x0008_0000_0000_0000 != 0
-                }
+                NanPattern::ArithmeticNan => g & 0x7ff0_0000_0000_0000 == 0x7ff0_0000_0000_0000 && g & 0x0008_0000_0000_0000 != 0,
                 NanPattern::Value(v) => *g == v.bits,
             },
             (Val::FuncRef(f), WastRetCore::RefNull(_)) => f.is_none(),
@@ -354,9 +337,7 @@ fn check_trap(error: &anyhow::Error, message: &str) -> anyhow::Result<()> {
     let expected: &[TrapKind] = match message {
         m if m.starts_with("unreachable") => &[TrapKind::Unreachable],
         m if m.starts_with("out of bounds memory access") => &[TrapKind::MemoryOutOfBounds],
-        m if m.starts_with("out of bounds table access") || m.starts_with("undefined element") => {
-            &[TrapKind::TableOutOfBounds]
-        }
+        m if m.starts_with("out of bounds table access") || m.starts_with("undefined element") => &[TrapKind::TableOutOfBounds],
         m if m.starts_with("uninitialized element") => &[TrapKind::IndirectCallToNull],
         m if m.starts_with("indirect call type mismatch") => &[TrapKind::BadSignature],
         m if m.starts_with("null") => &[TrapKind::NullReference],

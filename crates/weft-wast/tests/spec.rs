@@ -112,11 +112,41 @@ fn main() {
     // A configuration's name, how it changes the default, and which scripts it reruns.
     type Rerun = (&'static str, fn(&mut Config), fn(&str) -> bool);
     let reruns: [Rerun; 5] = [
-        ("bounds-checked memories", |c| { c.memory_guard(false); }, |name| MEMORY_SCRIPTS.iter().any(|p| name.starts_with(p))),
-        ("MMU page interruption", |c| { c.interruption(Interruption::MmuPage); }, |_| true),
-        ("MMU page interruption, segment probes", |c| { c.interruption(Interruption::MmuPage).mmu_segment_probes(true); }, |_| true),
-        ("epoch interruption", |c| { c.interruption(Interruption::Epoch); }, |_| true),
-        ("MMU pointer interruption", |c| { c.interruption(Interruption::MmuPointer); }, |_| true),
+        (
+            "bounds-checked memories",
+            |c| {
+                c.memory_guard(false);
+            },
+            |name| MEMORY_SCRIPTS.iter().any(|p| name.starts_with(p)),
+        ),
+        (
+            "MMU page interruption",
+            |c| {
+                c.interruption(Interruption::MmuPage);
+            },
+            |_| true,
+        ),
+        (
+            "MMU page interruption, segment probes",
+            |c| {
+                c.interruption(Interruption::MmuPage).mmu_segment_probes(true);
+            },
+            |_| true,
+        ),
+        (
+            "epoch interruption",
+            |c| {
+                c.interruption(Interruption::Epoch);
+            },
+            |_| true,
+        ),
+        (
+            "MMU pointer interruption",
+            |c| {
+                c.interruption(Interruption::MmuPointer);
+            },
+            |_| true,
+        ),
     ];
     for (label, configure, selected) in reruns {
         let mut config = Config::new();

@@ -76,7 +76,8 @@ fn compile_one(
     let names = ctx.func.params.user_named_funcs().clone();
     // A code generator panic must not take the host down: report it as this
     // function's compilation error.
-    let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.compile(&**isa, &mut ControlPlane::default()).map(|_| ()).map_err(|e| e.inner)));
+    let compiled =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.compile(&**isa, &mut ControlPlane::default()).map(|_| ()).map_err(|e| e.inner)));
     let compiled = match compiled {
         Ok(r) => r,
         Err(p) => {
@@ -100,7 +101,8 @@ fn compile_one(
             let mut code = compiled.buffer.data().to_vec();
             let mut traps: Vec<(u32, ir::TrapCode)> = compiled.buffer.traps().iter().map(|t| (t.offset, t.code)).collect();
             if env.tunables.mmu_segment_probes {
-                let points: Vec<u32> = compiled.buffer.debug_tags().filter(|t| t.tags.contains(&ir::DebugTag::User(translate::SEGMENT_PROBE_TAG))).map(|t| t.offset).collect();
+                let points: Vec<u32> =
+                    compiled.buffer.debug_tags().filter(|t| t.tags.contains(&ir::DebugTag::User(translate::SEGMENT_PROBE_TAG))).map(|t| t.offset).collect();
                 match patch_segment_probes(&mut code, &points) {
                     Ok(probes) => traps.extend(probes.into_iter().map(|at| (at, crate::trap::codes::INTERRUPTION_POINT))),
                     Err(at) => error = Some(CompileError::internal(format_args!("no loop probe after offset {at} of function {index}"))),
@@ -127,13 +129,7 @@ fn compile_one(
                     code,
                     calls,
                     traps,
-                    srclocs: compiled
-                        .buffer
-                        .get_srclocs_sorted()
-                        .iter()
-                        .filter(|s| !s.loc.is_default())
-                        .map(|s| (s.start, s.loc.bits()))
-                        .collect(),
+                    srclocs: compiled.buffer.get_srclocs_sorted().iter().filter(|s| !s.loc.is_default()).map(|s| (s.start, s.loc.bits())).collect(),
                 }),
             }
         }
@@ -253,12 +249,7 @@ pub struct CompiledModule {
 }
 
 /// Validates and compiles every function of a module and links them.
-pub fn compile_module(
-    isa: &OwnedTargetIsa,
-    config: &Config,
-    env: &TranslateEnv<'_>,
-    pending: Vec<PendingFunction<'_>>,
-) -> anyhow::Result<CompiledModule> {
+pub fn compile_module(isa: &OwnedTargetIsa, config: &Config, env: &TranslateEnv<'_>, pending: Vec<PendingFunction<'_>>) -> anyhow::Result<CompiledModule> {
     let threads = if config.parallel_compilation && pending.len() > 1 {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(pending.len())
     } else {
@@ -450,11 +441,7 @@ pub fn compile_trampolines(isa: &OwnedTargetIsa, ty: &FuncType) -> anyhow::Resul
     {
         let mut b = FunctionBuilder::new(&mut func, &mut fctx);
         let slots = params.len().max(results.len()).max(1) as u32;
-        let slot = b.create_sized_stack_slot(ir::StackSlotData::new(
-            ir::StackSlotKind::ExplicitSlot,
-            slots * VAL_RAW_SIZE as u32,
-            4,
-        ));
+        let slot = b.create_sized_stack_slot(ir::StackSlotData::new(ir::StackSlotKind::ExplicitSlot, slots * VAL_RAW_SIZE as u32, 4));
         let block = b.create_block();
         b.append_block_params_for_function_params(block);
         b.switch_to_block(block);
@@ -501,9 +488,7 @@ pub fn compile_trampolines(isa: &OwnedTargetIsa, ty: &FuncType) -> anyhow::Resul
 }
 
 fn compile_single(isa: &OwnedTargetIsa, ctx: &mut Context) -> anyhow::Result<Vec<u8>> {
-    let compiled = ctx
-        .compile(&**isa, &mut ControlPlane::default())
-        .map_err(|e| anyhow::anyhow!("trampoline compilation failed: {:?}", e.inner))?;
+    let compiled = ctx.compile(&**isa, &mut ControlPlane::default()).map_err(|e| anyhow::anyhow!("trampoline compilation failed: {:?}", e.inner))?;
     if !compiled.buffer.relocs().is_empty() {
         anyhow::bail!("trampoline has relocations");
     }

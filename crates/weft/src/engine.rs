@@ -9,8 +9,8 @@ use cranelift_codegen::isa::OwnedTargetIsa;
 
 use crate::compile::{self, Trampolines};
 use crate::config::{Config, InstanceAllocationStrategy};
-use crate::runtime::memory::GUARDED_RESERVATION;
 use crate::runtime::interrupt::{InterruptShared, PagePool};
+use crate::runtime::memory::GUARDED_RESERVATION;
 use crate::runtime::pool::{MemoryPool, TablePool};
 use crate::runtime::signals;
 use crate::types::{FuncType, TypeId, TypeRegistry};

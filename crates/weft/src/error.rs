@@ -63,7 +63,10 @@ impl CompileError {
 
     /// A module that uses `proposal`, which Weft does not implement (yet).
     pub(crate) fn unsupported(proposal: Proposal, message: impl fmt::Display) -> anyhow::Error {
-        anyhow::Error::new(CompileError::new(CompileErrorKind::Unsupported(proposal), format!("{message} (the {proposal} proposal is not supported by Weft yet)")))
+        anyhow::Error::new(CompileError::new(
+            CompileErrorKind::Unsupported(proposal),
+            format!("{message} (the {proposal} proposal is not supported by Weft yet)"),
+        ))
     }
 
     /// A bug in Weft.

@@ -269,7 +269,8 @@ impl Proposals {
         // Wasm 1.0's former proposals are always on. GC_TYPES is no
         // proposal but wasmparser's switch for reference types that need a
         // collector (externref among them): Weft's externrefs need none.
-        let base = WasmFeatures::MUTABLE_GLOBAL | WasmFeatures::SATURATING_FLOAT_TO_INT | WasmFeatures::SIGN_EXTENSION | WasmFeatures::FLOATS | WasmFeatures::GC_TYPES;
+        let base =
+            WasmFeatures::MUTABLE_GLOBAL | WasmFeatures::SATURATING_FLOAT_TO_INT | WasmFeatures::SIGN_EXTENSION | WasmFeatures::FLOATS | WasmFeatures::GC_TYPES;
         self.iter().fold(base, |f, p| f | p.features())
     }
 

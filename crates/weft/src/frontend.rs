@@ -12,9 +12,8 @@ use crate::error::CompileError;
 use crate::features::Proposal;
 
 use wasmparser::{
-    ConstExpr, DataKind, ElementItems, ElementKind, ExternalKind, FuncType, GlobalType, MemoryType,
-    Name, Operator, Parser, Payload, RefType, TableInit, TableType, TypeRef, Validator,
-    WasmFeatures,
+    ConstExpr, DataKind, ElementItems, ElementKind, ExternalKind, FuncType, GlobalType, MemoryType, Name, Operator, Parser, Payload, RefType, TableInit,
+    TableType, TypeRef, Validator, WasmFeatures,
 };
 
 /// One operation of a constant expression, as the module wrote it.
@@ -61,7 +60,12 @@ impl ConstExpression {
                 Operator::I64Sub => ConstOp::I64Sub,
                 Operator::I64Mul => ConstOp::I64Mul,
                 Operator::End => break,
-                other => return Err(CompileError::unsupported(Proposal::of_operator(&other).unwrap_or(Proposal::Gc), format_args!("constant expression operator {other:?}"))),
+                other => {
+                    return Err(CompileError::unsupported(
+                        Proposal::of_operator(&other).unwrap_or(Proposal::Gc),
+                        format_args!("constant expression operator {other:?}"),
+                    ))
+                }
             };
             ops.push(op);
         }
@@ -263,11 +267,7 @@ pub fn parse(bytes: &[u8], features: WasmFeatures) -> anyhow::Result<(ModuleInfo
                                 ImportKind::Tag(t.func_type_idx)
                             }
                         };
-                        info.imports.push(ImportInfo {
-                            module: import.module.to_string(),
-                            name: import.name.to_string(),
-                            kind,
-                        });
+                        info.imports.push(ImportInfo { module: import.module.to_string(), name: import.name.to_string(), kind });
                     }
                 }
             }
@@ -322,10 +322,9 @@ pub fn parse(bytes: &[u8], features: WasmFeatures) -> anyhow::Result<(ModuleInfo
                 for elem in reader {
                     let elem = elem?;
                     let mode = match elem.kind {
-                        ElementKind::Active { table_index, offset_expr } => ElementMode::Active {
-                            table: table_index.unwrap_or(0),
-                            offset: ConstExpression::parse(&offset_expr)?,
-                        },
+                        ElementKind::Active { table_index, offset_expr } => {
+                            ElementMode::Active { table: table_index.unwrap_or(0), offset: ConstExpression::parse(&offset_expr)? }
+                        }
                         ElementKind::Passive => ElementMode::Passive,
                         ElementKind::Declared => ElementMode::Declared,
                     };
@@ -353,10 +352,9 @@ pub fn parse(bytes: &[u8], features: WasmFeatures) -> anyhow::Result<(ModuleInfo
                 for data in reader {
                     let data = data?;
                     let mode = match data.kind {
-                        DataKind::Active { memory_index, offset_expr } => DataMode::Active {
-                            memory: memory_index,
-                            offset: ConstExpression::parse(&offset_expr)?,
-                        },
+                        DataKind::Active { memory_index, offset_expr } => {
+                            DataMode::Active { memory: memory_index, offset: ConstExpression::parse(&offset_expr)? }
+                        }
                         DataKind::Passive => DataMode::Passive,
                     };
                     let start = data.data.as_ptr() as usize - bytes.as_ptr() as usize;
@@ -394,8 +392,5 @@ fn read_names(names: wasmparser::NameSectionReader<'_>, info: &mut ModuleInfo) -
 /// Whether a reference type's values are (possibly null) function references.
 pub fn is_func_heap(r: &RefType) -> bool {
     use wasmparser::{AbstractHeapType, HeapType};
-    matches!(
-        r.heap_type(),
-        HeapType::Abstract { ty: AbstractHeapType::Func | AbstractHeapType::NoFunc, .. } | HeapType::Concrete(_) | HeapType::Exact(_)
-    )
+    matches!(r.heap_type(), HeapType::Abstract { ty: AbstractHeapType::Func | AbstractHeapType::NoFunc, .. } | HeapType::Concrete(_) | HeapType::Exact(_))
 }

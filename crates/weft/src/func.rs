@@ -313,17 +313,7 @@ impl Func {
         let f = unsafe { *self.func_ref };
         let store_ctx: *mut vmctx::VMStoreContext = &mut *store.vm;
         // SAFETY: the trampoline matches the callee's type and `values` is large enough.
-        unsafe {
-            signals::call_wasm(
-                store_ctx,
-                max_stack,
-                trampoline,
-                f.vmctx,
-                store.host_vmctx(),
-                f.code,
-                values.as_mut_ptr() as *mut u8,
-            )
-        }
+        unsafe { signals::call_wasm(store_ctx, max_stack, trampoline, f.vmctx, store.host_vmctx(), f.code, values.as_mut_ptr() as *mut u8) }
     }
 
     /// A statically typed view of this function.

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::error::CompileError;
 use crate::compile::{self, CompiledModule};
 use crate::engine::Engine;
+use crate::error::CompileError;
 use crate::frontend::{self, EntityIndex, ImportKind, ModuleInfo};
 use crate::runtime::image::{self, ModuleImages};
 use crate::translate::TranslateEnv;
@@ -120,7 +120,12 @@ impl Module {
         let (info, pending) = frontend::parse(binary, engine.config().proposals.wasm_features())?;
         let offsets = VMOffsets::new(&info);
         let compiled = {
-            let env = TranslateEnv { info: &info, offsets: &offsets, tunables: &engine.config().tunables, epoch_counter: engine.epoch_counter() as *const _ as usize };
+            let env = TranslateEnv {
+                info: &info,
+                offsets: &offsets,
+                tunables: &engine.config().tunables,
+                epoch_counter: engine.epoch_counter() as *const _ as usize,
+            };
             compile::compile_module(&engine.inner.isa, engine.config(), &env, pending)?
         };
         let type_ids = engine.inner.types.register_module(&info);
@@ -214,19 +219,11 @@ impl Module {
     }
 
     pub(crate) fn table_type(&self, t: &wasmparser::TableType) -> TableType {
-        TableType {
-            element: convert_ref_type(&t.element_type, &self.inner.type_ids),
-            minimum: t.initial,
-            maximum: t.maximum,
-            table64: t.table64,
-        }
+        TableType { element: convert_ref_type(&t.element_type, &self.inner.type_ids), minimum: t.initial, maximum: t.maximum, table64: t.table64 }
     }
 
     pub(crate) fn global_type(&self, g: &wasmparser::GlobalType) -> GlobalType {
-        GlobalType {
-            content: convert_val_type(&g.content_type, &self.inner.type_ids),
-            mutability: if g.mutable { Mutability::Var } else { Mutability::Const },
-        }
+        GlobalType { content: convert_val_type(&g.content_type, &self.inner.type_ids), mutability: if g.mutable { Mutability::Var } else { Mutability::Const } }
     }
 
     /// The module's imports: (module, name, type), in order.

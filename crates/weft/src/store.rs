@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use crate::config::Interruption;
 use crate::engine::Engine;
-use crate::runtime::interrupt::{InterruptAction, InterruptHandle, InterruptShared, UpdateDeadline};
 use crate::runtime::instance::InstanceData;
+use crate::runtime::interrupt::{InterruptAction, InterruptHandle, InterruptShared, UpdateDeadline};
 use crate::runtime::memory::LinearMemory;
 use crate::runtime::table::TableData;
 use crate::types::{GlobalType, MemoryType};
@@ -295,10 +295,8 @@ impl<T> Store<T> {
     /// guest continues (with a new deadline), yields (in a resumable call) or
     /// traps. An error traps too, and the call returns it as the trap's
     /// source, as for an MMU interrupt hook.
-    pub fn epoch_deadline_callback(
-        &mut self,
-        callback: impl FnMut(StoreContextMut<'_, T>) -> anyhow::Result<UpdateDeadline> + Send + 'static,
-    ) where
+    pub fn epoch_deadline_callback(&mut self, callback: impl FnMut(StoreContextMut<'_, T>) -> anyhow::Result<UpdateDeadline> + Send + 'static)
+    where
         T: 'static,
     {
         self.inner.opaque.epoch_callback = Some(erase_callback(callback));
@@ -317,10 +315,8 @@ impl<T> Store<T> {
     /// Calls `callback` when the guest is interrupted through an
     /// [`InterruptHandle`]; it decides whether the guest continues or traps
     /// (the default without a callback). An error traps too.
-    pub fn interrupt_callback(
-        &mut self,
-        callback: impl FnMut(StoreContextMut<'_, T>) -> anyhow::Result<InterruptAction> + Send + 'static,
-    ) where
+    pub fn interrupt_callback(&mut self, callback: impl FnMut(StoreContextMut<'_, T>) -> anyhow::Result<InterruptAction> + Send + 'static)
+    where
         T: 'static,
     {
         self.inner.opaque.interrupt_callback = Some(erase_callback(callback));
@@ -337,9 +333,7 @@ impl<T> Store<T> {
 /// `StoreOpaque` pointer, it recovers the typed store.
 type ErasedCallback<R> = Box<dyn FnMut(*mut u8) -> anyhow::Result<R> + Send>;
 
-fn erase_callback<T: 'static, R>(
-    mut callback: impl FnMut(StoreContextMut<'_, T>) -> anyhow::Result<R> + Send + 'static,
-) -> ErasedCallback<R> {
+fn erase_callback<T: 'static, R>(mut callback: impl FnMut(StoreContextMut<'_, T>) -> anyhow::Result<R> + Send + 'static) -> ErasedCallback<R> {
     Box::new(move |store: *mut u8| {
         // SAFETY: `store` is this store's `StoreOpaque`, the first field of the
         // `#[repr(C)]` `StoreInner<T>`; the store is running the call that

@@ -8,9 +8,8 @@
 //! it is translated, so the translator may assume well-typed input.
 
 use cranelift_codegen::ir::{
-    self, condcodes::FloatCC, condcodes::IntCC, types, AbiParam, ArgumentPurpose, Block, BlockArg,
-    ExtFuncData, ExternalName, Function, GlobalValueData, InstBuilder, JumpTableData, MemFlagsData,
-    Signature, SourceLoc, TrapCode, Type, UserExternalName, UserFuncName, Value,
+    self, condcodes::FloatCC, condcodes::IntCC, types, AbiParam, ArgumentPurpose, Block, BlockArg, ExtFuncData, ExternalName, Function, GlobalValueData,
+    InstBuilder, JumpTableData, MemFlagsData, Signature, SourceLoc, TrapCode, Type, UserExternalName, UserFuncName, Value,
 };
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -122,9 +121,7 @@ fn trusted_flags() -> MemFlagsData {
 
 /// Flags for linear-memory accesses: little-endian, trapping as out of bounds.
 fn heap_flags() -> MemFlagsData {
-    MemFlagsData::new()
-        .with_endianness(ir::Endianness::Little)
-        .with_trap_code(Some(TrapCode::HEAP_OUT_OF_BOUNDS))
+    MemFlagsData::new().with_endianness(ir::Endianness::Little).with_trap_code(Some(TrapCode::HEAP_OUT_OF_BOUNDS))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -599,9 +596,9 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 let byte = self.probes;
                 self.probes += 1;
                 if self.segment_probes {
-                    let slot = *self.segment_probe_slot.get_or_insert_with(|| {
-                        self.builder.create_sized_stack_slot(ir::StackSlotData::new(ir::StackSlotKind::ExplicitSlot, 0, 0))
-                    });
+                    let slot = *self
+                        .segment_probe_slot
+                        .get_or_insert_with(|| self.builder.create_sized_stack_slot(ir::StackSlotData::new(ir::StackSlotKind::ExplicitSlot, 0, 0)));
                     let base = self.builder.ins().stack_addr(types::I64, slot, 0);
                     let zero = self.builder.ins().iconst(types::I16, 0);
                     // Accesses to stack slots carry no trap record, and only
@@ -887,9 +884,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             O::Call { function_index } => self.translate_call(function_index, false)?,
             O::ReturnCall { function_index } => self.translate_call(function_index, true)?,
             O::CallIndirect { type_index, table_index } => self.translate_call_indirect(type_index, table_index, false)?,
-            O::ReturnCallIndirect { type_index, table_index } => {
-                self.translate_call_indirect(type_index, table_index, true)?
-            }
+            O::ReturnCallIndirect { type_index, table_index } => self.translate_call_indirect(type_index, table_index, true)?,
             O::CallRef { type_index } => self.translate_call_ref(type_index, false)?,
             O::ReturnCallRef { type_index } => self.translate_call_ref(type_index, true)?,
             O::Drop => {
@@ -1550,8 +1545,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         if self.env.info.is_imported_func(f) {
             let off = self.env.offsets.func_ref(f) as i32;
             let code = self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, off + vmctx::FUNCREF_CODE_OFFSET as i32);
-            let callee_vmctx =
-                self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, off + vmctx::FUNCREF_VMCTX_OFFSET as i32);
+            let callee_vmctx = self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, off + vmctx::FUNCREF_VMCTX_OFFSET as i32);
             self.emit_indirect(type_index, code, callee_vmctx, &params, tail);
         } else {
             let fref = match self.func_refs.get(&f) {
@@ -1559,12 +1553,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 None => {
                     let sig = self.sig_ref(type_index);
                     let name = self.builder.func.declare_imported_user_function(UserExternalName::new(0, f));
-                    let r = self.builder.import_function(ExtFuncData {
-                        name: ExternalName::user(name),
-                        signature: sig,
-                        colocated: true,
-                        patchable: false,
-                    });
+                    let r = self.builder.import_function(ExtFuncData { name: ExternalName::user(name), signature: sig, colocated: true, patchable: false });
                     self.func_refs.insert(f, r);
                     r
                 }

@@ -251,10 +251,8 @@ impl TypeRegistry {
 
     /// Registers a function type built by the host (no rec-group references).
     pub fn register_host(&self, ty: &FuncType) -> TypeId {
-        let key: RecGroupKey = vec![(
-            ty.params().iter().map(|t| KeyValType::Plain(*t)).collect(),
-            ty.results().iter().map(|t| KeyValType::Plain(*t)).collect(),
-        )];
+        let key: RecGroupKey =
+            vec![(ty.params().iter().map(|t| KeyValType::Plain(*t)).collect(), ty.results().iter().map(|t| KeyValType::Plain(*t)).collect())];
         self.register_group(key)[0]
     }
 
@@ -268,9 +266,7 @@ impl TypeRegistry {
         for (params, results) in key.iter() {
             let resolve = |k: &KeyValType| match k {
                 KeyValType::Plain(t) => *t,
-                KeyValType::RecLocal { nullable, index } => {
-                    ValType::Ref(RefType { nullable: *nullable, heap: HeapType::Concrete(ids[*index as usize]) })
-                }
+                KeyValType::RecLocal { nullable, index } => ValType::Ref(RefType { nullable: *nullable, heap: HeapType::Concrete(ids[*index as usize]) }),
             };
             let ty = FuncType::new(params.iter().map(resolve), results.iter().map(resolve));
             inner.types.push(Arc::new(ty));

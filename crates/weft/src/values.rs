@@ -129,16 +129,32 @@ impl Val {
     }
 
     pub fn i32(&self) -> Option<i32> {
-        if let Val::I32(v) = self { Some(*v) } else { None }
+        if let Val::I32(v) = self {
+            Some(*v)
+        } else {
+            None
+        }
     }
     pub fn i64(&self) -> Option<i64> {
-        if let Val::I64(v) = self { Some(*v) } else { None }
+        if let Val::I64(v) = self {
+            Some(*v)
+        } else {
+            None
+        }
     }
     pub fn f32(&self) -> Option<f32> {
-        if let Val::F32(v) = self { Some(f32::from_bits(*v)) } else { None }
+        if let Val::F32(v) = self {
+            Some(f32::from_bits(*v))
+        } else {
+            None
+        }
     }
     pub fn f64(&self) -> Option<f64> {
-        if let Val::F64(v) = self { Some(f64::from_bits(*v)) } else { None }
+        if let Val::F64(v) = self {
+            Some(f64::from_bits(*v))
+        } else {
+            None
+        }
     }
 
     /// Whether this value may be used where `ty` is expected.
@@ -150,9 +166,7 @@ impl Val {
         match (self, ty) {
             (Val::I32(_), ValType::I32) | (Val::I64(_), ValType::I64) => true,
             (Val::F32(_), ValType::F32) | (Val::F64(_), ValType::F64) | (Val::V128(_), ValType::V128) => true,
-            (Val::FuncRef(None), ValType::Ref(r)) | (Val::ExternRef(None), ValType::Ref(r)) => {
-                r.nullable && (r.is_func() == matches!(self, Val::FuncRef(_)))
-            }
+            (Val::FuncRef(None), ValType::Ref(r)) | (Val::ExternRef(None), ValType::Ref(r)) => r.nullable && (r.is_func() == matches!(self, Val::FuncRef(_))),
             (Val::FuncRef(Some(f)), ValType::Ref(r)) => {
                 store.check(f.store_id);
                 match r.heap {

@@ -5,7 +5,10 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use weft::{Caller, Engine, Extern, ExternRef, Func, FuncType, Global, GlobalType, Instance, Linker, Memory, MemoryType, Module, Mutability, RefType, Store, Table, TableType, Trap, Val, ValType};
+use weft::{
+    Caller, Engine, Extern, ExternRef, Func, FuncType, Global, GlobalType, Instance, Linker, Memory, MemoryType, Module, Mutability, RefType, Store, Table,
+    TableType, Trap, Val, ValType,
+};
 
 /// Runs `f`, which must panic because a handle met another store.
 #[track_caller]
@@ -38,11 +41,12 @@ const CALLER: &str = r#"(module
 fn linker_func_new_checks_the_types_of_its_results() {
     let engine = Engine::default();
     let mut linker = Linker::<()>::new(&engine);
-    linker.func_new("host", "make_i64", FuncType::new([], [ValType::I64]), |_, _, results| {
-        results[0] = Val::I32(-1);
-        Ok(())
-    })
-    .unwrap();
+    linker
+        .func_new("host", "make_i64", FuncType::new([], [ValType::I64]), |_, _, results| {
+            results[0] = Val::I32(-1);
+            Ok(())
+        })
+        .unwrap();
     linker
         .func_new("host", "make_func", FuncType::new([], [ValType::FUNCREF]), |mut caller: Caller<'_, ()>, _, results| {
             results[0] = Val::ExternRef(Some(ExternRef::new(&mut caller, 7u32)));
@@ -283,7 +287,9 @@ fn a_suspended_call_resumes_only_with_its_store() {
     let mut config = weft::Config::new();
     config.epoch_interruption(true);
     let engine = Engine::new(&config).unwrap();
-    let module = Module::new(&engine, r#"(module (func (export "spin") (param i32) (loop $l (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))))"#).unwrap();
+    let module =
+        Module::new(&engine, r#"(module (func (export "spin") (param i32) (loop $l (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))))"#)
+            .unwrap();
     let mut store = Store::new(&engine, ());
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|_| Ok(weft::UpdateDeadline::Yield(1)));

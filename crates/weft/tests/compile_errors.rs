@@ -32,7 +32,8 @@ fn invalid_modules_are_invalid() {
 fn validator_limits_are_limits() {
     let engine = Engine::default();
     // 50,000 locals is the limit the JS API specification sets.
-    let (kind, msg, _) = compile_error(&engine, "(module (func (local i32) (local i64 i64) (local $many f32)))".replace("(local $many f32)", &"(local f32)".repeat(50_000)));
+    let (kind, msg, _) =
+        compile_error(&engine, "(module (func (local i32) (local i64 i64) (local $many f32)))".replace("(local $many f32)", &"(local f32)".repeat(50_000)));
     assert_eq!(kind, CompileErrorKind::LimitExceeded, "{msg}");
 }
 
@@ -42,7 +43,10 @@ fn proposals_weft_does_not_implement_are_unsupported() {
     let cases = [
         ("(module (func (result v128) (v128.const i32x4 0 0 0 0)))", Proposal::Simd),
         ("(module (memory 1 1 shared) (func (result i32) (i32.atomic.load (i32.const 0))))", Proposal::Threads),
-        ("(module (func (param i64 i64 i64 i64) (result i64 i64) (i64.add128 (local.get 0) (local.get 1) (local.get 2) (local.get 3))))", Proposal::WideArithmetic),
+        (
+            "(module (func (param i64 i64 i64 i64) (result i64 i64) (i64.add128 (local.get 0) (local.get 1) (local.get 2) (local.get 3))))",
+            Proposal::WideArithmetic,
+        ),
         // Validated (the proposal is on), refused by the translator.
         ("(module (tag $e) (func (throw $e)))", Proposal::Exceptions),
         // Refused by the front end.
@@ -75,7 +79,11 @@ fn every_proposal_switch_refuses_modules_that_use_it() {
         (Proposal::MultiMemory, |c| c.wasm_multi_memory(false), "(module (memory 1) (memory 1))"),
         (Proposal::Memory64, |c| c.wasm_memory64(false), "(module (memory i64 1))"),
         (Proposal::ExtendedConst, |c| c.wasm_extended_const(false), "(module (global i32 (i32.add (i32.const 1) (i32.const 2))))"),
-        (Proposal::FunctionReferences, |c| c.wasm_function_references(false).wasm_gc(false), "(module (type $t (func)) (func (param (ref $t)) (call_ref $t (local.get 0))))"),
+        (
+            Proposal::FunctionReferences,
+            |c| c.wasm_function_references(false).wasm_gc(false),
+            "(module (type $t (func)) (func (param (ref $t)) (call_ref $t (local.get 0))))",
+        ),
         (Proposal::Exceptions, |c| c.wasm_exceptions(false), "(module (tag $e))"),
     ];
     for (proposal, switch_off, wat) in cases {

@@ -317,9 +317,13 @@ fn truncate_growth_extends_the_memfd_without_mprotect() {
     assert_eq!(call::<i32, i32>(&mut store, inst, "grow", 1), 4);
     assert_eq!(call::<i32, i32>(&mut store, inst, "read", 5 * 65536 - 1), 0);
     drop(store);
-    let other = Module::new(&engine, r#"(module (memory (export "memory") 1 3)
+    let other = Module::new(
+        &engine,
+        r#"(module (memory (export "memory") 1 3)
         (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
-        (func (export "read") (param i32) (result i32) (i32.load8_u (local.get 0))))"#).unwrap();
+        (func (export "read") (param i32) (result i32) (i32.load8_u (local.get 0))))"#,
+    )
+    .unwrap();
     for _ in 0..4 {
         let mut store = Store::new(&engine, ());
         let inst = Instance::new(&mut store, &other, &[]).unwrap();

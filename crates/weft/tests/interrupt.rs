@@ -170,7 +170,8 @@ fn infinite_loops_and_recursion_are_interrupted_quickly() {
         let (mut store, inst) = setup(&engine);
         // `tail_forever` has no loop and no ordinary call: only the check
         // before its tail call (in MMU page mode its prologue) stops it.
-        for name in ["spin", "fib_forever", "tail_forever", "tree_in_loop", "tree_after_if", "tree_after_branch", "tree_after_table", "outer_loop_inner_exits"] {
+        for name in ["spin", "fib_forever", "tail_forever", "tree_in_loop", "tree_after_if", "tree_after_branch", "tree_after_table", "outer_loop_inner_exits"]
+        {
             let f = inst.get_typed_func::<(), ()>(&mut store, name).unwrap();
             // The bound must hold in one of three attempts: a loaded 2-core
             // machine may deschedule the guest's thread for a while.
@@ -408,7 +409,9 @@ fn a_cancelled_interrupt_stops_no_later_call() {
         // Interrupts still work.
         let mut store_for_trap = store;
         store_for_trap.interrupt_callback(|_| Ok(InterruptAction::Trap));
-        for f in [inst.get_typed_func::<(), ()>(&mut store_for_trap, "spin").unwrap(), memory_inst.get_typed_func::<(), ()>(&mut store_for_trap, "spin").unwrap()] {
+        for f in
+            [inst.get_typed_func::<(), ()>(&mut store_for_trap, "spin").unwrap(), memory_inst.get_typed_func::<(), ()>(&mut store_for_trap, "spin").unwrap()]
+        {
             let requester = interrupt_later(&engine, &mut store_for_trap, mode, Duration::from_millis(5));
             expect_interrupted(f.call(&mut store_for_trap, ()).unwrap_err());
             requester.join().unwrap();

@@ -34,4 +34,3 @@ fn thousand_instantiations_keep_memory_flat() {
     let after = rss_kib();
     assert!(after < before + 4096, "RSS grew from {before} KiB to {after} KiB");
 }
-

@@ -232,10 +232,7 @@ fn mmu_page_yield_in_a_loop_resumes_on_other_threads() {
 fn a_memory_written_after_a_resume_is_restored_for_the_next_tenant() {
     let mut config = Config::new();
     config.interruption(Interruption::Epoch);
-    config.allocation_strategy(weft::InstanceAllocationStrategy::Pooling(weft::PoolingConfig {
-        total_memories: 1,
-        ..Default::default()
-    }));
+    config.allocation_strategy(weft::InstanceAllocationStrategy::Pooling(weft::PoolingConfig { total_memories: 1, ..Default::default() }));
     let engine = Engine::new(&config).unwrap();
     let caller = Module::new(
         &engine,

@@ -12,9 +12,7 @@ use weft_wasi::{OutputPipe, OutputSink, WasiCtx, WasiCtxBuilder};
 /// `$WEFT_WASM_DATA`, or `<workspace>/../shared/wasm-data`. `None` (with a
 /// message) when absent outside CI; a panic when absent under `CI=true`.
 pub fn wasm_data(sub: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("WEFT_WASM_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/wasm-data"));
+    let base = std::env::var_os("WEFT_WASM_DATA").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/wasm-data"));
     let dir = base.join(sub);
     if dir.is_dir() {
         return Some(dir);

@@ -55,16 +55,7 @@ impl CodeMemory {
         let page = page_size();
         let mapped_len = code.len().max(1).div_ceil(page) * page;
         // SAFETY: anonymous private mapping; the result is checked.
-        let ptr = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                mapped_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
+        let ptr = unsafe { libc::mmap(ptr::null_mut(), mapped_len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
         if ptr == libc::MAP_FAILED {
             anyhow::bail!("failed to map code memory: {}", std::io::Error::last_os_error());
         }

@@ -149,9 +149,7 @@ fn build_one(info: &ModuleInfo, bytes: &[u8], memory: u32) -> Result<Option<(Mem
         let mut done = 0;
         while done < data.len() {
             // SAFETY: writing from a slice we own to our own fd.
-            let n = unsafe {
-                libc::pwrite(fd.as_raw_fd(), data[done..].as_ptr() as *const _, data.len() - done, (off - start + done as u64) as i64)
-            };
+            let n = unsafe { libc::pwrite(fd.as_raw_fd(), data[done..].as_ptr() as *const _, data.len() - done, (off - start + done as u64) as i64) };
             if n <= 0 {
                 return Err(format!("pwrite failed: {}", std::io::Error::last_os_error()));
             }

@@ -4,7 +4,7 @@
 
 use std::alloc::Layout;
 
-use crate::frontend::{ConstOp, ConstExpression, DataMode, ElementMode};
+use crate::frontend::{ConstExpression, ConstOp, DataMode, ElementMode};
 use crate::module::Module;
 use crate::runtime::memory::{LinearMemory, MemoryPlan};
 use crate::runtime::table::TableData;
@@ -161,11 +161,7 @@ fn write_active_segment(store: &mut StoreOpaque, inst: &InstanceData, seg: usize
             t.lazy_owner = inst.vmctx;
             let dst = &mut t.elements_mut()[offset as usize..][..funcs.len()];
             for (slot, &f) in dst.iter_mut().zip(funcs) {
-                *slot = if f < info.num_imported_funcs {
-                    inst.func_ref(f) as u64
-                } else {
-                    ((f as u64) << 1) | vmctx::LAZY_FUNCREF_TAG
-                };
+                *slot = if f < info.num_imported_funcs { inst.func_ref(f) as u64 } else { ((f as u64) << 1) | vmctx::LAZY_FUNCREF_TAG };
             }
         }
         _ => {
@@ -338,10 +334,8 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
         let value = eval_const(init, &inst, store);
         // SAFETY: as above.
         unsafe { ptr.write(value) };
-        let ty = GlobalType {
-            content: convert_val_type(&gt.content_type, &m.type_ids),
-            mutability: if gt.mutable { Mutability::Var } else { Mutability::Const },
-        };
+        let ty =
+            GlobalType { content: convert_val_type(&gt.content_type, &m.type_ids), mutability: if gt.mutable { Mutability::Var } else { Mutability::Const } };
         store.globals.push(GlobalEntry { ty, ptr, _owned: None });
         inst.globals.push(store.globals.len() - 1);
     }
@@ -354,12 +348,7 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
             Some(e) => eval_const(e, &inst, store).bits[0],
             None => 0,
         };
-        let ty = TableType {
-            element: convert_ref_type(&tt.element_type, &m.type_ids),
-            minimum: tt.initial,
-            maximum: tt.maximum,
-            table64: tt.table64,
-        };
+        let ty = TableType { element: convert_ref_type(&tt.element_type, &m.type_ids), minimum: tt.initial, maximum: tt.maximum, table64: tt.table64 };
         let table = match TableData::new(ty, init, Some(&m.engine)) {
             Ok(t) => t,
             Err(e) => return Err(InstantiateError::Error(e)),
@@ -532,11 +521,7 @@ unsafe extern "C" fn memory_copy(vmctx: *mut u8, dst_mem: u32, src_mem: u32, dst
 unsafe extern "C" fn memory_init(vmctx: *mut u8, mem: u32, data: u32, dst: u64, src: u32, len: u32) -> u32 {
     // SAFETY: called by compiled code with its own vmctx.
     let (inst, store) = unsafe { instance_of(vmctx) };
-    let seg = if inst.dropped_data[data as usize] {
-        &[][..]
-    } else {
-        &inst.module.inner.bytes[inst.module.inner.info.data[data as usize].range.clone()]
-    };
+    let seg = if inst.dropped_data[data as usize] { &[][..] } else { &inst.module.inner.bytes[inst.module.inner.info.data[data as usize].range.clone()] };
     let target = store.memories[inst.memories[mem as usize]].mem.data_mut();
     if !range_ok(src as u64, len as u64, seg.len() as u64) || !range_ok(dst, len as u64, target.len() as u64) {
         return 1;

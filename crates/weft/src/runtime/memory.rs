@@ -128,7 +128,8 @@ impl LinearMemory {
         if let Err(e) = prepared {
             // The slot's state is unknown: make it fully clean before reuse.
             let extension = Extension { mapped_at: Some(0), len: u64::MAX, ..state.extension };
-            state = SlotState { image: state.image, accessible: pool.slot_size, dirty: pool.slot_size, extension, probe_page_readable: state.probe_page_readable };
+            state =
+                SlotState { image: state.image, accessible: pool.slot_size, dirty: pool.slot_size, extension, probe_page_readable: state.probe_page_readable };
             pool.give_back(slot, state);
             return Err(e);
         }

@@ -26,8 +26,8 @@ use std::ptr;
 use std::sync::Once;
 
 use crate::runtime::code;
-use crate::trap::{codes, TrapKind};
 use crate::runtime::sys;
+use crate::trap::{codes, TrapKind};
 use crate::vmctx::VMStoreContext;
 
 /// Saved state to resume an activation: stack pointer, frame pointer, resume PC.
@@ -209,12 +209,7 @@ pub unsafe fn call_wasm(
     }
     // SAFETY: the first `backtrace_len` entries were written by `record_backtrace`.
     let backtrace = activation.backtrace[..activation.backtrace_len].iter().map(|v| unsafe { v.assume_init() }).collect();
-    Err(Box::new(TrapRecord {
-        cause: activation.cause,
-        backtrace,
-        host_error: activation.host_error.take(),
-        panic: activation.panic.take(),
-    }))
+    Err(Box::new(TrapRecord { cause: activation.cause, backtrace, host_error: activation.host_error.take(), panic: activation.panic.take() }))
 }
 
 /// Unwinds to the innermost activation after a host function failed.
@@ -369,9 +364,20 @@ unsafe extern "C" fn trap_handler(sig: libc::c_int, info: *mut libc::siginfo_t, 
             let forbidden = (addr & !(code::page_size() - 1)) as i64;
             if let Some(readable) = readable.filter(|r| *r != forbidden) {
                 for reg in [
-                    libc::REG_RAX, libc::REG_RBX, libc::REG_RCX, libc::REG_RDX, libc::REG_RSI, libc::REG_RDI,
-                    libc::REG_R8, libc::REG_R9, libc::REG_R10, libc::REG_R11, libc::REG_R12, libc::REG_R13,
-                    libc::REG_R14, libc::REG_R15,
+                    libc::REG_RAX,
+                    libc::REG_RBX,
+                    libc::REG_RCX,
+                    libc::REG_RDX,
+                    libc::REG_RSI,
+                    libc::REG_RDI,
+                    libc::REG_R8,
+                    libc::REG_R9,
+                    libc::REG_R10,
+                    libc::REG_R11,
+                    libc::REG_R12,
+                    libc::REG_R13,
+                    libc::REG_R14,
+                    libc::REG_R15,
                 ] {
                     if uc.uc_mcontext.gregs[reg as usize] == forbidden {
                         uc.uc_mcontext.gregs[reg as usize] = readable;

@@ -39,9 +39,7 @@ fn count(f: impl FnOnce(&mut SyscallCounts)) {
 pub fn reserve(len: usize) -> io::Result<*mut u8> {
     count(|c| c.mmap += 1);
     // SAFETY: a fresh anonymous mapping; the result is checked.
-    let p = unsafe {
-        libc::mmap(ptr::null_mut(), len, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0)
-    };
+    let p = unsafe { libc::mmap(ptr::null_mut(), len, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0) };
     if p == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());
     }
@@ -55,9 +53,7 @@ pub fn reserve(len: usize) -> io::Result<*mut u8> {
 pub unsafe fn map_file_private_fixed(addr: *mut u8, len: usize, fd: i32) -> io::Result<()> {
     count(|c| c.mmap += 1);
     // SAFETY: the caller owns the range.
-    let p = unsafe {
-        libc::mmap(addr as *mut _, len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_FIXED, fd, 0)
-    };
+    let p = unsafe { libc::mmap(addr as *mut _, len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_FIXED, fd, 0) };
     if p == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());
     }
@@ -71,16 +67,7 @@ pub unsafe fn map_file_private_fixed(addr: *mut u8, len: usize, fd: i32) -> io::
 pub unsafe fn map_anon_fixed(addr: *mut u8, len: usize) -> io::Result<()> {
     count(|c| c.mmap += 1);
     // SAFETY: the caller owns the range.
-    let p = unsafe {
-        libc::mmap(
-            addr as *mut _,
-            len,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
+    let p = unsafe { libc::mmap(addr as *mut _, len, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE, -1, 0) };
     if p == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());
     }
