@@ -613,22 +613,30 @@ fn bench_sightglass(
 }
 
 /// The exit status for an error from the guest: its `proc_exit` code, or
-/// (for a trap) the trap message and Wasm backtrace on stderr and status 134
-/// (what a host abort gives, as other runtimes do).
+/// (for a trap, or a host function's error while the guest ran) the message
+/// and Wasm backtrace on stderr and status 134 (what a host abort gives, as
+/// other runtimes do).
 fn guest_failure(e: anyhow::Error) -> anyhow::Result<ExitCode> {
     if let Some(code) = weft_wasi::exit_code(&e) {
         return Ok(ExitCode::from(code as u8));
     }
-    if let Some(trap) = e.downcast_ref::<weft::Trap>() {
-        if trap.kind() == weft::TrapKind::Interrupted {
-            // Timed out, like timeout(1).
-            eprintln!("error: the guest exceeded its time limit and was stopped\n{e:#}");
-            return Ok(ExitCode::from(124));
-        }
-        eprintln!("error: {e:#}");
-        return Ok(ExitCode::from(134));
+    let backtrace = e.downcast_ref::<weft::WasmBacktrace>();
+    let trap = e.downcast_ref::<weft::Trap>();
+    if trap.is_none() && backtrace.is_none() {
+        return Err(e);
     }
-    Err(e)
+    let backtrace = backtrace.map(|b| b.to_string()).unwrap_or_default();
+    // The backtraces are context layers of the error (an inner call's too,
+    // when a host function passed its error on): the message is the rest.
+    let header = weft::WasmBacktrace::default().to_string();
+    let message = e.chain().map(|c| c.to_string()).filter(|m| !m.starts_with(&header)).collect::<Vec<_>>().join(": ");
+    if trap == Some(&weft::Trap::Interrupt) {
+        // Timed out, like timeout(1).
+        eprintln!("error: the guest exceeded its time limit and was stopped\n{message}\n{backtrace}");
+        return Ok(ExitCode::from(124));
+    }
+    eprintln!("error: {message}\n{backtrace}");
+    Ok(ExitCode::from(134))
 }
 
 /// Parses `500ms`, `10s`, `2m` or a plain number of seconds.

@@ -35,16 +35,14 @@ pub use ctx::{OutputPipe, OutputSink, StdinSource, WasiCtx, WasiCtxBuilder};
 pub use linker::{add_to_linker, add_to_linker_preview0, add_to_linker_preview1};
 pub use types::Errno;
 
-/// The error `proc_exit(code)` raises to stop the guest: find it in the trap
-/// a call returns with [`exit_code`].
+/// The error `proc_exit(code)` raises to stop the guest. A call that the
+/// guest ended this way returns it as its error: find it with
+/// `err.downcast_ref::<I32Exit>()` (or [`exit_code`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("exit with status {0}")]
 pub struct I32Exit(pub i32);
 
-/// If `err` is the trap `proc_exit` raised, the guest's exit code.
+/// If `err` is the error `proc_exit` raised, the guest's exit code.
 pub fn exit_code(err: &anyhow::Error) -> Option<i32> {
-    if let Some(e) = err.downcast_ref::<I32Exit>() {
-        return Some(e.0);
-    }
-    err.downcast_ref::<weft::Trap>().and_then(|t| t.host_error()).and_then(|e| e.downcast_ref::<I32Exit>()).map(|e| e.0)
+    err.downcast_ref::<I32Exit>().map(|e| e.0)
 }

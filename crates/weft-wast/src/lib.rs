@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Context as _};
 use wast::core::{AbstractHeapType, HeapType, NanPattern, WastArgCore, WastRetCore};
 use wast::parser::{self, ParseBuffer};
 use wast::{QuoteWat, Wast, WastArg, WastDirective, WastExecute, WastInvoke, WastRet, Wat};
-use weft::{Engine, ExternRef, Func, Instance, Linker, Module, Store, Trap, TrapKind, Val};
+use weft::{Engine, ExternRef, Func, Instance, Linker, Module, Store, Trap, Val};
 
 /// The outcome of running one script.
 #[derive(Debug, Default)]
@@ -334,21 +334,21 @@ fn check_trap(error: &anyhow::Error, message: &str) -> anyhow::Result<()> {
     let Some(trap) = error.downcast_ref::<Trap>() else {
         bail!("expected trap `{message}`, got error: {error:#}");
     };
-    let expected: &[TrapKind] = match message {
-        m if m.starts_with("unreachable") => &[TrapKind::Unreachable],
-        m if m.starts_with("out of bounds memory access") => &[TrapKind::MemoryOutOfBounds],
-        m if m.starts_with("out of bounds table access") || m.starts_with("undefined element") => &[TrapKind::TableOutOfBounds],
-        m if m.starts_with("uninitialized element") => &[TrapKind::IndirectCallToNull],
-        m if m.starts_with("indirect call type mismatch") => &[TrapKind::BadSignature],
-        m if m.starts_with("null") => &[TrapKind::NullReference],
-        m if m.starts_with("integer overflow") => &[TrapKind::IntegerOverflow],
-        m if m.starts_with("integer divide by zero") => &[TrapKind::IntegerDivisionByZero],
-        m if m.starts_with("invalid conversion to integer") => &[TrapKind::BadConversionToInteger],
-        m if m.starts_with("call stack exhausted") => &[TrapKind::StackOverflow],
+    let expected: &[Trap] = match message {
+        m if m.starts_with("unreachable") => &[Trap::UnreachableCodeReached],
+        m if m.starts_with("out of bounds memory access") => &[Trap::MemoryOutOfBounds],
+        m if m.starts_with("out of bounds table access") || m.starts_with("undefined element") => &[Trap::TableOutOfBounds],
+        m if m.starts_with("uninitialized element") => &[Trap::IndirectCallToNull],
+        m if m.starts_with("indirect call type mismatch") => &[Trap::BadSignature],
+        m if m.starts_with("null") => &[Trap::NullReference],
+        m if m.starts_with("integer overflow") => &[Trap::IntegerOverflow],
+        m if m.starts_with("integer divide by zero") => &[Trap::IntegerDivisionByZero],
+        m if m.starts_with("invalid conversion to integer") => &[Trap::BadConversionToInteger],
+        m if m.starts_with("call stack exhausted") => &[Trap::StackOverflow],
         _ => return Ok(()),
     };
-    if !expected.contains(&trap.kind()) {
-        bail!("expected trap `{message}`, got `{}`", trap.kind());
+    if !expected.contains(trap) {
+        bail!("expected trap `{message}`, got `{}`", trap.message());
     }
     Ok(())
 }

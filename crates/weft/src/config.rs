@@ -134,7 +134,7 @@ impl Config {
 
     /// Sets the maximum native stack, in bytes, that Wasm may use in one call from
     /// the host (default 512 KiB). Deeper recursion traps with
-    /// [`TrapKind::StackOverflow`](crate::TrapKind::StackOverflow).
+    /// [`Trap::StackOverflow`](crate::Trap::StackOverflow).
     ///
     /// The host thread's own stack must be larger than this, with room to spare
     /// for host functions called from Wasm.

@@ -12,7 +12,7 @@ use crate::runtime::code;
 use crate::runtime::instance::InstanceData;
 use crate::runtime::signals::{self, TrapCause, TrapRecord};
 use crate::store::{AsContext, AsContextMut, StoreContextMut, StoreInner, StoreOpaque};
-use crate::trap::{FrameInfo, Trap, WasmBacktrace};
+use crate::trap::{FrameInfo, WasmBacktrace};
 use crate::types::{FuncType, TypeId, ValType};
 use crate::values::{Val, ValRaw};
 use crate::vmctx::{self, VMFuncRef};
@@ -251,7 +251,7 @@ impl Func {
     ///
     /// # Errors
     /// Fails if the arguments do not match the function's type, or with a
-    /// [`Trap`] (downcast the error) if the guest traps.
+    /// [`Trap`](crate::Trap) (downcast the error) if the guest traps.
     ///
     /// # Panics
     /// Resumes a panic raised by a host function during the call.
@@ -338,8 +338,8 @@ pub(crate) fn trap_from_record(record: TrapRecord) -> anyhow::Error {
     }
     let backtrace = symbolize(&record.backtrace);
     match record.cause {
-        TrapCause::Wasm(kind) => anyhow::Error::new(Trap::new(kind, backtrace)),
-        _ => anyhow::Error::new(Trap::host(record.host_error.unwrap_or_else(|| anyhow::anyhow!("unknown host error")), backtrace)),
+        TrapCause::Wasm(trap) => backtrace.attach_to(anyhow::Error::new(trap)),
+        _ => backtrace.attach_to(record.host_error.unwrap_or_else(|| anyhow::anyhow!("unknown host error"))),
     }
 }
 
@@ -389,7 +389,7 @@ impl<Params: WasmParams, Results: WasmResults> TypedFunc<Params, Results> {
     /// Calls the function.
     ///
     /// # Errors
-    /// A [`Trap`] if the guest traps.
+    /// A [`Trap`](crate::Trap) if the guest traps.
     pub fn call(&self, mut store: impl AsContextMut, params: Params) -> anyhow::Result<Results> {
         let ctx = store.as_context_mut();
         let opaque = &mut ctx.inner.opaque;

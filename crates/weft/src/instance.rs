@@ -7,7 +7,6 @@ use crate::func::{Func, TypedFunc, WasmParams, WasmResults};
 use crate::module::Module;
 use crate::runtime::instance::{self as rt, InstanceData, InstantiateError, ResolvedImport};
 use crate::store::{AsContextMut, StoreOpaque};
-use crate::trap::{Trap, WasmBacktrace};
 use crate::types::{is_subtype, Mutability};
 use crate::values::ValRaw;
 
@@ -115,7 +114,7 @@ impl Instance {
         let index = match rt::instantiate(s, module, &resolved) {
             Ok(i) => i,
             Err(InstantiateError::Error(e)) => return Err(e),
-            Err(InstantiateError::Trap(kind)) => return Err(anyhow::Error::new(Trap::new(kind, WasmBacktrace::default()))),
+            Err(InstantiateError::Trap(kind)) => return Err(anyhow::Error::new(kind)),
         };
         let instance = Instance { store_id: s.id, index };
         if let Some(start) = info.start {
@@ -143,7 +142,7 @@ impl Instance {
         match rt::reset(s, self.index) {
             Ok(()) => {}
             Err(InstantiateError::Error(e)) => return Err(e),
-            Err(InstantiateError::Trap(kind)) => return Err(anyhow::Error::new(Trap::new(kind, WasmBacktrace::default()))),
+            Err(InstantiateError::Trap(kind)) => return Err(anyhow::Error::new(kind)),
         }
         if let Some(start) = s.instances[self.index].module.inner.info.start {
             let func = Func { store_id: s.id, func_ref: s.instances[self.index].func_ref(start) };

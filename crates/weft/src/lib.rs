@@ -54,6 +54,6 @@ pub use runtime::interrupt::{InterruptAction, InterruptHandle, UpdateDeadline};
 pub use runtime::pool::{MemoryGrowth, PoolingConfig};
 pub use runtime::sys::{syscall_counts, SyscallCounts};
 pub use store::{AsContext, AsContextMut, Store, StoreContext, StoreContextMut};
-pub use trap::{FrameInfo, Trap, TrapKind, WasmBacktrace};
+pub use trap::{FrameInfo, Trap, WasmBacktrace};
 pub use types::{ExternType, FuncType, GlobalType, HeapType, MemoryType, Mutability, RefType, TableType, TypeId, ValType};
 pub use values::{ExternRef, Val, ValRaw};

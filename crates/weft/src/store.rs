@@ -286,7 +286,7 @@ impl<T> Store<T> {
     }
 
     /// Makes reaching the epoch deadline trap with
-    /// [`TrapKind::Interrupted`](crate::TrapKind::Interrupted) (the default).
+    /// [`Trap::Interrupt`](crate::Trap::Interrupt) (the default).
     pub fn epoch_deadline_trap(&mut self) {
         self.inner.opaque.epoch_callback = None;
     }

@@ -2,8 +2,8 @@
 //!
 //! Compiled code signals a trap either by faulting at an instruction listed in its
 //! trap table (with a Cranelift [`TrapCode`]) or, from host functions, by raising a
-//! recorded error. [`TrapKind::from_code`] is the single mapping from trap codes to
-//! kinds.
+//! recorded error. [`Trap::from_code`] is the single mapping from trap codes to
+//! traps.
 
 use std::fmt;
 
@@ -24,11 +24,35 @@ pub mod codes {
 }
 
 /// Why a guest trapped.
+///
+/// A call that traps returns an `anyhow::Error` holding the `Trap`, with the
+/// Wasm backtrace attached as context when there is one: compare the trap
+/// directly (`err.downcast_ref::<Trap>() == Some(&Trap::Interrupt)`) and get
+/// the frames with `err.downcast_ref::<WasmBacktrace>()`. An error a host
+/// function returned is not a trap: the caller gets that error itself, with
+/// the backtrace attached the same way, so `err.downcast_ref::<MyError>()`
+/// finds it. The variants are named as in wasmtime.
+///
+/// # Example
+///
+/// ```
+/// use weft::{Engine, Instance, Module, Store, Trap, WasmBacktrace};
+///
+/// let engine = Engine::default();
+/// let module = Module::new(&engine, r#"(module $m (func $boom (export "boom") unreachable))"#)?;
+/// let mut store = Store::new(&engine, ());
+/// let boom = Instance::new(&mut store, &module, &[])?.get_typed_func::<(), ()>(&mut store, "boom")?;
+/// let err = boom.call(&mut store, ()).unwrap_err();
+/// assert_eq!(err.downcast_ref::<Trap>(), Some(&Trap::UnreachableCodeReached));
+/// let backtrace = err.downcast_ref::<WasmBacktrace>().unwrap();
+/// assert_eq!(backtrace.frames()[0].func_name(), Some("boom"));
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum TrapKind {
+pub enum Trap {
     /// An `unreachable` instruction was executed.
-    Unreachable,
+    UnreachableCodeReached,
     /// A linear-memory access was out of bounds.
     MemoryOutOfBounds,
     /// A table access was out of bounds.
@@ -47,67 +71,82 @@ pub enum TrapKind {
     BadConversionToInteger,
     /// The guest used more than its maximum stack.
     StackOverflow,
-    /// The embedder interrupted the guest.
-    Interrupted,
-    /// A host function returned an error.
-    HostError,
+    /// The embedder interrupted the guest (an epoch deadline or an
+    /// [`InterruptHandle`](crate::InterruptHandle)).
+    Interrupt,
 }
 
-impl TrapKind {
-    /// The kind a compiled-code trap code stands for.
-    pub(crate) fn from_code(code: TrapCode) -> Option<TrapKind> {
+impl Trap {
+    /// The trap a compiled-code trap code stands for.
+    pub(crate) fn from_code(code: TrapCode) -> Option<Trap> {
         Some(match code {
-            TrapCode::STACK_OVERFLOW => TrapKind::StackOverflow,
-            TrapCode::HEAP_OUT_OF_BOUNDS => TrapKind::MemoryOutOfBounds,
-            TrapCode::INTEGER_OVERFLOW => TrapKind::IntegerOverflow,
-            TrapCode::INTEGER_DIVISION_BY_ZERO => TrapKind::IntegerDivisionByZero,
-            TrapCode::BAD_CONVERSION_TO_INTEGER => TrapKind::BadConversionToInteger,
-            codes::UNREACHABLE => TrapKind::Unreachable,
-            codes::TABLE_OUT_OF_BOUNDS => TrapKind::TableOutOfBounds,
-            codes::INDIRECT_CALL_TO_NULL => TrapKind::IndirectCallToNull,
-            codes::BAD_SIGNATURE => TrapKind::BadSignature,
-            codes::NULL_REFERENCE => TrapKind::NullReference,
-            codes::INTERRUPTED => TrapKind::Interrupted,
+            TrapCode::STACK_OVERFLOW => Trap::StackOverflow,
+            TrapCode::HEAP_OUT_OF_BOUNDS => Trap::MemoryOutOfBounds,
+            TrapCode::INTEGER_OVERFLOW => Trap::IntegerOverflow,
+            TrapCode::INTEGER_DIVISION_BY_ZERO => Trap::IntegerDivisionByZero,
+            TrapCode::BAD_CONVERSION_TO_INTEGER => Trap::BadConversionToInteger,
+            codes::UNREACHABLE => Trap::UnreachableCodeReached,
+            codes::TABLE_OUT_OF_BOUNDS => Trap::TableOutOfBounds,
+            codes::INDIRECT_CALL_TO_NULL => Trap::IndirectCallToNull,
+            codes::BAD_SIGNATURE => Trap::BadSignature,
+            codes::NULL_REFERENCE => Trap::NullReference,
+            codes::INTERRUPTED => Trap::Interrupt,
             _ => return None,
         })
     }
 
-    /// The message the spec test suite uses for this kind.
+    /// The message the spec test suite uses for this trap.
     pub fn message(&self) -> &'static str {
         match self {
-            TrapKind::Unreachable => "unreachable",
-            TrapKind::MemoryOutOfBounds => "out of bounds memory access",
-            TrapKind::TableOutOfBounds => "out of bounds table access",
-            TrapKind::IndirectCallToNull => "uninitialized element",
-            TrapKind::BadSignature => "indirect call type mismatch",
-            TrapKind::NullReference => "null reference",
-            TrapKind::IntegerOverflow => "integer overflow",
-            TrapKind::IntegerDivisionByZero => "integer divide by zero",
-            TrapKind::BadConversionToInteger => "invalid conversion to integer",
-            TrapKind::StackOverflow => "call stack exhausted",
-            TrapKind::Interrupted => "interrupted",
-            TrapKind::HostError => "host function error",
+            Trap::UnreachableCodeReached => "unreachable",
+            Trap::MemoryOutOfBounds => "out of bounds memory access",
+            Trap::TableOutOfBounds => "out of bounds table access",
+            Trap::IndirectCallToNull => "uninitialized element",
+            Trap::BadSignature => "indirect call type mismatch",
+            Trap::NullReference => "null reference",
+            Trap::IntegerOverflow => "integer overflow",
+            Trap::IntegerDivisionByZero => "integer divide by zero",
+            Trap::BadConversionToInteger => "invalid conversion to integer",
+            Trap::StackOverflow => "call stack exhausted",
+            Trap::Interrupt => "interrupted",
         }
     }
 }
 
-impl fmt::Display for TrapKind {
+impl fmt::Display for Trap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.message())
+        write!(f, "wasm trap: {}", self.message())
     }
 }
+
+impl std::error::Error for Trap {}
 
 /// One frame of a Wasm backtrace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameInfo {
+    pub(crate) func_index: u32,
+    pub(crate) func_name: Option<String>,
+    pub(crate) module_name: Option<String>,
+    pub(crate) module_offset: Option<u32>,
+}
+
+impl FrameInfo {
     /// The function's index in its module.
-    pub func_index: u32,
+    pub fn func_index(&self) -> u32 {
+        self.func_index
+    }
     /// The function's name from the name section, if present.
-    pub func_name: Option<String>,
+    pub fn func_name(&self) -> Option<&str> {
+        self.func_name.as_deref()
+    }
     /// The module's name from the name section, if present.
-    pub module_name: Option<String>,
+    pub fn module_name(&self) -> Option<&str> {
+        self.module_name.as_deref()
+    }
     /// Byte offset in the module binary of the instruction executing in this frame.
-    pub module_offset: Option<u32>,
+    pub fn module_offset(&self) -> Option<usize> {
+        self.module_offset.map(|o| o as usize)
+    }
 }
 
 impl fmt::Display for FrameInfo {
@@ -124,69 +163,36 @@ impl fmt::Display for FrameInfo {
     }
 }
 
-/// The Wasm frames active when a trap happened, innermost first.
+/// The Wasm frames active when a trap happened or a host function failed,
+/// innermost first: context on the error a call returns (see [`Trap`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WasmBacktrace {
-    pub frames: Vec<FrameInfo>,
+    pub(crate) frames: Vec<FrameInfo>,
+}
+
+impl WasmBacktrace {
+    /// The frames, innermost first.
+    pub fn frames(&self) -> &[FrameInfo] {
+        &self.frames
+    }
+
+    /// Attaches the backtrace to `error` as context (unless it is empty),
+    /// keeping `error` reachable by `downcast_ref`.
+    pub(crate) fn attach_to(self, error: anyhow::Error) -> anyhow::Error {
+        if self.frames.is_empty() {
+            error
+        } else {
+            error.context(self)
+        }
+    }
 }
 
 impl fmt::Display for WasmBacktrace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "error while executing at wasm backtrace:")?;
         for (i, frame) in self.frames.iter().enumerate() {
             writeln!(f, "  {i:>3}: {frame}")?;
         }
         Ok(())
-    }
-}
-
-/// A trap: the guest stopped because of `kind`.
-///
-/// Returned inside an [`anyhow::Error`] by calls into Wasm; recover it with
-/// `error.downcast_ref::<Trap>()`.
-#[derive(Debug)]
-pub struct Trap {
-    kind: TrapKind,
-    backtrace: WasmBacktrace,
-    /// The error a host function returned, for [`TrapKind::HostError`].
-    host_error: Option<anyhow::Error>,
-}
-
-impl Trap {
-    pub(crate) fn new(kind: TrapKind, backtrace: WasmBacktrace) -> Self {
-        Trap { kind, backtrace, host_error: None }
-    }
-    pub(crate) fn host(error: anyhow::Error, backtrace: WasmBacktrace) -> Self {
-        Trap { kind: TrapKind::HostError, backtrace, host_error: Some(error) }
-    }
-    /// Why the guest trapped.
-    pub fn kind(&self) -> TrapKind {
-        self.kind
-    }
-    /// The Wasm frames at the trap, innermost first.
-    pub fn backtrace(&self) -> &WasmBacktrace {
-        &self.backtrace
-    }
-    /// The host function's error, if a host function caused this trap.
-    pub fn host_error(&self) -> Option<&anyhow::Error> {
-        self.host_error.as_ref()
-    }
-}
-
-impl fmt::Display for Trap {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.host_error {
-            Some(e) => write!(f, "wasm trap: host function error: {e:#}")?,
-            None => write!(f, "wasm trap: {}", self.kind)?,
-        }
-        if !self.backtrace.frames.is_empty() {
-            write!(f, "\nwasm backtrace:\n{}", self.backtrace)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for Trap {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.host_error.as_ref().map(|e| e.as_ref() as &(dyn std::error::Error + 'static))
     }
 }

@@ -7,7 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use weft::{
     Caller, Engine, Extern, ExternRef, Func, FuncType, Global, GlobalType, Instance, Linker, Memory, MemoryType, Module, Mutability, RefType, Store, Table,
-    TableType, Trap, Val, ValType,
+    TableType, Val, ValType,
 };
 
 /// Runs `f`, which must panic because a handle met another store.
@@ -61,7 +61,7 @@ fn linker_func_new_checks_the_types_of_its_results() {
         let mut results = vec![Val::I64(0); f.ty(&store).results().len()];
         let err = f.call(&mut store, &[], &mut results).expect_err(name);
         assert!(format!("{err:#}").contains("wrong type for result 0"), "{name}: {err:#}");
-        assert!(err.downcast_ref::<Trap>().is_some(), "{name}: a host error reaches the caller as a trap");
+        assert!(err.downcast_ref::<weft::WasmBacktrace>().is_some(), "{name}: the error carries the Wasm backtrace");
     }
 }
 

@@ -2,7 +2,7 @@
 //! what each instantiation costs in system calls, and that no state leaks
 //! between tenants of a slot.
 
-use weft::{Config, Engine, Instance, InstanceAllocationStrategy, MemoryGrowth, Module, PoolingConfig, Store, Trap, TrapKind};
+use weft::{Config, Engine, Instance, InstanceAllocationStrategy, MemoryGrowth, Module, PoolingConfig, Store, Trap};
 
 const MODULE: &str = r#"(module
     (memory (export "memory") 4)
@@ -247,7 +247,7 @@ fn growth_and_traps_do_not_leak(growth: MemoryGrowth) {
         call::<(i32, i32), ()>(&mut store, inst, "write", (6 * 65536, 5));
         call::<i32, ()>(&mut store, inst, "set_global", 99);
         let err = inst.get_typed_func::<(), ()>(&mut store, "trap_after_write").unwrap().call(&mut store, ()).unwrap_err();
-        assert_eq!(err.downcast::<Trap>().unwrap().kind(), TrapKind::Unreachable);
+        assert_eq!(err.downcast_ref::<Trap>(), Some(&Trap::UnreachableCodeReached));
     }
     for _ in 0..4 {
         let mut store = Store::new(&engine, ());
@@ -258,7 +258,7 @@ fn growth_and_traps_do_not_leak(growth: MemoryGrowth) {
         // The grown pages are out of bounds again...
         let read = inst.get_typed_func::<i32, i32>(&mut store, "read").unwrap();
         let err = read.call(&mut store, 6 * 65536).unwrap_err();
-        assert_eq!(err.downcast::<Trap>().unwrap().kind(), TrapKind::MemoryOutOfBounds);
+        assert_eq!(err.downcast_ref::<Trap>(), Some(&Trap::MemoryOutOfBounds));
         // ... and zero once grown again.
         assert_eq!(call::<i32, i32>(&mut store, inst, "grow", 3), 4);
         assert_eq!(call::<i32, i32>(&mut store, inst, "read", 6 * 65536), 0);
@@ -283,8 +283,8 @@ fn truncate_growth_extends_the_memfd_without_mprotect() {
     assert_eq!((warm.mmap, warm.mprotect, warm.munmap), (before.mmap, before.mprotect, before.munmap));
 
     let read = inst.get_typed_func::<i32, i32>(&mut store, "read").unwrap();
-    let oob = |store: &mut Store<()>, addr| read.call(store, addr).unwrap_err().downcast::<Trap>().unwrap().kind();
-    assert_eq!(oob(&mut store, 4 * 65536), TrapKind::MemoryOutOfBounds);
+    let oob = |store: &mut Store<()>, addr| *read.call(store, addr).unwrap_err().downcast_ref::<Trap>().unwrap();
+    assert_eq!(oob(&mut store, 4 * 65536), Trap::MemoryOutOfBounds);
     assert_eq!(call::<i32, i32>(&mut store, inst, "grow", 2), 4);
     let grown = weft::syscall_counts();
     assert_eq!((grown.ftruncate - warm.ftruncate, grown.mprotect, grown.mmap), (1, warm.mprotect, warm.mmap));
@@ -292,7 +292,7 @@ fn truncate_growth_extends_the_memfd_without_mprotect() {
     assert_eq!(call::<i32, i32>(&mut store, inst, "read", 6 * 65536 - 1), 42);
     assert_eq!(call::<i32, i32>(&mut store, inst, "read", 4 * 65536), 0);
     // One byte past the memfd's end: SIGBUS, reported as out of bounds.
-    assert_eq!(oob(&mut store, 6 * 65536), TrapKind::MemoryOutOfBounds);
+    assert_eq!(oob(&mut store, 6 * 65536), Trap::MemoryOutOfBounds);
     // The host sees the grown memory too.
     let mem = inst.get_memory(&mut store, "memory").unwrap();
     assert_eq!(mem.data(&store).len(), 6 * 65536);
@@ -436,11 +436,11 @@ fn segments_beyond_the_initial_size_trap_in_order() {
     let mut store = Store::new(&engine, ());
     let mem = weft::Memory::new(&mut store, weft::MemoryType::new(1, None)).unwrap();
     let err = Instance::new(&mut store, &module, &[mem.into()]).unwrap_err();
-    assert_eq!(err.downcast::<Trap>().unwrap().kind(), TrapKind::MemoryOutOfBounds);
+    assert_eq!(err.downcast_ref::<Trap>(), Some(&Trap::MemoryOutOfBounds));
     // The first segment was written before the second trapped.
     assert_eq!(&mem.data(&store)[..2], b"ok");
     let err = Instance::new(&mut store, &own, &[]).unwrap_err();
-    assert_eq!(err.downcast::<Trap>().unwrap().kind(), TrapKind::MemoryOutOfBounds);
+    assert_eq!(err.downcast_ref::<Trap>(), Some(&Trap::MemoryOutOfBounds));
 }
 
 #[test]

@@ -1,13 +1,17 @@
 //! Every trap path runs: each trap kind with its backtrace, stack overflow with
 //! the store usable afterwards, host errors, re-entrancy, and instance churn.
 
-use weft::{Caller, Engine, Instance, Linker, Module, Store, Trap, TrapKind, Val};
+use weft::{Caller, Engine, Instance, Linker, Module, Store, Trap, Val, WasmBacktrace};
 
-fn trap_of(err: anyhow::Error) -> Trap {
-    match err.downcast::<Trap>() {
-        Ok(t) => t,
-        Err(e) => panic!("expected a trap, got: {e:#}"),
+fn trap_of(err: &anyhow::Error) -> Trap {
+    match err.downcast_ref::<Trap>() {
+        Some(t) => *t,
+        None => panic!("expected a trap, got: {err:#}"),
     }
+}
+
+fn frames(err: &anyhow::Error) -> &[weft::FrameInfo] {
+    err.downcast_ref::<WasmBacktrace>().map_or(&[], |b| b.frames())
 }
 
 fn instance(engine: &Engine, store: &mut Store<()>, wat: &str) -> Instance {
@@ -43,38 +47,38 @@ fn every_trap_kind_with_backtrace() {
         )"#,
     );
     let cases = [
-        ("unreachable", TrapKind::Unreachable),
-        ("oob", TrapKind::MemoryOutOfBounds),
-        ("oob_nested", TrapKind::MemoryOutOfBounds),
-        ("table_oob", TrapKind::TableOutOfBounds),
-        ("null_elem", TrapKind::IndirectCallToNull),
-        ("bad_sig", TrapKind::BadSignature),
-        ("div0", TrapKind::IntegerDivisionByZero),
-        ("overflow", TrapKind::IntegerOverflow),
-        ("conv", TrapKind::BadConversionToInteger),
-        ("conv_ovf", TrapKind::IntegerOverflow),
-        ("null_ref", TrapKind::NullReference),
-        ("table_get", TrapKind::TableOutOfBounds),
+        ("unreachable", Trap::UnreachableCodeReached),
+        ("oob", Trap::MemoryOutOfBounds),
+        ("oob_nested", Trap::MemoryOutOfBounds),
+        ("table_oob", Trap::TableOutOfBounds),
+        ("null_elem", Trap::IndirectCallToNull),
+        ("bad_sig", Trap::BadSignature),
+        ("div0", Trap::IntegerDivisionByZero),
+        ("overflow", Trap::IntegerOverflow),
+        ("conv", Trap::BadConversionToInteger),
+        ("conv_ovf", Trap::IntegerOverflow),
+        ("null_ref", Trap::NullReference),
+        ("table_get", Trap::TableOutOfBounds),
     ];
     for (name, kind) in cases {
         let f = inst.get_func(&mut store, name).unwrap();
         let ty = f.ty(&store);
         let mut results = vec![Val::I32(0); ty.results().len()];
-        let trap = trap_of(f.call(&mut store, &[], &mut results).unwrap_err());
-        assert_eq!(trap.kind(), kind, "{name}");
-        let frames = &trap.backtrace().frames;
+        let err = f.call(&mut store, &[], &mut results).unwrap_err();
+        assert_eq!(trap_of(&err), kind, "{name}");
+        let frames = frames(&err);
         assert!(!frames.is_empty(), "{name}: empty backtrace");
-        assert!(frames[0].module_offset.is_some(), "{name}: no offset");
-        assert_eq!(frames[0].module_name.as_deref(), Some("m"));
+        assert!(frames[0].module_offset().is_some(), "{name}: no offset");
+        assert_eq!(frames[0].module_name(), Some("m"));
     }
     // The nested trap shows both frames, innermost first, with names.
     let f = inst.get_func(&mut store, "oob_nested").unwrap();
-    let trap = trap_of(f.call(&mut store, &[], &mut []).unwrap_err());
-    let frames = &trap.backtrace().frames;
+    let err = f.call(&mut store, &[], &mut []).unwrap_err();
+    let frames = frames(&err);
     assert_eq!(frames.len(), 2, "{frames:?}");
-    assert_eq!(frames[0].func_name.as_deref(), Some("inner"));
-    assert_eq!(frames[1].func_index, 3);
-    let text = trap.to_string();
+    assert_eq!(frames[0].func_name(), Some("inner"));
+    assert_eq!(frames[1].func_index(), 3);
+    let text = format!("{err:?}");
     assert!(text.contains("out of bounds memory access") && text.contains("m!inner"), "{text}");
 }
 
@@ -92,20 +96,29 @@ fn stack_overflow_then_store_still_works() {
     let rec = inst.get_typed_func::<i32, i32>(&mut store, "rec").unwrap();
     let ok = inst.get_typed_func::<(), i32>(&mut store, "ok").unwrap();
     for _ in 0..3 {
-        let trap = trap_of(rec.call(&mut store, 0).unwrap_err());
-        assert_eq!(trap.kind(), TrapKind::StackOverflow);
+        assert_eq!(trap_of(&rec.call(&mut store, 0).unwrap_err()), Trap::StackOverflow);
         assert_eq!(ok.call(&mut store, ()).unwrap(), 7);
     }
 }
 
+/// A host function's error is not a trap: the caller gets that error
+/// itself (downcast to its type), with the Wasm backtrace attached.
 #[test]
-fn host_error_is_a_trap_with_the_error_attached() {
+fn host_errors_reach_the_caller_as_themselves() {
+    #[derive(Debug, PartialEq)]
+    struct TooBig(i32);
+    impl std::fmt::Display for TooBig {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "too big: {}", self.0)
+        }
+    }
+    impl std::error::Error for TooBig {}
     let engine = Engine::default();
     let mut linker = Linker::<()>::new(&engine);
     linker
         .func_wrap("host", "fail", |x: i32| -> anyhow::Result<i32> {
             if x > 2 {
-                anyhow::bail!("too big: {x}")
+                return Err(TooBig(x).into());
             }
             Ok(x * 2)
         })
@@ -120,10 +133,11 @@ fn host_error_is_a_trap_with_the_error_attached() {
     let inst = linker.instantiate(&mut store, &module).unwrap();
     let run = inst.get_typed_func::<i32, i32>(&mut store, "run").unwrap();
     assert_eq!(run.call(&mut store, 2).unwrap(), 4);
-    let trap = trap_of(run.call(&mut store, 3).unwrap_err());
-    assert_eq!(trap.kind(), TrapKind::HostError);
-    assert_eq!(trap.host_error().unwrap().to_string(), "too big: 3");
-    assert_eq!(trap.backtrace().frames.len(), 1);
+    let err = run.call(&mut store, 3).unwrap_err();
+    assert_eq!(err.downcast_ref::<TooBig>(), Some(&TooBig(3)));
+    assert!(err.downcast_ref::<Trap>().is_none(), "a host error is not a trap");
+    assert_eq!(frames(&err).len(), 1);
+    assert_eq!(err.root_cause().to_string(), "too big: 3");
     assert_eq!(run.call(&mut store, 1).unwrap(), 2);
 }
 
@@ -166,8 +180,9 @@ fn reentrancy_host_wasm_host_wasm() {
     .unwrap();
     let inst = linker.instantiate(&mut store, &module).unwrap();
     let down = inst.get_typed_func::<i32, i32>(&mut store, "down").unwrap();
-    let trap = trap_of(down.call(&mut store, 3).unwrap_err());
-    assert_eq!(trap.kind(), TrapKind::HostError);
+    // The innermost trap is still what the outermost caller sees.
+    let err = down.call(&mut store, 3).unwrap_err();
+    assert_eq!(trap_of(&err), Trap::UnreachableCodeReached);
 }
 
 #[test]

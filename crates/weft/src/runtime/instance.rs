@@ -9,7 +9,7 @@ use crate::module::Module;
 use crate::runtime::memory::{LinearMemory, MemoryPlan};
 use crate::runtime::table::TableData;
 use crate::store::{GlobalEntry, StoreOpaque, TagEntry};
-use crate::trap::TrapKind;
+use crate::trap::Trap;
 use crate::types::{convert_ref_type, convert_val_type, GlobalType, MemoryType, Mutability, TableType};
 use crate::vmctx::{self, VMFuncRef, VMGlobal, VMOffsets, NUM_BUILTINS};
 
@@ -209,7 +209,7 @@ pub enum InstantiateError {
     Error(anyhow::Error),
     /// A segment did not fit: the instance exists (and earlier writes stay), but
     /// instantiation traps.
-    Trap(TrapKind),
+    Trap(Trap),
 }
 
 /// Creates an instance of `module` in `store` with resolved `imports` (one per
@@ -372,7 +372,7 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
                 if !range_ok(offset, len, t.size()) {
                     // Keep the instance: earlier segments may have stored references to it.
                     store.instances.push(inst);
-                    return Err(InstantiateError::Trap(TrapKind::TableOutOfBounds));
+                    return Err(InstantiateError::Trap(Trap::TableOutOfBounds));
                 }
                 let seg_index = inst.elems.len() - 1;
                 write_active_segment(store, &inst, seg_index, *table, offset);
@@ -397,7 +397,7 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
             let fits = offset.checked_add(bytes.len() as u64).is_some_and(|end| end <= mem.byte_size());
             if !fits {
                 store.instances.push(inst);
-                return Err(InstantiateError::Trap(TrapKind::MemoryOutOfBounds));
+                return Err(InstantiateError::Trap(Trap::MemoryOutOfBounds));
             }
             mem.data_mut()[offset as usize..offset as usize + bytes.len()].copy_from_slice(bytes);
         }
@@ -443,7 +443,7 @@ fn reset_instance(store: &mut StoreOpaque, inst: &mut InstanceData) -> Result<()
             }
             let offset = eval_const(offset, inst, store).bits[0];
             if !range_ok(offset, seg.items.len() as u64, store.tables[inst.tables[*table as usize]].size()) {
-                return Err(InstantiateError::Trap(TrapKind::TableOutOfBounds));
+                return Err(InstantiateError::Trap(Trap::TableOutOfBounds));
             }
             write_active_segment(store, inst, i, *table, offset);
         }
@@ -458,7 +458,7 @@ fn reset_instance(store: &mut StoreOpaque, inst: &mut InstanceData) -> Result<()
             let mem = &mut store.memories[inst.memories[*memory as usize]].mem;
             let bytes = &m.bytes[seg.range.clone()];
             if !range_ok(offset, bytes.len() as u64, mem.byte_size()) {
-                return Err(InstantiateError::Trap(TrapKind::MemoryOutOfBounds));
+                return Err(InstantiateError::Trap(Trap::MemoryOutOfBounds));
             }
             mem.data_mut()[offset as usize..offset as usize + bytes.len()].copy_from_slice(bytes);
         }

@@ -51,7 +51,7 @@ use std::sync::{Arc, OnceLock};
 use crate::config::Interruption;
 use crate::runtime::signals::{self, TrapCause};
 use crate::runtime::sys;
-use crate::trap::TrapKind;
+use crate::trap::Trap;
 use crate::vmctx::{self, VMStoreContext};
 
 /// What the epoch callback decides when the deadline is reached.
@@ -59,7 +59,7 @@ use crate::vmctx::{self, VMStoreContext};
 pub enum UpdateDeadline {
     /// Keep running; the new deadline is this many ticks after the current epoch.
     Continue(u64),
-    /// Stop the guest with [`TrapKind::Interrupted`].
+    /// Stop the guest with [`Trap::Interrupt`].
     Trap,
     /// Suspend the guest (only in a resumable call, see
     /// [`TypedFunc::call_resumable`](crate::TypedFunc::call_resumable)); when it
@@ -72,7 +72,7 @@ pub enum UpdateDeadline {
 pub enum InterruptAction {
     /// Resume the guest where it was interrupted.
     Continue,
-    /// Stop the guest with [`TrapKind::Interrupted`].
+    /// Stop the guest with [`Trap::Interrupt`].
     Trap,
     /// Suspend the guest (only in a resumable call); it continues when resumed.
     Yield,
@@ -568,7 +568,7 @@ unsafe fn store_of(ctx: *mut VMStoreContext) -> *mut crate::store::StoreOpaque {
 /// `Ok` to continue, the deadline moved (after a suspension, if the callback
 /// asked for a yield); `Err` with the trap to raise.
 fn epoch_deadline_reached(store: &mut crate::store::StoreOpaque) -> Result<(), (TrapCause, Option<anyhow::Error>)> {
-    let Some(mut callback) = store.epoch_callback.take() else { return Err((TrapCause::Wasm(TrapKind::Interrupted), None)) };
+    let Some(mut callback) = store.epoch_callback.take() else { return Err((TrapCause::Wasm(Trap::Interrupt), None)) };
     let decision = callback(store as *mut _ as *mut u8);
     store.epoch_callback = Some(callback);
     let delta = match decision {
@@ -579,7 +579,7 @@ fn epoch_deadline_reached(store: &mut crate::store::StoreOpaque) -> Result<(), (
             crate::runtime::fiber::yield_now().map_err(|e| (TrapCause::Host, Some(e)))?;
             delta
         }
-        Ok(UpdateDeadline::Trap) => return Err((TrapCause::Wasm(TrapKind::Interrupted), None)),
+        Ok(UpdateDeadline::Trap) => return Err((TrapCause::Wasm(Trap::Interrupt), None)),
         Err(e) => return Err((TrapCause::Host, Some(e))),
     };
     let now = store.engine.epoch_counter().load(Ordering::Relaxed);
@@ -625,7 +625,7 @@ unsafe extern "C" fn weft_interrupt_hook(fault_pc: usize, fp: usize) {
         }
         Ok(InterruptAction::Trap) => {
             // SAFETY: called from compiled code's interrupted frame; nothing to drop here.
-            unsafe { signals::raise_at(TrapCause::Wasm(TrapKind::Interrupted), None, None, fault_pc, fp) }
+            unsafe { signals::raise_at(TrapCause::Wasm(Trap::Interrupt), None, None, fault_pc, fp) }
         }
         // SAFETY: as above.
         Err(e) => unsafe { signals::raise_at(TrapCause::Host, Some(e), None, fault_pc, fp) },

@@ -27,7 +27,7 @@ use std::sync::Once;
 
 use crate::runtime::code;
 use crate::runtime::sys;
-use crate::trap::{codes, TrapKind};
+use crate::trap::{codes, Trap};
 use crate::vmctx::VMStoreContext;
 
 /// Saved state to resume an activation: stack pointer, frame pointer, resume PC.
@@ -101,7 +101,7 @@ pub const MAX_BACKTRACE: usize = 128;
 pub enum TrapCause {
     None,
     /// A fault in compiled code with this kind.
-    Wasm(TrapKind),
+    Wasm(Trap),
     /// A host function returned an error (stored in `host_error`).
     Host,
     /// A host function panicked (payload in `panic`).
@@ -404,10 +404,10 @@ unsafe extern "C" fn trap_handler(sig: libc::c_int, info: *mut libc::siginfo_t, 
             }
         }
         let kind = match code {
-            Some(Some(code)) => TrapKind::from_code(code),
+            Some(Some(code)) => Trap::from_code(code),
             // Only the stack guard can fault at an instruction without a
             // trap entry (a call or push past the end of the stack).
-            Some(None) if addr != 0 && addr.abs_diff(sp) < 1 << 16 => Some(TrapKind::StackOverflow),
+            Some(None) if addr != 0 && addr.abs_diff(sp) < 1 << 16 => Some(Trap::StackOverflow),
             _ => None,
         };
         if let Some(kind) = kind {
