@@ -117,12 +117,7 @@ fn weft_instantiator(wasm: &[u8], opts: InstantiateOptions) -> anyhow::Result<In
     let engine = weft::Engine::new(&config)?;
     let module = weft::Module::new(&engine, wasm)?;
     let mut linker = weft::Linker::<()>::new(&engine);
-    for (m, n, ty) in module.imports() {
-        if let weft::ExternType::Func(ty) = ty {
-            let what = format!("{m}::{n}");
-            linker.func_new(m, n, ty, move |_, _, _| anyhow::bail!("benchmark stub {what} called"))?;
-        }
-    }
+    linker.define_unknown_imports_as_traps(&module)?;
     // Imports resolved once, as wasmtime's side does with `instantiate_pre`.
     let pre = linker.instantiate_pre(&module)?;
     // Warm up: compile trampolines, fill pool slots with the image.

@@ -42,11 +42,7 @@ fn bench(c: &mut Criterion) {
         let engine = Engine::new(&config).unwrap();
         let module = Module::new(&engine, &bytes).unwrap();
         let mut linker = Linker::<()>::new(&engine);
-        for (m, n, ty) in module.imports() {
-            if let weft::ExternType::Func(ty) = ty {
-                linker.func_new(m, n, ty, |_, _, _| anyhow::bail!("not called")).unwrap();
-            }
-        }
+        linker.define_unknown_imports_as_traps(&module).unwrap();
         group.bench_function(label, |b| {
             b.iter(|| {
                 let mut store = Store::new(&engine, ());

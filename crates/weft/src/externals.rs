@@ -121,11 +121,10 @@ impl Memory {
         &s.memories[self.index]
     }
 
-    /// The memory's type (with its current size as minimum).
+    /// The memory's type as declared (its current size is [`size`](Self::size)).
     pub fn ty(&self, store: impl AsContext) -> MemoryType {
         let ctx = store.as_context();
-        let e = self.entry(&ctx.inner.opaque);
-        MemoryType { minimum: e.mem.byte_size() / WASM_PAGE_SIZE, ..e.ty }
+        self.entry(&ctx.inner.opaque).ty
     }
     /// Size in pages.
     pub fn size(&self, store: impl AsContext) -> u64 {
@@ -226,11 +225,10 @@ impl Table {
         s.check(self.store_id);
         &s.tables[self.index]
     }
-    /// The table's type (with its current size as minimum).
+    /// The table's type as declared (its current size is [`size`](Self::size)).
     pub fn ty(&self, store: impl AsContext) -> TableType {
         let ctx = store.as_context();
-        let t = self.data(&ctx.inner.opaque);
-        TableType { minimum: t.size(), ..t.ty }
+        self.data(&ctx.inner.opaque).ty
     }
     /// Number of elements.
     pub fn size(&self, store: impl AsContext) -> u64 {

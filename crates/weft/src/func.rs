@@ -322,7 +322,7 @@ impl Func {
     /// Fails if `Params` and `Results` do not match the function's type.
     pub fn typed<Params: WasmParams, Results: WasmResults>(&self, store: impl AsContext) -> anyhow::Result<TypedFunc<Params, Results>> {
         let ty = self.ty(&store);
-        let expected = FuncType::new(Params::types(), Results::types());
+        let expected = FuncType::from_parts(Params::types(), Results::types());
         if ty != expected {
             anyhow::bail!("function type mismatch: the function is {ty}, but {expected} was requested");
         }
@@ -693,7 +693,7 @@ macro_rules! into_func {
             Ret: HostResult + 'static,
         {
             fn into_func(self) -> (FuncType, Arc<HostFn<T>>) {
-                let ty = FuncType::new(<($($a,)*) as WasmParams>::types(), Ret::Results::types());
+                let ty = FuncType::from_parts(<($($a,)*) as WasmParams>::types(), Ret::Results::types());
                 let f = move |caller: Caller<'_, T>, values: &mut [ValRaw]| -> anyhow::Result<()> {
                     let store = &caller.store.inner.opaque;
                     let r = (self)($($a::from_raw(store, values[$i])),*).into_result()?;
@@ -711,7 +711,7 @@ macro_rules! into_func {
             Ret: HostResult + 'static,
         {
             fn into_func(self) -> (FuncType, Arc<HostFn<T>>) {
-                let ty = FuncType::new(<($($a,)*) as WasmParams>::types(), Ret::Results::types());
+                let ty = FuncType::from_parts(<($($a,)*) as WasmParams>::types(), Ret::Results::types());
                 let f = move |caller: Caller<'_, T>, values: &mut [ValRaw]| -> anyhow::Result<()> {
                     let store_id = caller.store.inner.opaque.id;
                     $(let $a = { let store = &caller.store.inner.opaque; $a::from_raw(store, values[$i]) };)*

@@ -41,6 +41,7 @@ mod types;
 mod values;
 pub mod vmctx;
 
+pub use anyhow::{Error, Result};
 pub use config::{Config, InstanceAllocationStrategy, Interruption, OptLevel, Tunables};
 pub use engine::Engine;
 pub use error::{CompileError, CompileErrorKind};
@@ -55,5 +56,5 @@ pub use runtime::pool::{MemoryGrowth, PoolingConfig};
 pub use runtime::sys::{syscall_counts, SyscallCounts};
 pub use store::{AsContext, AsContextMut, Store, StoreContext, StoreContextMut};
 pub use trap::{FrameInfo, Trap, WasmBacktrace};
-pub use types::{ExternType, FuncType, GlobalType, HeapType, MemoryType, Mutability, RefType, TableType, TypeId, ValType};
+pub use types::{ExportType, ExternType, FuncType, GlobalType, HeapType, ImportType, MemoryType, Mutability, RefType, TableType, TypeId, ValType};
 pub use values::{ExternRef, Val, ValRaw};

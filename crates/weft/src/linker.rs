@@ -9,7 +9,7 @@ use crate::func::{Caller, Func, HostFuncContext, IntoFunc};
 use crate::instance::Instance;
 use crate::module::Module;
 use crate::store::{AsContext, AsContextMut};
-use crate::types::FuncType;
+use crate::types::{ExternType, FuncType};
 use crate::values::{Val, ValRaw};
 use crate::Engine;
 
@@ -119,6 +119,117 @@ impl<T: 'static> Linker<T> {
             self.insert(module, &name, Definition::Extern(item))?;
         }
         Ok(self)
+    }
+
+    /// Instantiates `module` in `store` and defines its exports under the
+    /// name `module_name`, so that later modules can import them.
+    ///
+    /// The module is instantiated once, with its imports resolved by this
+    /// linker, and its `_initialize` export, if any, is called (a WASI
+    /// reactor). Weft differs from wasmtime for commands (modules that export
+    /// `_start`): wasmtime wraps each of their exports to instantiate the
+    /// module afresh per call, Weft defines the exports of the one instance.
+    ///
+    /// # Errors
+    /// As for [`Linker::instantiate`], or if `_initialize` traps, or if an
+    /// export's name is already defined under `module_name`.
+    pub fn module(&mut self, mut store: impl AsContextMut<Data = T>, module_name: &str, module: &Module) -> anyhow::Result<&mut Self> {
+        let instance = self.instantiate(&mut store, module)?;
+        if let Some(init) = instance.get_func(&mut store, "_initialize") {
+            init.typed::<(), ()>(&store)?.call(&mut store, ())?;
+        }
+        self.instance(store, module_name, instance)
+    }
+
+    /// The default function of the module defined as `module`: its export
+    /// named `""` (the convention of WASI commands' linkers), else `_start`,
+    /// else a function that does nothing.
+    ///
+    /// # Errors
+    /// If the export found is not a function.
+    pub fn get_default(&self, mut store: impl AsContextMut<Data = T>, module: &str) -> anyhow::Result<Func> {
+        for name in ["", "_start"] {
+            match self.get(&mut store, module, name) {
+                Some(Extern::Func(f)) => return Ok(f),
+                Some(_) => anyhow::bail!("`{module}::{name}` is not a function"),
+                None => {}
+            }
+        }
+        Ok(Func::wrap(store, || {}))
+    }
+
+    /// Defines `as_module::as_name` as whatever `module::name` is defined as.
+    ///
+    /// # Errors
+    /// If `module::name` is not defined, or `as_module::as_name` is (without
+    /// shadowing).
+    pub fn alias(&mut self, module: &str, name: &str, as_module: &str, as_name: &str) -> anyhow::Result<&mut Self> {
+        let def =
+            self.defs.0.get(module).and_then(|f| f.get(name)).cloned().ok_or_else(|| anyhow::anyhow!("no item named `{module}::{name}` in the linker"))?;
+        self.insert(as_module, as_name, def)
+    }
+
+    /// Defines every item of `module` under the module name `as_module` too.
+    ///
+    /// # Errors
+    /// If an item is already defined under `as_module` (without shadowing).
+    pub fn alias_module(&mut self, module: &str, as_module: &str) -> anyhow::Result<&mut Self> {
+        let items: Vec<(String, Definition<T>)> = self.defs.0.get(module).map(|f| f.iter().map(|(n, d)| (n.clone(), d.clone())).collect()).unwrap_or_default();
+        for (name, def) in items {
+            self.insert(as_module, &name, def)?;
+        }
+        Ok(self)
+    }
+
+    /// Defines every function import of `module` that this linker does not
+    /// define as a function that fails when called, with an error naming the
+    /// import (for modules whose unused imports should not stop them from
+    /// being instantiated). Imports of other kinds are left undefined.
+    ///
+    /// # Errors
+    /// If a host function cannot be created for an import's type.
+    pub fn define_unknown_imports_as_traps(&mut self, module: &Module) -> anyhow::Result<()> {
+        for (m, n, ty) in self.undefined_func_imports(module) {
+            let what = format!("unknown import: `{m}::{n}` has not been defined");
+            self.func_new(&m, &n, ty, move |_, _, _| Err(anyhow::anyhow!("{what}")))?;
+        }
+        Ok(())
+    }
+
+    /// Defines every function import of `module` that this linker does not
+    /// define as a function that returns the default (zero or null) value of
+    /// each result. Imports of other kinds are left undefined (wasmtime also
+    /// creates default tables, memories and globals in `store`; Weft does
+    /// not yet).
+    ///
+    /// # Errors
+    /// If an import returns a non-nullable reference, which has no default.
+    pub fn define_unknown_imports_as_default_values(&mut self, store: impl AsContextMut<Data = T>, module: &Module) -> anyhow::Result<()> {
+        let _ = store;
+        for (m, n, ty) in self.undefined_func_imports(module) {
+            let defaults = ty
+                .results()
+                .iter()
+                .map(|t| Val::default_for(t).ok_or_else(|| anyhow::anyhow!("`{m}::{n}` returns {t}, which has no default value")))
+                .collect::<anyhow::Result<Vec<Val>>>()?;
+            self.func_new(&m, &n, ty, move |_, _, results| {
+                results.copy_from_slice(&defaults);
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The function imports of `module` this linker does not define.
+    fn undefined_func_imports(&self, module: &Module) -> Vec<(String, String, FuncType)> {
+        module
+            .imports()
+            .filter(|i| self.defs.0.get(i.module()).and_then(|f| f.get(i.name())).is_none())
+            .filter_map(|i| match i.ty() {
+                ExternType::Func(ty) => Some((i.module().to_string(), i.name().to_string(), ty)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Looks up `module::name`, creating host functions in `store` as needed.

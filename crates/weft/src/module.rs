@@ -8,7 +8,7 @@ use crate::error::CompileError;
 use crate::frontend::{self, EntityIndex, ImportKind, ModuleInfo};
 use crate::runtime::image::{self, ModuleImages};
 use crate::translate::TranslateEnv;
-use crate::types::{convert_ref_type, convert_val_type, ExternType, FuncType, GlobalType, MemoryType, Mutability, TableType, TypeId};
+use crate::types::{convert_ref_type, convert_val_type, ExportType, ExternType, FuncType, GlobalType, ImportType, MemoryType, Mutability, TableType, TypeId};
 use crate::vmctx::VMOffsets;
 
 pub(crate) struct ModuleInner {
@@ -43,7 +43,7 @@ pub(crate) struct ModuleInner {
 /// ```
 /// let engine = weft::Engine::default();
 /// let module = weft::Module::new(&engine, r#"(module (func (export "f") (result i32) i32.const 7))"#).unwrap();
-/// assert!(module.exports().any(|(name, _)| name == "f"));
+/// assert!(module.exports().any(|e| e.name() == "f"));
 /// ```
 #[derive(Clone)]
 pub struct Module {
@@ -106,6 +106,17 @@ impl Module {
         let bytes = bytes.as_ref();
         let binary = wat::parse_bytes(bytes).map_err(|e| CompileError::classify(e.into(), None, engine.config().proposals))?;
         Module::from_binary(engine, &binary)
+    }
+
+    /// Compiles a module from a file holding its binary or text (WAT) form.
+    ///
+    /// # Errors
+    /// As for [`Module::new`], and if the file cannot be read (the error
+    /// names it).
+    pub fn from_file(engine: &Engine, path: impl AsRef<std::path::Path>) -> anyhow::Result<Module> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| anyhow::Error::new(e).context(format!("failed to read {}", path.display())))?;
+        Module::new(engine, bytes)
     }
 
     /// Compiles a module from its binary form.
@@ -226,8 +237,8 @@ impl Module {
         GlobalType { content: convert_val_type(&g.content_type, &self.inner.type_ids), mutability: if g.mutable { Mutability::Var } else { Mutability::Const } }
     }
 
-    /// The module's imports: (module, name, type), in order.
-    pub fn imports(&self) -> impl Iterator<Item = (&str, &str, ExternType)> + '_ {
+    /// The module's imports, in order.
+    pub fn imports(&self) -> impl ExactSizeIterator<Item = ImportType<'_>> + '_ {
         self.inner.info.imports.iter().map(move |i| {
             let ty = match &i.kind {
                 ImportKind::Func(t) => ExternType::Func((*self.inner.engine.func_type(self.inner.type_ids[*t as usize])).clone()),
@@ -236,12 +247,17 @@ impl Module {
                 ImportKind::Global(g) => ExternType::Global(self.global_type(g)),
                 ImportKind::Tag(t) => ExternType::Tag(self.type_of_index(*t)),
             };
-            (i.module.as_str(), i.name.as_str(), ty)
+            ImportType { module: i.module.as_str(), name: i.name.as_str(), ty }
         })
     }
 
-    /// The module's exports: (name, type), in order.
-    pub fn exports(&self) -> impl Iterator<Item = (&str, ExternType)> + '_ {
-        self.inner.info.exports.iter().map(move |(name, index)| (name.as_str(), self.entity_type(*index)))
+    /// The module's exports, in order.
+    pub fn exports(&self) -> impl ExactSizeIterator<Item = ExportType<'_>> + '_ {
+        self.inner.info.exports.iter().map(move |(name, index)| ExportType { name: name.as_str(), ty: self.entity_type(*index) })
+    }
+
+    /// The type of the export `name`, if the module has one.
+    pub fn get_export(&self, name: &str) -> Option<ExternType> {
+        self.inner.info.export_map.get(name).map(|index| self.entity_type(*index))
     }
 }

@@ -197,6 +197,13 @@ pub struct Store<T> {
     pub(crate) inner: Box<StoreInner<T>>,
 }
 
+impl<T: Default> Default for Store<T> {
+    /// A store in a new default [`Engine`] holding `T::default()`.
+    fn default() -> Self {
+        Store::new(&Engine::default(), T::default())
+    }
+}
+
 // SAFETY: raw pointers inside refer to memory owned by the store itself.
 unsafe impl<T: Send> Send for Store<T> {}
 

@@ -121,13 +121,33 @@ pub struct FuncType {
 }
 
 impl FuncType {
-    /// A function type with the given parameters and results.
-    pub fn new(params: impl IntoIterator<Item = ValType>, results: impl IntoIterator<Item = ValType>) -> Self {
+    /// A function type with the given parameters and results, for `engine`.
+    ///
+    /// Weft's function types are plain values that any engine accepts (an
+    /// engine registers a type when a function of it is created); the engine
+    /// is taken for the same signature as wasmtime's.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use weft::{Engine, FuncType, ValType};
+    ///
+    /// let engine = Engine::default();
+    /// let ty = FuncType::new(&engine, [ValType::I32, ValType::I64], [ValType::F64]);
+    /// assert_eq!(ty.params().len(), 2);
+    /// assert_eq!(ty.to_string(), "(func (param i32 i64) (result f64))");
+    /// ```
+    pub fn new(_engine: &crate::Engine, params: impl IntoIterator<Item = ValType>, results: impl IntoIterator<Item = ValType>) -> Self {
+        FuncType::from_parts(params, results)
+    }
+    pub(crate) fn from_parts(params: impl IntoIterator<Item = ValType>, results: impl IntoIterator<Item = ValType>) -> Self {
         FuncType { params: params.into_iter().collect(), results: results.into_iter().collect() }
     }
+    /// The parameter types.
     pub fn params(&self) -> &[ValType] {
         &self.params
     }
+    /// The result types.
     pub fn results(&self) -> &[ValType] {
         &self.results
     }
@@ -170,6 +190,27 @@ impl MemoryType {
     pub fn new(minimum: u32, maximum: Option<u32>) -> Self {
         MemoryType { minimum: minimum.into(), maximum: maximum.map(Into::into), memory64: false }
     }
+    /// A 64-bit memory with the given limits in pages.
+    pub fn new64(minimum: u64, maximum: Option<u64>) -> Self {
+        MemoryType { minimum, maximum, memory64: true }
+    }
+    /// The declared minimum size, in 64 KiB pages.
+    pub fn minimum(&self) -> u64 {
+        self.minimum
+    }
+    /// The declared maximum size in pages, if any.
+    pub fn maximum(&self) -> Option<u64> {
+        self.maximum
+    }
+    /// Whether the memory is indexed with 64-bit addresses.
+    pub fn is_64(&self) -> bool {
+        self.memory64
+    }
+    /// Whether the memory is shared between threads (never: Weft does not
+    /// implement the threads proposal).
+    pub fn is_shared(&self) -> bool {
+        false
+    }
     pub(crate) fn from_wasm(m: &wasmparser::MemoryType) -> Self {
         MemoryType { minimum: m.initial, maximum: m.maximum, memory64: m.memory64 }
     }
@@ -178,9 +219,13 @@ impl MemoryType {
 /// The type of a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableType {
+    /// The type of the elements.
     pub element: RefType,
+    /// The declared minimum number of elements.
     pub minimum: u64,
+    /// The declared maximum number of elements, if any.
     pub maximum: Option<u64>,
+    /// Whether the table is indexed with 64-bit indices.
     pub table64: bool,
 }
 
@@ -189,37 +234,146 @@ impl TableType {
     pub fn new(element: RefType, minimum: u32, maximum: Option<u32>) -> Self {
         TableType { element, minimum: minimum.into(), maximum: maximum.map(Into::into), table64: false }
     }
+    /// The type of the elements.
+    pub fn element(&self) -> &RefType {
+        &self.element
+    }
+    /// The declared minimum number of elements.
+    pub fn minimum(&self) -> u64 {
+        self.minimum
+    }
+    /// The declared maximum number of elements, if any.
+    pub fn maximum(&self) -> Option<u64> {
+        self.maximum
+    }
+    /// Whether the table is indexed with 64-bit indices.
+    pub fn is_64(&self) -> bool {
+        self.table64
+    }
 }
 
 /// Whether a global can be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mutability {
+    /// Immutable.
     Const,
+    /// Mutable.
     Var,
 }
 
 /// The type of a global.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GlobalType {
+    /// The type of the value.
     pub content: ValType,
+    /// Whether the global can be written.
     pub mutability: Mutability,
 }
 
 impl GlobalType {
+    /// A global holding values of `content`.
     pub fn new(content: ValType, mutability: Mutability) -> Self {
         GlobalType { content, mutability }
+    }
+    /// The type of the value.
+    pub fn content(&self) -> &ValType {
+        &self.content
+    }
+    /// Whether the global can be written.
+    pub fn mutability(&self) -> Mutability {
+        self.mutability
     }
 }
 
 /// The type of an import or export.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExternType {
+    /// A function.
     Func(FuncType),
+    /// A table.
     Table(TableType),
+    /// A linear memory.
     Memory(MemoryType),
+    /// A global.
     Global(GlobalType),
     /// A tag, with the function type of its payload.
     Tag(FuncType),
+}
+
+impl ExternType {
+    /// The function type, if this is a function.
+    pub fn func(&self) -> Option<&FuncType> {
+        if let ExternType::Func(t) = self {
+            Some(t)
+        } else {
+            None
+        }
+    }
+    /// The table type, if this is a table.
+    pub fn table(&self) -> Option<&TableType> {
+        if let ExternType::Table(t) = self {
+            Some(t)
+        } else {
+            None
+        }
+    }
+    /// The memory type, if this is a memory.
+    pub fn memory(&self) -> Option<&MemoryType> {
+        if let ExternType::Memory(t) = self {
+            Some(t)
+        } else {
+            None
+        }
+    }
+    /// The global type, if this is a global.
+    pub fn global(&self) -> Option<&GlobalType> {
+        if let ExternType::Global(t) = self {
+            Some(t)
+        } else {
+            None
+        }
+    }
+}
+
+/// An import of a [`Module`](crate::Module): where it comes from and its type.
+#[derive(Debug, Clone)]
+pub struct ImportType<'module> {
+    pub(crate) module: &'module str,
+    pub(crate) name: &'module str,
+    pub(crate) ty: ExternType,
+}
+
+impl<'module> ImportType<'module> {
+    /// The module name it is imported from.
+    pub fn module(&self) -> &'module str {
+        self.module
+    }
+    /// The field name it is imported as.
+    pub fn name(&self) -> &'module str {
+        self.name
+    }
+    /// Its type.
+    pub fn ty(&self) -> ExternType {
+        self.ty.clone()
+    }
+}
+
+/// An export of a [`Module`](crate::Module): its name and type.
+#[derive(Debug, Clone)]
+pub struct ExportType<'module> {
+    pub(crate) name: &'module str,
+    pub(crate) ty: ExternType,
+}
+
+impl<'module> ExportType<'module> {
+    /// The name it is exported as.
+    pub fn name(&self) -> &'module str {
+        self.name
+    }
+    /// Its type.
+    pub fn ty(&self) -> ExternType {
+        self.ty.clone()
+    }
 }
 
 /// Structural key of a value type inside a rec group, for canonicalisation.
@@ -268,7 +422,7 @@ impl TypeRegistry {
                 KeyValType::Plain(t) => *t,
                 KeyValType::RecLocal { nullable, index } => ValType::Ref(RefType { nullable: *nullable, heap: HeapType::Concrete(ids[*index as usize]) }),
             };
-            let ty = FuncType::new(params.iter().map(resolve), results.iter().map(resolve));
+            let ty = FuncType::from_parts(params.iter().map(resolve), results.iter().map(resolve));
             inner.types.push(Arc::new(ty));
         }
         inner.groups.insert(key, ids.clone());

@@ -128,6 +128,97 @@ impl Val {
         })
     }
 
+    /// A null `funcref`.
+    pub fn null_func_ref() -> Val {
+        Val::FuncRef(None)
+    }
+    /// A null `externref`.
+    pub fn null_extern_ref() -> Val {
+        Val::ExternRef(None)
+    }
+
+    /// The `i32`.
+    ///
+    /// # Panics
+    /// If the value is not an `i32`.
+    #[track_caller]
+    pub fn unwrap_i32(&self) -> i32 {
+        self.i32().expect("expected an i32 value")
+    }
+    /// The `i64`.
+    ///
+    /// # Panics
+    /// If the value is not an `i64`.
+    #[track_caller]
+    pub fn unwrap_i64(&self) -> i64 {
+        self.i64().expect("expected an i64 value")
+    }
+    /// The `f32`.
+    ///
+    /// # Panics
+    /// If the value is not an `f32`.
+    #[track_caller]
+    pub fn unwrap_f32(&self) -> f32 {
+        self.f32().expect("expected an f32 value")
+    }
+    /// The `f64`.
+    ///
+    /// # Panics
+    /// If the value is not an `f64`.
+    #[track_caller]
+    pub fn unwrap_f64(&self) -> f64 {
+        self.f64().expect("expected an f64 value")
+    }
+    /// The `v128`, as an integer.
+    ///
+    /// # Panics
+    /// If the value is not a `v128`.
+    #[track_caller]
+    pub fn unwrap_v128(&self) -> u128 {
+        self.v128().expect("expected a v128 value")
+    }
+    /// The `funcref` (`None` for null).
+    ///
+    /// # Panics
+    /// If the value is not a `funcref`.
+    #[track_caller]
+    pub fn unwrap_funcref(&self) -> Option<&Func> {
+        self.funcref().expect("expected a funcref value")
+    }
+    /// The `externref` (`None` for null).
+    ///
+    /// # Panics
+    /// If the value is not an `externref`.
+    #[track_caller]
+    pub fn unwrap_externref(&self) -> Option<&ExternRef> {
+        self.externref().expect("expected an externref value")
+    }
+    /// The `v128`, as an integer, if the value is one.
+    pub fn v128(&self) -> Option<u128> {
+        if let Val::V128(v) = self {
+            Some(*v)
+        } else {
+            None
+        }
+    }
+    /// The `funcref` (`Some(None)` for null), if the value is one.
+    pub fn funcref(&self) -> Option<Option<&Func>> {
+        if let Val::FuncRef(f) = self {
+            Some(f.as_ref())
+        } else {
+            None
+        }
+    }
+    /// The `externref` (`Some(None)` for null), if the value is one.
+    pub fn externref(&self) -> Option<Option<&ExternRef>> {
+        if let Val::ExternRef(e) = self {
+            Some(e.as_ref())
+        } else {
+            None
+        }
+    }
+
+    /// The `i32`, if the value is one.
     pub fn i32(&self) -> Option<i32> {
         if let Val::I32(v) = self {
             Some(*v)
@@ -135,6 +226,7 @@ impl Val {
             None
         }
     }
+    /// The `i64`, if the value is one.
     pub fn i64(&self) -> Option<i64> {
         if let Val::I64(v) = self {
             Some(*v)
@@ -142,6 +234,7 @@ impl Val {
             None
         }
     }
+    /// The `f32`, if the value is one.
     pub fn f32(&self) -> Option<f32> {
         if let Val::F32(v) = self {
             Some(f32::from_bits(*v))
@@ -149,6 +242,7 @@ impl Val {
             None
         }
     }
+    /// The `f64`, if the value is one.
     pub fn f64(&self) -> Option<f64> {
         if let Val::F64(v) = self {
             Some(f64::from_bits(*v))
@@ -225,6 +319,31 @@ impl Val {
     }
 }
 
+impl From<Option<Func>> for Val {
+    fn from(f: Option<Func>) -> Val {
+        Val::FuncRef(f)
+    }
+}
+impl From<Func> for Val {
+    fn from(f: Func) -> Val {
+        Val::FuncRef(Some(f))
+    }
+}
+impl From<Option<ExternRef>> for Val {
+    fn from(e: Option<ExternRef>) -> Val {
+        Val::ExternRef(e)
+    }
+}
+impl From<ExternRef> for Val {
+    fn from(e: ExternRef) -> Val {
+        Val::ExternRef(Some(e))
+    }
+}
+impl From<u128> for Val {
+    fn from(v: u128) -> Val {
+        Val::V128(v)
+    }
+}
 impl From<i32> for Val {
     fn from(v: i32) -> Val {
         Val::I32(v)

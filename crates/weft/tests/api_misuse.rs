@@ -42,13 +42,13 @@ fn linker_func_new_checks_the_types_of_its_results() {
     let engine = Engine::default();
     let mut linker = Linker::<()>::new(&engine);
     linker
-        .func_new("host", "make_i64", FuncType::new([], [ValType::I64]), |_, _, results| {
+        .func_new("host", "make_i64", FuncType::new(&engine, [], [ValType::I64]), |_, _, results| {
             results[0] = Val::I32(-1);
             Ok(())
         })
         .unwrap();
     linker
-        .func_new("host", "make_func", FuncType::new([], [ValType::FUNCREF]), |mut caller: Caller<'_, ()>, _, results| {
+        .func_new("host", "make_func", FuncType::new(&engine, [], [ValType::FUNCREF]), |mut caller: Caller<'_, ()>, _, results| {
             results[0] = Val::ExternRef(Some(ExternRef::new(&mut caller, 7u32)));
             Ok(())
         })
@@ -70,7 +70,7 @@ fn linker_func_new_checks_the_types_of_its_results() {
 fn func_new_checks_the_types_of_its_results() {
     let engine = Engine::default();
     let mut store = Store::new(&engine, ());
-    let f = Func::new(&mut store, FuncType::new([], [ValType::I64]), |_, _, results| {
+    let f = Func::new(&mut store, FuncType::new(&engine, [], [ValType::I64]), |_, _, results| {
         results[0] = Val::F64(0);
         Ok(())
     });
@@ -133,7 +133,7 @@ fn host_results_of_another_store_panic() {
     let mut by_vals = Linker::<()>::new(&engine);
     by_vals.func_wrap("host", "make_i64", || 1i64).unwrap();
     by_vals
-        .func_new("host", "make_func", FuncType::new([], [ValType::FUNCREF]), move |_, _, results| {
+        .func_new("host", "make_func", FuncType::new(&engine, [], [ValType::FUNCREF]), move |_, _, results| {
             results[0] = Val::FuncRef(Some(foreign));
             Ok(())
         })
