@@ -268,7 +268,7 @@ impl Context {
                     Val::ExternRef(None)
                 }
             }
-            WastArgCore::RefExtern(n) => Val::ExternRef(Some(ExternRef::new(&mut self.store, *n))),
+            WastArgCore::RefExtern(n) => Val::ExternRef(Some(ExternRef::new(&mut self.store, *n).unwrap())),
             other => bail!("unsupported argument {other:?}"),
         })
     }
@@ -304,7 +304,7 @@ impl Context {
             (Val::ExternRef(r), WastRetCore::RefNull(_)) => r.is_none(),
             (Val::FuncRef(f), WastRetCore::RefFunc(_)) => f.is_some(),
             (Val::ExternRef(r), WastRetCore::RefExtern(e)) => match (r, e) {
-                (Some(r), Some(n)) => r.data(&self.store).downcast_ref::<u32>() == Some(n),
+                (Some(r), Some(n)) => r.data(&self.store).ok().flatten().and_then(|d| d.downcast_ref::<u32>()) == Some(n),
                 (Some(_), None) => true,
                 (None, _) => false,
             },

@@ -62,8 +62,9 @@ impl ValRaw {
 /// ```
 /// let engine = weft::Engine::default();
 /// let mut store = weft::Store::new(&engine, ());
-/// let r = weft::ExternRef::new(&mut store, 42u32);
-/// assert_eq!(r.data(&store).downcast_ref::<u32>(), Some(&42));
+/// let r = weft::ExternRef::new(&mut store, 42u32)?;
+/// assert_eq!(r.data(&store)?.unwrap().downcast_ref::<u32>(), Some(&42));
+/// # Ok::<(), anyhow::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExternRef {
@@ -73,21 +74,29 @@ pub struct ExternRef {
 
 impl ExternRef {
     /// Wraps `value` in a new reference owned by `store`.
-    pub fn new<T>(mut store: impl AsContextMut<Data = T>, value: impl Any + Send + Sync) -> ExternRef {
+    ///
+    /// # Errors
+    /// Never in Weft, whose externrefs need no collector; the `Result` is
+    /// wasmtime's signature, where allocation in the GC heap can fail.
+    pub fn new<T>(mut store: impl AsContextMut<Data = T>, value: impl Any + Send + Sync) -> anyhow::Result<ExternRef> {
         let ctx = store.as_context_mut();
         let s = &mut ctx.inner.opaque;
         s.externrefs.push(Box::new(value));
-        ExternRef { store_id: s.id, index: s.externrefs.len() as u32 - 1 }
+        Ok(ExternRef { store_id: s.id, index: s.externrefs.len() as u32 - 1 })
     }
 
-    /// The host value behind the reference.
+    /// The host value behind the reference (always `Some` in Weft: every
+    /// externref is made by the host with a value).
+    ///
+    /// # Errors
+    /// Never in Weft (wasmtime's signature).
     ///
     /// # Panics
     /// Panics if `store` is not the store that owns the reference.
-    pub fn data<'a, S: AsContext>(&self, store: &'a S) -> &'a (dyn Any + Send + Sync) {
+    pub fn data<'a, S: AsContext>(&self, store: &'a S) -> anyhow::Result<Option<&'a (dyn Any + Send + Sync)>> {
         let ctx = store.as_context();
         ctx.inner.opaque.check(self.store_id);
-        &*ctx.inner.opaque.externrefs[self.index as usize]
+        Ok(Some(&*ctx.inner.opaque.externrefs[self.index as usize]))
     }
 
     pub(crate) fn to_raw(self) -> u64 {

@@ -49,7 +49,7 @@ fn linker_func_new_checks_the_types_of_its_results() {
         .unwrap();
     linker
         .func_new("host", "make_func", FuncType::new(&engine, [], [ValType::FUNCREF]), |mut caller: Caller<'_, ()>, _, results| {
-            results[0] = Val::ExternRef(Some(ExternRef::new(&mut caller, 7u32)));
+            results[0] = Val::ExternRef(Some(ExternRef::new(&mut caller, 7u32).unwrap()));
             Ok(())
         })
         .unwrap();
@@ -125,7 +125,7 @@ fn host_results_of_another_store_panic() {
     let module = Module::new(&engine, CALLER).unwrap();
     let mut other = Store::new(&engine, ());
     let foreign = Func::wrap(&mut other, || {});
-    let foreign_ref = ExternRef::new(&mut other, 1u8);
+    let foreign_ref = ExternRef::new(&mut other, 1u8).unwrap();
 
     let mut wrapped = Linker::<()>::new(&engine);
     wrapped.func_wrap("host", "make_i64", || 1i64).unwrap();
@@ -156,7 +156,7 @@ fn host_results_of_another_store_panic() {
     panics_with_wrong_store(|| {
         let _ = is_null.call(&mut store, Some(foreign_ref));
     });
-    let own = ExternRef::new(&mut store, 2u8);
+    let own = ExternRef::new(&mut store, 2u8).unwrap();
     assert_eq!(is_null.call(&mut store, Some(own)).unwrap(), 0);
     panics_with_wrong_store(|| {
         let _ = foreign_ref.data(&store);
@@ -171,7 +171,7 @@ fn tables_globals_and_memories_check_store_and_type() {
     let mut store = Store::new(&engine, ());
     let mut other = Store::new(&engine, ());
     let foreign = Func::wrap(&mut other, || {});
-    let foreign_ref = ExternRef::new(&mut other, 0u8);
+    let foreign_ref = ExternRef::new(&mut other, 0u8).unwrap();
     let funcref_table = TableType { element: RefType::FUNCREF, minimum: 1, maximum: None, table64: false };
 
     // Values of another store.
@@ -195,7 +195,7 @@ fn tables_globals_and_memories_check_store_and_type() {
     });
 
     // Values of the wrong type: `grow` used to write any value's bits.
-    let own_ref = ExternRef::new(&mut store, 0u8);
+    let own_ref = ExternRef::new(&mut store, 0u8).unwrap();
     assert!(table.set(&mut store, 0, Val::ExternRef(Some(own_ref))).is_err());
     assert!(table.grow(&mut store, 1, Val::ExternRef(Some(own_ref))).is_err());
     assert!(table.grow(&mut store, 1, Val::I32(5)).is_err());

@@ -567,7 +567,7 @@ fn lazily_initialised_tables_behave_like_eager_ones() {
     assert_eq!(tab.get(&mut store, 3), Some(weft::Val::FuncRef(None)));
     // Externref handles (which may be odd) are never taken for lazy elements.
     let ext = ia.get_table(&mut store, "ext").unwrap();
-    let r = weft::ExternRef::new(&mut store, 7u32);
+    let r = weft::ExternRef::new(&mut store, 7u32).unwrap();
     ext.set(&mut store, 0, weft::Val::ExternRef(Some(r))).unwrap();
     assert_eq!(ext.get(&mut store, 0), Some(weft::Val::ExternRef(Some(r))));
     // Reset brings the lazy elements back and they still resolve.
