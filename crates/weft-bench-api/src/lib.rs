@@ -183,15 +183,16 @@ impl GuestIo {
             }
             None => weft_wasi::StdinSource::Null,
         };
-        let mut builder = weft_wasi::WasiCtx::builder()
+        let mut builder = weft_wasi::WasiCtx::builder();
+        builder
             .stdin(stdin)
             .stdout(weft_wasi::OutputSink::Writer(Box::new(stdout)))
             .stderr(weft_wasi::OutputSink::Writer(Box::new(stderr)))
-            .preopened_dir(&self.working_dir, ".")
+            .preopened_dir(&self.working_dir, ".", weft_wasi::FsPerms::ReadWrite)
             .with_context(|| format!("cannot preopen {}", self.working_dir.display()))?;
         // Lets benchmarks that have a small input use it (as wasmtime's bench-api does).
         if let Ok(value) = std::env::var("WASM_BENCH_USE_SMALL_WORKLOAD") {
-            builder = builder.env("WASM_BENCH_USE_SMALL_WORKLOAD", value);
+            builder.env("WASM_BENCH_USE_SMALL_WORKLOAD", value);
         }
         Ok(builder.build())
     }

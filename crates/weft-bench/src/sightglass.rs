@@ -201,7 +201,7 @@ impl Runner for WeftRunner {
         let wasi = weft_wasi::WasiCtx::builder()
             .stdout(weft_wasi::OutputSink::Pipe(out.clone()))
             .stderr(weft_wasi::OutputSink::Pipe(err.clone()))
-            .preopened_dir(&bench.dir, ".")?
+            .preopened_dir(&bench.dir, ".", weft_wasi::FsPerms::ReadWrite)?
             .build();
         let state = WeftState { wasi, span: Span::default() };
 

@@ -169,20 +169,23 @@ fn with_run_shorthand(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStri
 /// Builds the WASI context of `weft run`: the program's arguments, the
 /// requested environment and preopens, and the inherited stdio.
 fn wasi_ctx(module: &std::path::Path, args: &[String], dirs: &[String], envs: &[String]) -> anyhow::Result<WasiCtx> {
-    let mut b = WasiCtx::builder().inherit_stdio().arg(module.to_string_lossy()).args(args);
+    let mut b = WasiCtx::builder();
+    b.inherit_stdio().arg(module.to_string_lossy()).args(args);
     for e in envs {
         match e.split_once('=') {
-            Some((k, v)) => b = b.env(k, v),
+            Some((k, v)) => {
+                b.env(k, v);
+            }
             None => {
                 if let Ok(v) = std::env::var(e) {
-                    b = b.env(e, v);
+                    b.env(e, v);
                 }
             }
         }
     }
     for d in dirs {
         let (host, guest) = d.split_once("::").unwrap_or((d, d));
-        b = b.preopened_dir(host, guest).with_context(|| format!("failed to open directory `{host}`"))?;
+        b.preopened_dir(host, guest, weft_wasi::FsPerms::ReadWrite).with_context(|| format!("failed to open directory `{host}`"))?;
     }
     Ok(b.build())
 }

@@ -140,6 +140,21 @@ pub(crate) struct FileDesc {
 pub(crate) struct DirDesc {
     pub dir: Dir,
     pub preopen: Option<String>,
+    /// What the guest may do beneath it: its preopen's permissions, which
+    /// directories opened through it inherit.
+    pub perms: FsPerms,
+}
+
+/// What a guest may do beneath a preopened directory (see
+/// [`WasiCtxBuilder::preopened_dir`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsPerms {
+    /// Read files and list directories; every change (opening a file for
+    /// writing, creating, truncating, removing, renaming, linking, setting
+    /// times) fails with `EPERM`.
+    ReadOnly,
+    /// Read and change everything beneath the directory.
+    ReadWrite,
 }
 
 /// One entry of the descriptor table.
@@ -184,13 +199,14 @@ impl WasiCtx {
     }
 }
 
-/// Builds a [`WasiCtx`].
+/// Builds a [`WasiCtx`]. Its methods take and return `&mut Self`, as
+/// wasmtime's do, so that calls chain on a temporary or on a variable.
 ///
 /// # Example
 ///
 /// ```
 /// let out = weft_wasi::OutputPipe::new();
-/// let ctx = weft_wasi::WasiCtx::builder()
+/// let ctx = weft_wasi::WasiCtxBuilder::new()
 ///     .arg("prog")
 ///     .env("KEY", "value")
 ///     .stdout(weft_wasi::OutputSink::Pipe(out.clone()))
@@ -205,6 +221,7 @@ pub struct WasiCtxBuilder {
     stderr: OutputSink,
     preopens: Vec<(Desc, Option<String>)>,
     rng: Option<Box<dyn RngCore + Send + Sync>>,
+    built: bool,
 }
 
 impl Default for WasiCtxBuilder {
@@ -224,90 +241,122 @@ impl WasiCtxBuilder {
             stderr: OutputSink::Null,
             preopens: Vec::new(),
             rng: None,
+            built: false,
         }
     }
     /// Appends one argument (the first is conventionally the program name).
-    pub fn arg(mut self, a: impl AsRef<str>) -> Self {
+    pub fn arg(&mut self, a: impl AsRef<str>) -> &mut Self {
         self.args.push(a.as_ref().as_bytes().to_vec());
         self
     }
     /// Appends arguments.
-    pub fn args<S: AsRef<str>>(mut self, a: impl IntoIterator<Item = S>) -> Self {
+    pub fn args<S: AsRef<str>>(&mut self, a: impl IntoIterator<Item = S>) -> &mut Self {
         for s in a {
-            self = self.arg(s);
+            self.arg(s);
+        }
+        self
+    }
+    /// Appends the host process's own arguments.
+    pub fn inherit_args(&mut self) -> &mut Self {
+        for a in std::env::args_os() {
+            use std::os::unix::ffi::OsStrExt;
+            self.args.push(a.as_bytes().to_vec());
         }
         self
     }
     /// Adds `NAME=VALUE` to the environment.
-    pub fn env(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Self {
+    pub fn env(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> &mut Self {
         self.env.push(format!("{}={}", name.as_ref(), value.as_ref()).into_bytes());
         self
     }
+    /// Adds every variable of the host process's environment.
+    pub fn inherit_env(&mut self) -> &mut Self {
+        for (k, v) in std::env::vars_os() {
+            use std::os::unix::ffi::OsStrExt;
+            self.env.push([k.as_bytes(), b"=", v.as_bytes()].concat());
+        }
+        self
+    }
     /// Sets standard input.
-    pub fn stdin(mut self, s: StdinSource) -> Self {
+    pub fn stdin(&mut self, s: StdinSource) -> &mut Self {
         self.stdin = s;
         self
     }
     /// Sets standard input to fixed bytes.
-    pub fn stdin_bytes(self, bytes: impl Into<Vec<u8>>) -> Self {
+    pub fn stdin_bytes(&mut self, bytes: impl Into<Vec<u8>>) -> &mut Self {
         self.stdin(StdinSource::Bytes(io::Cursor::new(bytes.into())))
     }
     /// Sets standard output.
-    pub fn stdout(mut self, s: OutputSink) -> Self {
+    pub fn stdout(&mut self, s: OutputSink) -> &mut Self {
         self.stdout = s;
         self
     }
     /// Sets standard error.
-    pub fn stderr(mut self, s: OutputSink) -> Self {
+    pub fn stderr(&mut self, s: OutputSink) -> &mut Self {
         self.stderr = s;
         self
     }
     /// Uses the host process's stdin, stdout and stderr.
-    pub fn inherit_stdio(self) -> Self {
+    pub fn inherit_stdio(&mut self) -> &mut Self {
         self.stdin(StdinSource::Inherit).stdout(OutputSink::Inherit).stderr(OutputSink::Inherit)
     }
     /// Preopens the host directory `host` under the guest name `guest`: the
-    /// guest can reach only what lies beneath it.
+    /// guest can reach only what lies beneath it, and with
+    /// [`FsPerms::ReadOnly`] change nothing there.
     ///
     /// # Errors
     /// Fails if `host` cannot be opened as a directory.
-    pub fn preopened_dir(mut self, host: impl AsRef<Path>, guest: impl Into<String>) -> io::Result<Self> {
+    pub fn preopened_dir(&mut self, host: impl AsRef<Path>, guest: impl AsRef<str>, perms: FsPerms) -> io::Result<&mut Self> {
         let dir = Dir::open_ambient_dir(host.as_ref(), ambient_authority())?;
-        self.preopens.push((Desc::Dir(DirDesc { dir, preopen: None }), Some(guest.into())));
-        Ok(self)
+        Ok(self.preopened_cap_dir(dir, guest, perms))
     }
     /// Preopens an already open capability directory under the guest name `guest`.
-    pub fn preopened_cap_dir(mut self, dir: Dir, guest: impl Into<String>) -> Self {
-        self.preopens.push((Desc::Dir(DirDesc { dir, preopen: None }), Some(guest.into())));
+    pub fn preopened_cap_dir(&mut self, dir: Dir, guest: impl AsRef<str>, perms: FsPerms) -> &mut Self {
+        self.preopens.push((Desc::Dir(DirDesc { dir, preopen: None, perms }), Some(guest.as_ref().to_string())));
         self
     }
     /// Gives the guest a listening TCP socket as a descriptor (for `sock_accept`).
-    pub fn preopened_listener(mut self, listener: std::net::TcpListener) -> Self {
+    pub fn preopened_listener(&mut self, listener: std::net::TcpListener) -> &mut Self {
         self.preopens.push((Desc::Listener(listener), None));
         self
     }
     /// Replaces the random source behind `random_get` (e.g. with a seeded one for tests).
-    pub fn rng(mut self, rng: Box<dyn RngCore + Send + Sync>) -> Self {
+    pub fn rng(&mut self, rng: Box<dyn RngCore + Send + Sync>) -> &mut Self {
         self.rng = Some(rng);
         self
     }
-    /// Finishes the context: fds 0-2 are stdio, preopens follow from fd 3 in order.
-    pub fn build(self) -> WasiCtx {
+    /// Finishes the context for preview 1 (the same as [`build`](Self::build):
+    /// Weft's [`WasiCtx`] is preview 1's context; the name is wasmtime's).
+    ///
+    /// # Panics
+    /// If the builder was already built.
+    pub fn build_p1(&mut self) -> crate::p1::WasiP1Ctx {
+        self.build()
+    }
+    /// Finishes the context: fds 0-2 are stdio, preopens follow from fd 3 in
+    /// order. The builder is left empty.
+    ///
+    /// # Panics
+    /// If the builder was already built (as wasmtime's does).
+    pub fn build(&mut self) -> WasiCtx {
+        assert!(!self.built, "a WasiCtxBuilder can be built only once");
+        let this = std::mem::take(self);
+        self.built = true;
         let mut fds = BTreeMap::new();
-        fds.insert(0, Desc::Stdio(Stdio { kind: StdioKind::Stdin, stream: StdioStream::In(self.stdin) }));
-        fds.insert(1, Desc::Stdio(Stdio { kind: StdioKind::Stdout, stream: StdioStream::Out(self.stdout, StdioKind::Stdout) }));
-        fds.insert(2, Desc::Stdio(Stdio { kind: StdioKind::Stderr, stream: StdioStream::Out(self.stderr, StdioKind::Stderr) }));
-        for (n, (d, name)) in (3..).zip(self.preopens) {
+        fds.insert(0, Desc::Stdio(Stdio { kind: StdioKind::Stdin, stream: StdioStream::In(this.stdin) }));
+        fds.insert(1, Desc::Stdio(Stdio { kind: StdioKind::Stdout, stream: StdioStream::Out(this.stdout, StdioKind::Stdout) }));
+        fds.insert(2, Desc::Stdio(Stdio { kind: StdioKind::Stderr, stream: StdioStream::Out(this.stderr, StdioKind::Stderr) }));
+        for (n, (d, name)) in (3..).zip(this.preopens) {
             let d = match (d, name) {
-                (Desc::Dir(DirDesc { dir, .. }), Some(name)) => Desc::Dir(DirDesc { dir, preopen: Some(name) }),
+                (Desc::Dir(DirDesc { dir, perms, .. }), Some(name)) => Desc::Dir(DirDesc { dir, preopen: Some(name), perms }),
                 (d, _) => d,
             };
             fds.insert(n, d);
         }
-        let rng = self.rng.unwrap_or_else(|| {
+        let rng = this.rng.unwrap_or_else(|| {
             let mut seed_rng = cap_rand::thread_rng(cap_rand::ambient_authority());
             Box::new(cap_rand::rngs::StdRng::from_seed(seed_rng.random()))
         });
-        WasiCtx { args: self.args, env: self.env, fds, rng }
+        WasiCtx { args: this.args, env: this.env, fds, rng }
     }
 }

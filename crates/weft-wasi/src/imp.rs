@@ -12,7 +12,7 @@ use cap_fs_ext::{DirExt, FileTypeExt, FollowSymlinks, OpenOptionsFollowExt, Open
 use cap_std::fs::{Dir, Metadata, OpenOptions};
 use system_interface::fs::{Advice, FileIoExt};
 
-use crate::ctx::{Desc, DirDesc, FileDesc, StdioKind, WasiCtx};
+use crate::ctx::{Desc, DirDesc, FileDesc, FsPerms, StdioKind, WasiCtx};
 use crate::types::{clock, eventtype, fdflags, filetype, fstflags, oflags, rights, Errno, LOOKUP_SYMLINK_FOLLOW};
 
 /// Which ABI a call comes from: the layouts of `filestat` and `subscription`,
@@ -255,6 +255,16 @@ impl WasiCtx {
         }
     }
 
+    /// The directory at `fd`, for an operation that changes what lies
+    /// beneath it: refused with `PERM` under a read-only preopen.
+    fn writable_dir(&mut self, fd: u32) -> R<&Dir> {
+        match self.get(fd)? {
+            Desc::Dir(d) if d.perms == FsPerms::ReadOnly => Err(Errno::PERM.into()),
+            Desc::Dir(d) => Ok(&d.dir),
+            _ => Err(Errno::NOTDIR.into()),
+        }
+    }
+
     fn file(&mut self, fd: u32) -> R<&mut FileDesc> {
         match self.get(fd)? {
             Desc::File(f) => Ok(f),
@@ -456,6 +466,7 @@ impl WasiCtx {
         use fs_set_times::SetTimes;
         match self.get(fd)? {
             Desc::File(f) => f.file.set_times(a, m)?,
+            Desc::Dir(d) if d.perms == FsPerms::ReadOnly => return Err(Errno::PERM.into()),
             Desc::Dir(d) => SetTimes::set_times(&d.dir, a, m)?,
             _ => return Err(Errno::BADF.into()),
         }
@@ -627,7 +638,7 @@ impl WasiCtx {
 
     pub(crate) fn path_create_directory(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
         let p = mem.str(path, len)?;
-        self.dir(fd)?.create_dir(p)?;
+        self.writable_dir(fd)?.create_dir(p)?;
         Ok(())
     }
 
@@ -645,7 +656,7 @@ impl WasiCtx {
         bad_flags(flags, LOOKUP_SYMLINK_FOLLOW as u64)?;
         let (a, m) = time_specs(atim, mtim, fst)?;
         let p = mem.str(path, len)?;
-        let dir = self.dir(fd)?;
+        let dir = self.writable_dir(fd)?;
         if flags & LOOKUP_SYMLINK_FOLLOW != 0 {
             dir.set_times(p, cap_spec(a), cap_spec(m))?;
         } else {
@@ -659,7 +670,7 @@ impl WasiCtx {
         bad_flags(old_flags, LOOKUP_SYMLINK_FOLLOW as u64)?;
         let old = mem.str(old, old_len)?.to_string();
         let new = mem.str(new, new_len)?.to_string();
-        let new_dir = self.dir(new_fd)?.try_clone()?;
+        let new_dir = self.writable_dir(new_fd)?.try_clone()?;
         let old_dir = self.dir(old_fd)?;
         if old_flags & LOOKUP_SYMLINK_FOLLOW != 0 {
             return Err(Errno::INVAL.into());
@@ -689,7 +700,8 @@ impl WasiCtx {
         bad_flags(inheriting, rights::ALL)?;
         let (of, fdf) = (of as u16, fdf as u16);
         let p = mem.str(path, len)?.to_string();
-        let dir = self.dir(fd)?;
+        let Desc::Dir(DirDesc { dir, perms, .. }) = self.get(fd)? else { return Err(Errno::NOTDIR.into()) };
+        let perms = *perms;
         let want_dir = of & oflags::DIRECTORY != 0;
         if want_dir && of & (oflags::CREAT | oflags::EXCL | oflags::TRUNC) != 0 {
             return Err(Errno::INVAL.into());
@@ -700,6 +712,9 @@ impl WasiCtx {
         let write = base & rights::FD_WRITE != 0;
         // How the host opens it: creating or truncating needs write access.
         let os_write = write || of & (oflags::CREAT | oflags::TRUNC) != 0;
+        if os_write && perms == FsPerms::ReadOnly {
+            return Err(Errno::PERM.into());
+        }
         let os_read = read || !os_write;
         let mut opts = OpenOptions::new();
         opts.maybe_dir(true).read(os_read).write(os_write);
@@ -734,7 +749,7 @@ impl WasiCtx {
         opts.follow(if dirflags & LOOKUP_SYMLINK_FOLLOW != 0 { FollowSymlinks::Yes } else { FollowSymlinks::No });
         let f = dir.open_with(&p, &opts)?;
         let desc = if f.metadata()?.is_dir() {
-            Desc::Dir(DirDesc { dir: Dir::from_std_file(f.into_std()), preopen: None })
+            Desc::Dir(DirDesc { dir: Dir::from_std_file(f.into_std()), preopen: None, perms })
         } else if want_dir {
             return Err(Errno::NOTDIR.into());
         } else {
@@ -757,7 +772,7 @@ impl WasiCtx {
 
     pub(crate) fn path_remove_directory(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
         let p = mem.str(path, len)?;
-        self.dir(fd)?.remove_dir(p)?;
+        self.writable_dir(fd)?.remove_dir(p)?;
         Ok(())
     }
 
@@ -765,21 +780,21 @@ impl WasiCtx {
     pub(crate) fn path_rename(&mut self, mem: &mut Mem, fd: u32, old: u32, old_len: u32, new_fd: u32, new: u32, new_len: u32) -> R<()> {
         let old = mem.str(old, old_len)?.to_string();
         let new = mem.str(new, new_len)?.to_string();
-        let new_dir = self.dir(new_fd)?.try_clone()?;
-        self.dir(fd)?.rename(&old, &new_dir, &new)?;
+        let new_dir = self.writable_dir(new_fd)?.try_clone()?;
+        self.writable_dir(fd)?.rename(&old, &new_dir, &new)?;
         Ok(())
     }
 
     pub(crate) fn path_symlink(&mut self, mem: &mut Mem, old: u32, old_len: u32, fd: u32, new: u32, new_len: u32) -> R<()> {
         let old = mem.str(old, old_len)?.to_string();
         let new = mem.str(new, new_len)?.to_string();
-        self.dir(fd)?.symlink(&old, &new)?;
+        self.writable_dir(fd)?.symlink(&old, &new)?;
         Ok(())
     }
 
     pub(crate) fn path_unlink_file(&mut self, mem: &mut Mem, fd: u32, path: u32, len: u32) -> R<()> {
         let p = mem.str(path, len)?;
-        self.dir(fd)?.remove_file_or_symlink(Path::new(p))?;
+        self.writable_dir(fd)?.remove_file_or_symlink(Path::new(p))?;
         Ok(())
     }
 

@@ -31,7 +31,27 @@ mod imp;
 mod linker;
 pub mod types;
 
-pub use ctx::{OutputPipe, OutputSink, StdinSource, WasiCtx, WasiCtxBuilder};
+/// Preview 1 under the names wasmtime's `wasmtime_wasi::p1` uses, so that
+/// code written for it changes only the crate name.
+pub mod p1 {
+    /// The preview 1 context: Weft's [`WasiCtx`](crate::WasiCtx).
+    pub type WasiP1Ctx = crate::WasiCtx;
+
+    /// Defines the `wasi_snapshot_preview1` functions in `linker`; `get`
+    /// finds the context in the store's data (the legacy `wasi_unstable`
+    /// names are [`add_to_linker_preview0`](crate::add_to_linker_preview0)).
+    ///
+    /// # Errors
+    /// Fails if one of the names is already defined.
+    pub fn add_to_linker_sync<T: 'static>(
+        linker: &mut weft::Linker<T>,
+        get: impl Fn(&mut T) -> &mut WasiP1Ctx + Copy + Send + Sync + 'static,
+    ) -> anyhow::Result<()> {
+        crate::add_to_linker_preview1(linker, get)
+    }
+}
+
+pub use ctx::{FsPerms, OutputPipe, OutputSink, StdinSource, WasiCtx, WasiCtxBuilder};
 pub use linker::{add_to_linker, add_to_linker_preview0, add_to_linker_preview1};
 pub use types::Errno;
 

@@ -50,7 +50,7 @@ fn setup() -> (tempfile::TempDir, Store<WasiCtx>, weft::Instance, weft::Memory) 
     let module = Module::new(&engine, GUEST).unwrap();
     let mut linker = Linker::new(&engine);
     weft_wasi::add_to_linker(&mut linker, |c: &mut WasiCtx| c).unwrap();
-    let mut store = Store::new(&engine, WasiCtx::builder().preopened_dir(tmp.path(), ".").unwrap().build());
+    let mut store = Store::new(&engine, WasiCtx::builder().preopened_dir(tmp.path(), ".", weft_wasi::FsPerms::ReadWrite).unwrap().build());
     let instance = linker.instantiate(&mut store, &module).unwrap();
     let memory = instance.get_memory(&mut store, "memory").unwrap();
     (tmp, store, instance, memory)

@@ -47,11 +47,14 @@ struct Guest {
 
 impl Guest {
     fn new(sandbox: &Path) -> Guest {
+        Guest::with_perms(sandbox, weft_wasi::FsPerms::ReadWrite)
+    }
+    fn with_perms(sandbox: &Path, perms: weft_wasi::FsPerms) -> Guest {
         let engine = Engine::default();
         let module = Module::new(&engine, GUEST).unwrap();
         let mut linker = Linker::new(&engine);
         weft_wasi::add_to_linker(&mut linker, |c: &mut WasiCtx| c).unwrap();
-        let ctx = WasiCtx::builder().preopened_dir(sandbox, "/sandbox").unwrap().build();
+        let ctx = WasiCtx::builder().preopened_dir(sandbox, "/sandbox", perms).unwrap().build();
         let mut store = Store::new(&engine, ctx);
         let instance = linker.instantiate(&mut store, &module).unwrap();
         let memory = instance.get_memory(&mut store, "memory").unwrap();
@@ -78,9 +81,12 @@ impl Guest {
         f.call(&mut self.store, ()).unwrap()
     }
     fn create(&mut self, path: &str) -> Errno {
+        self.create_from(ROOT, path)
+    }
+    fn create_from(&mut self, fd: i32, path: &str) -> Errno {
         let (p, n) = self.put(0, path);
         let f = self.instance.get_typed_func::<(i32, i32, i32), i32>(&mut self.store, "create").unwrap();
-        Self::errno(f.call(&mut self.store, (ROOT, p, n)).unwrap())
+        Self::errno(f.call(&mut self.store, (fd, p, n)).unwrap())
     }
     fn stat(&mut self, path: &str, follow: bool) -> Errno {
         let (p, n) = self.put(0, path);
@@ -193,4 +199,50 @@ fn mutations_cannot_reach_outside() {
     assert_eq!(g.open("new_link", true), Errno::PERM);
     assert_eq!(g.symlink("target", "../outside/evil_link"), Errno::PERM);
     assert!(std::fs::symlink_metadata(outside.join("evil_link")).is_err());
+}
+
+/// A read-only preopen (`FsPerms::ReadOnly`): reading works; every change,
+/// beneath it or beneath a directory opened through it, fails with `EPERM`
+/// and leaves the directory as it was.
+#[test]
+fn a_read_only_preopen_refuses_every_change() {
+    let (_tmp, sandbox) = setup();
+    let before = listing(&sandbox);
+    let mut g = Guest::with_perms(&sandbox, weft_wasi::FsPerms::ReadOnly);
+    assert_eq!(g.open("file", false), Errno::SUCCESS);
+    assert_eq!(g.stat("file", false), Errno::SUCCESS);
+    assert_eq!(g.create("new"), Errno::PERM);
+    assert_eq!(g.create("file"), Errno::PERM, "opening an existing file for writing");
+    assert_eq!(g.path_op("mkdir", "newdir"), Errno::PERM);
+    assert_eq!(g.path_op("unlink", "file"), Errno::PERM);
+    assert_eq!(g.two_path_op("rename", "file", "moved"), Errno::PERM);
+    assert_eq!(g.symlink("file", "new_link"), Errno::PERM);
+    assert_eq!(g.link("file", "hard"), Errno::PERM);
+    assert_eq!(g.open("sub", false), Errno::SUCCESS);
+    let sub = g.opened();
+    assert_eq!(g.create_from(sub, "deeper"), Errno::PERM, "a directory opened through it inherits its permissions");
+    assert_eq!(listing(&sandbox), before);
+    assert_eq!(std::fs::read_to_string(sandbox.join("file")).unwrap(), "inside");
+    // The same operations succeed with read-write permissions.
+    let mut g = Guest::new(&sandbox);
+    assert_eq!(g.create("new"), Errno::SUCCESS);
+    assert_eq!(g.path_op("mkdir", "newdir"), Errno::SUCCESS);
+    assert!(sandbox.join("new").exists() && sandbox.join("newdir").is_dir());
+}
+
+/// Every path beneath `dir`, sorted.
+fn listing(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() && !path.is_symlink() {
+                stack.push(path.clone());
+            }
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
 }

@@ -63,7 +63,8 @@ fn sightglass_benchmarks() {
                 }
             }
             let start = Instant::now();
-            let b = WasiCtx::builder().preopened_dir(&dir, ".").unwrap();
+            let mut b = WasiCtx::builder();
+            b.preopened_dir(&dir, ".", weft_wasi::FsPerms::ReadWrite).unwrap();
             let o = common::run_command(&engine, &wasm, b, |linker| {
                 linker.func_wrap("bench", "start", || {}).unwrap();
                 linker.func_wrap("bench", "end", || {}).unwrap();

@@ -74,15 +74,16 @@ fn wasi_testsuite() {
             remove_cleanup(tmp.path());
             let spec: serde_json::Value =
                 std::fs::read_to_string(wasm.with_extension("json")).ok().map(|s| serde_json::from_str(&s).unwrap()).unwrap_or(serde_json::json!({}));
-            let mut b = WasiCtx::builder().arg(wasm.file_name().unwrap().to_string_lossy());
+            let mut b = WasiCtx::builder();
+            b.arg(wasm.file_name().unwrap().to_string_lossy());
             for a in spec["args"].as_array().into_iter().flatten() {
-                b = b.arg(a.as_str().unwrap());
+                b.arg(a.as_str().unwrap());
             }
             for (k, v) in spec["env"].as_object().into_iter().flatten() {
-                b = b.env(k, v.as_str().unwrap());
+                b.env(k, v.as_str().unwrap());
             }
             if let Some(root) = spec["root"].as_str() {
-                b = b.preopened_dir(tmp.path().join(root), "/").unwrap();
+                b.preopened_dir(tmp.path().join(root), "/", weft_wasi::FsPerms::ReadWrite).unwrap();
             }
             let want_exit = spec["exit_code"].as_i64().unwrap_or(0) as i32;
             // As in the reference runner, a stream is checked only when the spec gives it.

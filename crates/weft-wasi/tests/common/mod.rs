@@ -60,7 +60,7 @@ pub struct Outcome {
 
 /// Runs `_start` of the module at `wasm` with the context `builder` (its
 /// stdout and stderr are replaced by pipes); `extra` defines more imports.
-pub fn run_command(engine: &Engine, wasm: &Path, builder: WasiCtxBuilder, extra: impl FnOnce(&mut Linker<WasiCtx>)) -> Outcome {
+pub fn run_command(engine: &Engine, wasm: &Path, mut builder: WasiCtxBuilder, extra: impl FnOnce(&mut Linker<WasiCtx>)) -> Outcome {
     let out = OutputPipe::new();
     let err = OutputPipe::new();
     let ctx = builder.stdout(OutputSink::Pipe(out.clone())).stderr(OutputSink::Pipe(err.clone())).build();
