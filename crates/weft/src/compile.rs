@@ -383,7 +383,8 @@ pub const VAL_RAW_SIZE: i32 = 16;
 
 /// Trampolines for one function type.
 pub struct Trampolines {
-    pub code: Arc<CodeMemory>,
+    /// Owns the code the two pointers point into.
+    _code: Arc<CodeMemory>,
     /// `extern "C" fn(callee_vmctx, caller_vmctx, code, values: *mut ValRaw)`:
     /// calls Wasm-convention `code` with arguments from `values`, writes results back.
     pub host_to_wasm: *const u8,
@@ -484,7 +485,7 @@ pub fn compile_trampolines(isa: &OwnedTargetIsa, ty: &FuncType) -> anyhow::Resul
     let base = code.base();
     // SAFETY: `second` is inside the code object.
     let wasm_to_host = unsafe { base.add(second as usize) };
-    Ok(Trampolines { code, host_to_wasm: base, wasm_to_host })
+    Ok(Trampolines { _code: code, host_to_wasm: base, wasm_to_host })
 }
 
 fn compile_single(isa: &OwnedTargetIsa, ctx: &mut Context) -> anyhow::Result<Vec<u8>> {

@@ -33,6 +33,19 @@ pub(crate) struct EngineInner {
 ///
 /// Cheap to clone (reference-counted); share one engine between all modules and
 /// stores that should interoperate.
+///
+/// # Example
+///
+/// ```
+/// use weft::{Config, Engine, Module};
+///
+/// let mut config = Config::new();
+/// config.epoch_interruption(true);
+/// let engine = Engine::new(&config)?;
+/// let module = Module::new(&engine, "(module)")?;
+/// assert!(Engine::same(module.engine(), &engine));
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Engine {
     pub(crate) inner: Arc<EngineInner>,

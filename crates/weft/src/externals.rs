@@ -12,14 +12,20 @@ use crate::vmctx::VMGlobal;
 /// Something that can be imported or exported.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Extern {
+    /// A function.
     Func(Func),
+    /// A linear memory.
     Memory(Memory),
+    /// A table.
     Table(Table),
+    /// A global.
     Global(Global),
+    /// An exception tag.
     Tag(Tag),
 }
 
 impl Extern {
+    /// The function, if this is one.
     pub fn into_func(self) -> Option<Func> {
         if let Extern::Func(f) = self {
             Some(f)
@@ -27,6 +33,7 @@ impl Extern {
             None
         }
     }
+    /// The memory, if this is one.
     pub fn into_memory(self) -> Option<Memory> {
         if let Extern::Memory(m) = self {
             Some(m)
@@ -34,6 +41,7 @@ impl Extern {
             None
         }
     }
+    /// The table, if this is one.
     pub fn into_table(self) -> Option<Table> {
         if let Extern::Table(t) = self {
             Some(t)
@@ -41,6 +49,7 @@ impl Extern {
             None
         }
     }
+    /// The global, if this is one.
     pub fn into_global(self) -> Option<Global> {
         if let Extern::Global(g) = self {
             Some(g)
@@ -87,6 +96,20 @@ impl From<Global> for Extern {
 }
 
 /// A linear memory in a store.
+///
+/// # Example
+///
+/// ```
+/// use weft::{Engine, Memory, MemoryType, Store};
+///
+/// let mut store = Store::new(&Engine::default(), ());
+/// let memory = Memory::new(&mut store, MemoryType::new(1, Some(2)))?;
+/// memory.write(&mut store, 16, b"weft")?;
+/// assert_eq!(&memory.data(&store)[16..20], b"weft");
+/// assert_eq!(memory.grow(&mut store, 1)?, 1);
+/// assert!(memory.grow(&mut store, 1).is_err(), "past the maximum");
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Memory {
     pub(crate) store_id: u64,
@@ -203,6 +226,21 @@ impl Memory {
 }
 
 /// A table in a store.
+///
+/// # Example
+///
+/// ```
+/// use weft::{Engine, Func, RefType, Store, Table, TableType, Val};
+///
+/// let mut store = Store::new(&Engine::default(), ());
+/// let table = Table::new(&mut store, TableType::new(RefType::FUNCREF, 1, None), Val::null_func_ref())?;
+/// let answer = Func::wrap(&mut store, || 42i32);
+/// table.set(&mut store, 0, answer.into())?;
+/// assert_eq!(table.grow(&mut store, 2, Val::null_func_ref())?, 1);
+/// assert_eq!(table.size(&store), 3);
+/// assert!(table.get(&mut store, 0).unwrap().unwrap_funcref().is_some());
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Table {
     pub(crate) store_id: u64,
@@ -277,6 +315,19 @@ impl Table {
 }
 
 /// A global in a store.
+///
+/// # Example
+///
+/// ```
+/// use weft::{Engine, Global, GlobalType, Mutability, Store, Val, ValType};
+///
+/// let mut store = Store::new(&Engine::default(), ());
+/// let global = Global::new(&mut store, GlobalType::new(ValType::I64, Mutability::Var), Val::I64(1))?;
+/// global.set(&mut store, Val::I64(2))?;
+/// assert_eq!(global.get(&mut store).unwrap_i64(), 2);
+/// assert!(global.set(&mut store, Val::I32(3)).is_err(), "a value of the wrong type");
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Global {
     pub(crate) store_id: u64,

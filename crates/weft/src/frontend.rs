@@ -122,7 +122,6 @@ pub enum ElementMode {
 #[derive(Debug, Clone)]
 pub struct ElementSegment {
     pub mode: ElementMode,
-    pub ty: RefType,
     pub items: Vec<ConstExpression>,
 }
 
@@ -177,9 +176,6 @@ pub struct ModuleInfo {
 }
 
 impl ModuleInfo {
-    pub fn num_defined_funcs(&self) -> u32 {
-        self.funcs.len() as u32 - self.num_imported_funcs
-    }
     pub fn func_type(&self, func: u32) -> &FuncType {
         &self.types[self.funcs[func as usize] as usize]
     }
@@ -188,9 +184,6 @@ impl ModuleInfo {
     }
     pub fn is_imported_global(&self, g: u32) -> bool {
         g < self.num_imported_globals
-    }
-    pub fn num_defined_globals(&self) -> u32 {
-        self.globals.len() as u32 - self.num_imported_globals
     }
 }
 
@@ -328,24 +321,24 @@ pub fn parse(bytes: &[u8], features: WasmFeatures) -> anyhow::Result<(ModuleInfo
                         ElementKind::Passive => ElementMode::Passive,
                         ElementKind::Declared => ElementMode::Declared,
                     };
-                    let (ty, items) = match elem.items {
+                    let items = match elem.items {
                         ElementItems::Functions(funcs) => {
                             let mut items = Vec::new();
                             for f in funcs {
                                 let f = f?;
                                 items.push(ConstExpression { ops: vec![ConstOp::RefFunc(f)] });
                             }
-                            (RefType::FUNCREF, items)
+                            items
                         }
-                        ElementItems::Expressions(ty, exprs) => {
+                        ElementItems::Expressions(_, exprs) => {
                             let mut items = Vec::new();
                             for e in exprs {
                                 items.push(ConstExpression::parse(&e?)?);
                             }
-                            (ty, items)
+                            items
                         }
                     };
-                    info.elements.push(ElementSegment { mode, ty, items });
+                    info.elements.push(ElementSegment { mode, items });
                 }
             }
             Payload::DataSection(reader) => {

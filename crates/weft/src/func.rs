@@ -18,6 +18,24 @@ use crate::values::{Val, ValRaw};
 use crate::vmctx::{self, VMFuncRef};
 
 /// A Wasm or host function in a store.
+///
+/// # Example
+///
+/// ```
+/// use weft::{Engine, Func, FuncType, Store, Val, ValType};
+///
+/// let engine = Engine::default();
+/// let mut store = Store::new(&engine, ());
+/// let ty = FuncType::new(&engine, [ValType::I32, ValType::I32], [ValType::I32]);
+/// let add = Func::new(&mut store, ty, |_caller, params, results| {
+///     results[0] = Val::I32(params[0].unwrap_i32() + params[1].unwrap_i32());
+///     Ok(())
+/// });
+/// let mut results = [Val::I32(0)];
+/// add.call(&mut store, &[Val::I32(2), Val::I32(40)], &mut results)?;
+/// assert_eq!(results[0].unwrap_i32(), 42);
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Func {
     pub(crate) store_id: u64,
@@ -130,6 +148,32 @@ pub(crate) fn host_fn_over_vals<T: 'static>(
 }
 
 /// The calling store and instance, handed to host functions.
+///
+/// # Example
+///
+/// ```
+/// use weft::{Caller, Engine, Linker, Module, Store};
+///
+/// let engine = Engine::default();
+/// let mut linker = Linker::<Vec<String>>::new(&engine);
+/// // Reads a string from the caller's exported memory into the store's data.
+/// linker.func_wrap("host", "log", |mut caller: Caller<'_, Vec<String>>, ptr: u32, len: u32| -> weft::Result<()> {
+///     let memory = caller.get_export("memory").and_then(|e| e.into_memory()).expect("an exported memory");
+///     let bytes = memory.data(&caller)[ptr as usize..][..len as usize].to_vec();
+///     caller.data_mut().push(String::from_utf8(bytes)?);
+///     Ok(())
+/// })?;
+/// let module = Module::new(&engine, r#"(module
+///     (import "host" "log" (func $log (param i32 i32)))
+///     (memory (export "memory") 1)
+///     (data (i32.const 8) "hello")
+///     (func (export "run") (call $log (i32.const 8) (i32.const 5))))"#)?;
+/// let mut store = Store::new(&engine, Vec::new());
+/// let instance = linker.instantiate(&mut store, &module)?;
+/// instance.get_typed_func::<(), ()>(&mut store, "run")?.call(&mut store, ())?;
+/// assert_eq!(store.data(), &["hello"]);
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 pub struct Caller<'a, T> {
     pub(crate) store: StoreContextMut<'a, T>,
     caller_vmctx: *mut u8,
@@ -364,7 +408,25 @@ fn symbolize(pcs: &[usize]) -> WasmBacktrace {
     WasmBacktrace { frames }
 }
 
-/// A function with statically known parameter and result types.
+/// A function with statically known parameter and result types: the fastest
+/// way to call Wasm from the host (no `Val` conversion, types checked once).
+///
+/// # Example
+///
+/// ```
+/// use weft::{Engine, Instance, Module, Store};
+///
+/// let engine = Engine::default();
+/// let module = Module::new(&engine, r#"(module
+///     (func (export "swap") (param i32 i64) (result i64 i32) local.get 1 local.get 0))"#)?;
+/// let mut store = Store::new(&engine, ());
+/// let instance = Instance::new(&mut store, &module, &[])?;
+/// let swap = instance.get_typed_func::<(i32, i64), (i64, i32)>(&mut store, "swap")?;
+/// assert_eq!(swap.call(&mut store, (1, 2))?, (2, 1));
+/// // The wrong signature is refused when the view is made.
+/// assert!(instance.get_typed_func::<(i32, i32), i32>(&mut store, "swap").is_err());
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 pub struct TypedFunc<Params, Results> {
     func: Func,
     /// The host-to-Wasm trampoline of the function's type, looked up once
@@ -662,7 +724,9 @@ tuple_params!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
 
 /// What a wrapped host closure may return: results, or `anyhow::Result` of them.
 pub trait HostResult {
+    /// The results the closure produces.
     type Results: WasmResults;
+    /// The results, or the error the host function fails with.
     fn into_result(self) -> anyhow::Result<Self::Results>;
 }
 impl<R: WasmResults> HostResult for R {

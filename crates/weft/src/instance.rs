@@ -10,7 +10,25 @@ use crate::store::{AsContextMut, StoreOpaque};
 use crate::types::{is_subtype, Mutability};
 use crate::values::ValRaw;
 
-/// An instantiated module.
+/// An instantiated module: its own memories, tables and globals, and its
+/// exports. A handle into the store that owns it.
+///
+/// # Example
+///
+/// ```
+/// use weft::{Engine, Instance, Module, Store};
+///
+/// let engine = Engine::default();
+/// let module = Module::new(&engine, r#"(module
+///     (global $g (export "counter") (mut i32) (i32.const 0))
+///     (func (export "bump") (global.set $g (i32.add (global.get $g) (i32.const 1)))))"#)?;
+/// let mut store = Store::new(&engine, ());
+/// let instance = Instance::new(&mut store, &module, &[])?;
+/// instance.get_typed_func::<(), ()>(&mut store, "bump")?.call(&mut store, ())?;
+/// let counter = instance.get_global(&mut store, "counter").unwrap();
+/// assert_eq!(counter.get(&mut store).unwrap_i32(), 1);
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Instance {
     store_id: u64,
@@ -42,7 +60,7 @@ impl Instance {
     ///
     /// # Errors
     /// Fails if an import is missing or has the wrong type, if a segment does not
-    /// fit (a [`Trap`]), or if the start function traps.
+    /// fit (a [`Trap`](crate::Trap)), or if the start function traps.
     pub fn new(mut store: impl AsContextMut, module: &Module, imports: &[Extern]) -> anyhow::Result<Instance> {
         let ctx = store.as_context_mut();
         let s = &mut ctx.inner.opaque;

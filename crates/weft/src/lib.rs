@@ -1,9 +1,10 @@
 //! Weft: a WebAssembly runtime with a Cranelift JIT.
 //!
-//! The pipeline flows one way: bytes → [`frontend`] (validated `ModuleInfo`) →
-//! [`translate`] (Cranelift IR) → [`compile`] (machine code in a code object) →
-//! [`runtime`] (instances, memories, tables, traps) → the public API
-//! ([`Engine`], [`Module`], [`Store`], [`Instance`], [`Linker`], [`Func`], ...).
+//! The pipeline flows one way, through internal modules: bytes → `frontend`
+//! (validated `ModuleInfo`) → `translate` (Cranelift IR) → `compile` (machine
+//! code in a code object) → `runtime` (instances, memories, tables, traps) →
+//! the public API ([`Engine`], [`Module`], [`Store`], [`Instance`],
+//! [`Linker`], [`Func`], ...). The README's layout table says what each owns.
 //!
 //! # Example
 //!
@@ -22,24 +23,26 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
-pub mod compile;
+#![warn(missing_docs)]
+
+mod compile;
 mod config;
 mod engine;
 mod error;
 mod externals;
 mod features;
-pub mod frontend;
+mod frontend;
 mod func;
 mod instance;
 mod linker;
 mod module;
-pub mod runtime;
+mod runtime;
 mod store;
-pub mod translate;
+mod translate;
 mod trap;
 mod types;
 mod values;
-pub mod vmctx;
+mod vmctx;
 
 pub use anyhow::{Error, Result};
 pub use config::{Config, InstanceAllocationStrategy, Interruption, OptLevel, Tunables};

@@ -361,12 +361,15 @@ pub struct StoreContext<'a, T> {
 }
 
 impl<T> StoreContextMut<'_, T> {
+    /// The store's host data.
     pub fn data(&self) -> &T {
         &self.inner.data
     }
+    /// The store's host data, mutably.
     pub fn data_mut(&mut self) -> &mut T {
         &mut self.inner.data
     }
+    /// The store's engine.
     pub fn engine(&self) -> &Engine {
         &self.inner.opaque.engine
     }
@@ -374,12 +377,15 @@ impl<T> StoreContextMut<'_, T> {
 
 /// Types that can be read as a store: [`Store`], [`StoreContextMut`], [`Caller`](crate::Caller), and references to them.
 pub trait AsContext {
+    /// The type of the store's host data.
     type Data;
+    /// A shared view of the store.
     fn as_context(&self) -> StoreContext<'_, Self::Data>;
 }
 
 /// Types that can be used as a mutable store.
 pub trait AsContextMut: AsContext {
+    /// An exclusive view of the store.
     fn as_context_mut(&mut self) -> StoreContextMut<'_, Self::Data>;
 }
 

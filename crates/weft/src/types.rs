@@ -49,7 +49,9 @@ pub enum HeapType {
 /// A reference type: a heap type, nullable or not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RefType {
+    /// Whether null is a value of the type.
     pub nullable: bool,
+    /// What the references point to.
     pub heap: HeapType,
 }
 
@@ -68,11 +70,17 @@ impl RefType {
 /// The type of a Wasm value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ValType {
+    /// 32-bit integer.
     I32,
+    /// 64-bit integer.
     I64,
+    /// 32-bit float.
     F32,
+    /// 64-bit float.
     F64,
+    /// 128-bit vector.
     V128,
+    /// A reference.
     Ref(RefType),
 }
 

@@ -16,18 +16,23 @@ pub struct ValRaw {
 }
 
 impl ValRaw {
+    /// A slot holding an `i32`.
     pub fn i32(v: i32) -> Self {
         ValRaw { bits: [v as u32 as u64, 0] }
     }
+    /// A slot holding an `i64`.
     pub fn i64(v: i64) -> Self {
         ValRaw { bits: [v as u64, 0] }
     }
+    /// A slot holding an `f32`, by its bits.
     pub fn f32(bits: u32) -> Self {
         ValRaw { bits: [bits as u64, 0] }
     }
+    /// A slot holding an `f64`, by its bits.
     pub fn f64(bits: u64) -> Self {
         ValRaw { bits: [bits, 0] }
     }
+    /// A slot holding a `v128`.
     pub fn v128(v: u128) -> Self {
         ValRaw { bits: [v as u64, (v >> 64) as u64] }
     }
@@ -35,21 +40,27 @@ impl ValRaw {
     pub fn anyref(raw: u64) -> Self {
         ValRaw { bits: [raw, 0] }
     }
+    /// The slot read as an `i32`.
     pub fn get_i32(&self) -> i32 {
         self.bits[0] as u32 as i32
     }
+    /// The slot read as an `i64`.
     pub fn get_i64(&self) -> i64 {
         self.bits[0] as i64
     }
+    /// The slot read as an `f32`'s bits.
     pub fn get_f32(&self) -> u32 {
         self.bits[0] as u32
     }
+    /// The slot read as an `f64`'s bits.
     pub fn get_f64(&self) -> u64 {
         self.bits[0]
     }
+    /// The slot read as a `v128`.
     pub fn get_v128(&self) -> u128 {
         self.bits[0] as u128 | ((self.bits[1] as u128) << 64)
     }
+    /// The slot read as a reference's raw bits.
     pub fn get_ref(&self) -> u64 {
         self.bits[0]
     }
@@ -111,14 +122,19 @@ impl ExternRef {
 /// A Wasm value.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Val {
+    /// An `i32`.
     I32(i32),
+    /// An `i64`.
     I64(i64),
     /// An `f32`, by its bits (so NaN payloads survive).
     F32(u32),
     /// An `f64`, by its bits.
     F64(u64),
+    /// A `v128`, as an integer.
     V128(u128),
+    /// A `funcref` (`None` for null).
     FuncRef(Option<Func>),
+    /// An `externref` (`None` for null).
     ExternRef(Option<ExternRef>),
 }
 

@@ -102,8 +102,8 @@ pub struct VMMemoryDefinition {
     pub current_length: AtomicU64,
 }
 
-pub const MEMORY_BASE_OFFSET: u32 = 0;
-pub const MEMORY_LENGTH_OFFSET: u32 = 8;
+/// Where compiled code reads a memory's accessible length.
+pub const MEMORY_LENGTH_OFFSET: u32 = offset_of!(VMMemoryDefinition, current_length) as u32;
 
 /// A table as compiled code sees it: elements are 8 bytes (funcref pointer or
 /// externref handle, 0 = null).
@@ -171,10 +171,7 @@ pub const STORE_CTX_INTERRUPT_PAGE_OFFSET: u32 = offset_of!(VMStoreContext, inte
 /// Where each field of a module's vmctx lives.
 #[derive(Debug, Clone)]
 pub struct VMOffsets {
-    pub num_funcs: u32,
     pub num_memories: u32,
-    pub num_tables: u32,
-    pub num_globals: u32,
     pub num_imported_globals: u32,
     pub func_refs: u32,
     pub memories: u32,
@@ -198,20 +195,7 @@ impl VMOffsets {
         let globals = tables + 8 * num_tables;
         let defined_globals = (globals + 8 * num_globals + 15) & !15;
         let size = defined_globals + GLOBAL_SIZE * (num_globals - info.num_imported_globals);
-        VMOffsets {
-            num_funcs,
-            num_memories,
-            num_tables,
-            num_globals,
-            num_imported_globals: info.num_imported_globals,
-            func_refs,
-            memories,
-            memory_bases,
-            tables,
-            globals,
-            defined_globals,
-            size,
-        }
+        VMOffsets { num_memories, num_imported_globals: info.num_imported_globals, func_refs, memories, memory_bases, tables, globals, defined_globals, size }
     }
 
     /// Offset of function `f`'s [`VMFuncRef`].

@@ -42,9 +42,6 @@ pub struct InstanceData {
 }
 
 impl InstanceData {
-    pub fn vmctx(&self) -> *mut u8 {
-        self.vmctx
-    }
     pub fn offsets(&self) -> &VMOffsets {
         &self.module.inner.offsets
     }

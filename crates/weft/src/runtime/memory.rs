@@ -150,11 +150,6 @@ impl LinearMemory {
         self.def.current_length.load(Ordering::Relaxed)
     }
 
-    /// Maximum size in bytes.
-    pub fn maximum_bytes(&self) -> u64 {
-        self.maximum_bytes
-    }
-
     /// Grows by `delta` pages; returns the old size in pages, or `None` if the
     /// memory cannot grow that far.
     pub fn grow(&mut self, delta: u64) -> Option<u64> {

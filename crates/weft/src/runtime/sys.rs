@@ -9,10 +9,15 @@ use std::ptr;
 /// How many mapping system calls this thread has made through the runtime.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SyscallCounts {
+    /// `mmap` calls.
     pub mmap: u64,
+    /// `munmap` calls.
     pub munmap: u64,
+    /// `mprotect` calls.
     pub mprotect: u64,
+    /// `madvise` calls.
     pub madvise: u64,
+    /// `ftruncate` calls.
     pub ftruncate: u64,
     /// Reads of `/proc/self/pagemap`.
     pub pagemap_reads: u64,
