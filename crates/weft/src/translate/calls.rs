@@ -1,0 +1,143 @@
+//! Calls: direct, indirect (through a table, with a signature check) and by
+//! reference, their tail-call forms, and calls of the runtime's builtins.
+
+use super::*;
+
+impl<'a, 'b> FuncTranslator<'a, 'b> {
+    /// Lowers a call operator. Returns false, translating nothing, for any other operator.
+    pub(super) fn translate_call_op(&mut self, op: &Operator<'_>) -> anyhow::Result<bool> {
+        use Operator as O;
+        match *op {
+            O::Call { function_index } => self.translate_call(function_index, false)?,
+            O::ReturnCall { function_index } => self.translate_call(function_index, true)?,
+            O::CallIndirect { type_index, table_index } => self.translate_call_indirect(type_index, table_index, false)?,
+            O::ReturnCallIndirect { type_index, table_index } => self.translate_call_indirect(type_index, table_index, true)?,
+            O::CallRef { type_index } => self.translate_call_ref(type_index, false)?,
+            O::ReturnCallRef { type_index } => self.translate_call_ref(type_index, true)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    pub(super) fn sig_ref(&mut self, type_index: u32) -> ir::SigRef {
+        if let Some(s) = self.sig_refs.get(&type_index) {
+            return *s;
+        }
+        let sig = func_type_signature(&self.env.info.types[type_index as usize]);
+        let s = self.builder.import_signature(sig);
+        self.sig_refs.insert(type_index, s);
+        s
+    }
+
+    pub(super) fn call_builtin(&mut self, b: Builtin, args: &[Value]) -> Vec<Value> {
+        let sig = match self.builtin_sigs.get(&(b as u32)) {
+            Some(s) => *s,
+            None => {
+                let s = self.builder.import_signature(builtin_signature(b));
+                self.builtin_sigs.insert(b as u32, s);
+                s
+            }
+        };
+        let table = match self.builtins {
+            Some(t) => t,
+            None => {
+                // Loaded where first needed; it is cheap and cannot trap.
+                let t = self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, vmctx::VMCTX_BUILTINS_OFFSET as i32);
+                t
+            }
+        };
+        let f = self.builder.ins().load(types::I64, readonly_flags(), table, (b as u32 * 8) as i32);
+        let mut all = vec![self.vmctx];
+        all.extend_from_slice(args);
+        let call = self.builder.ins().call_indirect(sig, f, &all);
+        self.builder.inst_results(call).to_vec()
+    }
+
+    pub(super) fn finish_call(&mut self, call: ir::Inst, num_params: usize) {
+        let n = self.stack.len() - num_params;
+        self.stack.truncate(n);
+        let results = self.builder.inst_results(call).to_vec();
+        self.stack.extend(results);
+    }
+
+    pub(super) fn translate_call(&mut self, f: u32, tail: bool) -> anyhow::Result<()> {
+        self.check_before_call();
+        let type_index = self.env.info.funcs[f as usize];
+        let num_params = self.env.info.types[type_index as usize].params().len();
+        let params = self.peekn(num_params).to_vec();
+        if self.env.info.is_imported_func(f) {
+            let off = self.env.offsets.func_ref(f) as i32;
+            let code = self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, off + vmctx::FUNCREF_CODE_OFFSET as i32);
+            let callee_vmctx = self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, off + vmctx::FUNCREF_VMCTX_OFFSET as i32);
+            self.emit_indirect(type_index, code, callee_vmctx, &params, tail);
+        } else {
+            let fref = match self.func_refs.get(&f) {
+                Some(r) => *r,
+                None => {
+                    let sig = self.sig_ref(type_index);
+                    let name = self.builder.func.declare_imported_user_function(UserExternalName::new(0, f));
+                    let r = self.builder.import_function(ExtFuncData { name: ExternalName::user(name), signature: sig, colocated: true, patchable: false });
+                    self.func_refs.insert(f, r);
+                    r
+                }
+            };
+            let mut args = vec![self.vmctx, self.vmctx];
+            args.extend_from_slice(&params);
+            if tail {
+                self.builder.ins().return_call(fref, &args);
+                self.reachable = false;
+            } else {
+                let call = self.builder.ins().call(fref, &args);
+                self.finish_call(call, num_params);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn emit_indirect(&mut self, type_index: u32, code: Value, callee_vmctx: Value, params: &[Value], tail: bool) {
+        let sig = self.sig_ref(type_index);
+        let mut args = vec![callee_vmctx, self.vmctx];
+        args.extend_from_slice(params);
+        if tail {
+            self.builder.ins().return_call_indirect(sig, code, &args);
+            self.reachable = false;
+        } else {
+            let call = self.builder.ins().call_indirect(sig, code, &args);
+            self.finish_call(call, params.len());
+        }
+    }
+
+    pub(super) fn translate_call_indirect(&mut self, type_index: u32, table: u32, tail: bool) -> anyhow::Result<()> {
+        self.check_before_call();
+        let index = self.pop();
+        let addr = self.table_elem_addr(table, index, codes::TABLE_OUT_OF_BOUNDS);
+        let funcref = self.load_table_elem(table, index, addr);
+        self.builder.ins().trapz(funcref, codes::INDIRECT_CALL_TO_NULL);
+        let actual = self.builder.ins().load(types::I32, readonly_flags(), funcref, vmctx::FUNCREF_TYPE_OFFSET as i32);
+        let type_ids = match self.type_ids {
+            Some(t) => t,
+            None => self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, vmctx::VMCTX_TYPE_IDS_OFFSET as i32),
+        };
+        let expected = self.builder.ins().load(types::I32, readonly_flags(), type_ids, (type_index * 4) as i32);
+        let mismatch = self.builder.ins().icmp(IntCC::NotEqual, actual, expected);
+        self.builder.ins().trapnz(mismatch, codes::BAD_SIGNATURE);
+        let code = self.builder.ins().load(types::I64, readonly_flags(), funcref, vmctx::FUNCREF_CODE_OFFSET as i32);
+        let callee_vmctx = self.builder.ins().load(types::I64, readonly_flags(), funcref, vmctx::FUNCREF_VMCTX_OFFSET as i32);
+        let num_params = self.env.info.types[type_index as usize].params().len();
+        let params = self.peekn(num_params).to_vec();
+        self.emit_indirect(type_index, code, callee_vmctx, &params, tail);
+        Ok(())
+    }
+
+    pub(super) fn translate_call_ref(&mut self, type_index: u32, tail: bool) -> anyhow::Result<()> {
+        self.check_before_call();
+        let funcref = self.pop();
+        self.builder.ins().trapz(funcref, codes::NULL_REFERENCE);
+        let code = self.builder.ins().load(types::I64, readonly_flags(), funcref, vmctx::FUNCREF_CODE_OFFSET as i32);
+        let callee_vmctx = self.builder.ins().load(types::I64, readonly_flags(), funcref, vmctx::FUNCREF_VMCTX_OFFSET as i32);
+        let num_params = self.env.info.types[type_index as usize].params().len();
+        let params = self.peekn(num_params).to_vec();
+        self.emit_indirect(type_index, code, callee_vmctx, &params, tail);
+        Ok(())
+    }
+}
