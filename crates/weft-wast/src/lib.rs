@@ -112,9 +112,10 @@ impl Context {
         linker.define(&store, "spectest", "global_i64", gi64)?;
         linker.define(&store, "spectest", "global_f32", gf32)?;
         linker.define(&store, "spectest", "global_f64", gf64)?;
-        let table = weft::Table::new(&mut store, TableType::new(RefType::FUNCREF, 10, Some(20)), Val::FuncRef(None))?;
+        let table = weft::Table::new(&mut store, TableType::new(RefType::FUNCREF, 10, Some(20)), weft::Ref::Func(None))?;
         linker.define(&store, "spectest", "table", table)?;
-        let table64 = weft::Table::new(&mut store, TableType { element: RefType::FUNCREF, minimum: 10, maximum: Some(20), table64: true }, Val::FuncRef(None))?;
+        let table64 =
+            weft::Table::new(&mut store, TableType { element: RefType::FUNCREF, minimum: 10, maximum: Some(20), table64: true }, weft::Ref::Func(None))?;
         linker.define(&store, "spectest", "table64", table64)?;
         let memory = weft::Memory::new(&mut store, MemoryType::new(1, Some(2)))?;
         linker.define(&store, "spectest", "memory", memory)?;

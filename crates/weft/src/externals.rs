@@ -6,7 +6,7 @@ use crate::runtime::memory::{LinearMemory, MemoryPlan, WASM_PAGE_SIZE};
 use crate::runtime::table::TableData;
 use crate::store::{AsContext, AsContextMut, GlobalEntry, MemoryEntry, StoreOpaque};
 use crate::types::{ExternType, GlobalType, MemoryType, Mutability, TableType};
-use crate::values::Val;
+use crate::values::{Ref, Val};
 use crate::vmctx::VMGlobal;
 
 /// Something that can be imported or exported.
@@ -230,15 +230,15 @@ impl Memory {
 /// # Example
 ///
 /// ```
-/// use weft::{Engine, Func, RefType, Store, Table, TableType, Val};
+/// use weft::{Engine, Func, Ref, RefType, Store, Table, TableType};
 ///
 /// let mut store = Store::new(&Engine::default(), ());
-/// let table = Table::new(&mut store, TableType::new(RefType::FUNCREF, 1, None), Val::null_func_ref())?;
+/// let table = Table::new(&mut store, TableType::new(RefType::FUNCREF, 1, None), Ref::Func(None))?;
 /// let answer = Func::wrap(&mut store, || 42i32);
 /// table.set(&mut store, 0, answer.into())?;
-/// assert_eq!(table.grow(&mut store, 2, Val::null_func_ref())?, 1);
+/// assert_eq!(table.grow(&mut store, 2, Ref::Func(None))?, 1);
 /// assert_eq!(table.size(&store), 3);
-/// assert!(table.get(&mut store, 0).unwrap().unwrap_funcref().is_some());
+/// assert!(table.get(&mut store, 0).unwrap().unwrap_func().is_some());
 /// # Ok::<(), anyhow::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,7 +249,14 @@ pub struct Table {
 
 impl Table {
     /// Creates a table of type `ty` with every element set to `init`.
-    pub fn new(mut store: impl AsContextMut, ty: TableType, init: Val) -> anyhow::Result<Table> {
+    ///
+    /// # Errors
+    /// If `init` does not match the element type, or the table is too large.
+    ///
+    /// # Panics
+    /// If `init` is a reference of another store.
+    pub fn new(mut store: impl AsContextMut, ty: TableType, init: Ref) -> anyhow::Result<Table> {
+        let init = Val::from(init);
         let ctx = store.as_context_mut();
         let s = &mut ctx.inner.opaque;
         if !init.matches(s, &crate::ValType::Ref(ty.element)) {
@@ -274,7 +281,7 @@ impl Table {
         self.data(&ctx.inner.opaque).size()
     }
     /// Element `index`, or `None` if out of bounds.
-    pub fn get(&self, mut store: impl AsContextMut, index: u64) -> Option<Val> {
+    pub fn get(&self, mut store: impl AsContextMut, index: u64) -> Option<Ref> {
         let ctx = store.as_context_mut();
         let s = &mut ctx.inner.opaque;
         s.check(self.store_id);
@@ -282,13 +289,17 @@ impl Table {
             return None;
         }
         let raw = crate::runtime::instance::materialize(s, self.index, index as usize);
-        Some(Val::from_raw_ref(s, raw, &s.tables[self.index].ty.element))
+        Val::from_raw_ref(s, raw, &s.tables[self.index].ty.element).ref_()
     }
     /// Sets element `index`.
     ///
     /// # Errors
     /// Fails if out of bounds or if `val` has the wrong type.
-    pub fn set(&self, mut store: impl AsContextMut, index: u64, val: Val) -> anyhow::Result<()> {
+    ///
+    /// # Panics
+    /// If `val` is a reference of another store.
+    pub fn set(&self, mut store: impl AsContextMut, index: u64, val: Ref) -> anyhow::Result<()> {
+        let val = Val::from(val);
         let ctx = store.as_context_mut();
         let s = &mut ctx.inner.opaque;
         s.check(self.store_id);
@@ -302,7 +313,15 @@ impl Table {
         Ok(())
     }
     /// Grows by `delta` elements set to `init`; returns the previous size.
-    pub fn grow(&self, mut store: impl AsContextMut, delta: u64, init: Val) -> anyhow::Result<u64> {
+    ///
+    /// # Errors
+    /// If `init` does not match the element type, or the table cannot grow
+    /// by `delta`.
+    ///
+    /// # Panics
+    /// If `init` is a reference of another store.
+    pub fn grow(&self, mut store: impl AsContextMut, delta: u64, init: Ref) -> anyhow::Result<u64> {
+        let init = Val::from(init);
         let ctx = store.as_context_mut();
         let s = &mut ctx.inner.opaque;
         s.check(self.store_id);

@@ -277,6 +277,11 @@ impl<T> Store<T> {
     pub fn data_mut(&mut self) -> &mut T {
         &mut self.inner.data
     }
+    /// Collects garbage: nothing to do in Weft, whose references need no
+    /// collector (functions and externrefs live as long as the store). Kept
+    /// for code written for wasmtime, which calls `store.gc(None)`.
+    pub fn gc(&mut self, _why: Option<&std::convert::Infallible>) {}
+
     /// Sets the epoch deadline to `ticks` increments of the engine's epoch from now
     /// (with [`Config::epoch_interruption`](crate::Config::epoch_interruption)).
     ///

@@ -344,6 +344,114 @@ impl Val {
     }
 }
 
+/// A reference: what a table holds. A [`Val`] narrowed to the reference
+/// types, as wasmtime's `Ref` (Weft's references need no rooting: see
+/// [`Rooted`]).
+///
+/// # Example
+///
+/// ```
+/// use weft::{Engine, Func, Ref, Store};
+///
+/// let mut store = Store::new(&Engine::default(), ());
+/// let f = Func::wrap(&mut store, || {});
+/// let r: Ref = f.into();
+/// assert!(r.unwrap_func().is_some());
+/// assert!(Ref::Func(None).is_null());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Ref {
+    /// A `funcref` (`None` for null).
+    Func(Option<Func>),
+    /// An `externref` (`None` for null).
+    Extern(Option<ExternRef>),
+}
+
+impl Ref {
+    /// Whether the reference is null.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Ref::Func(None) | Ref::Extern(None))
+    }
+    /// The function (`Some(None)` for null), if this is a `funcref`.
+    pub fn as_func(&self) -> Option<Option<&Func>> {
+        if let Ref::Func(f) = self {
+            Some(f.as_ref())
+        } else {
+            None
+        }
+    }
+    /// The externref (`Some(None)` for null), if this is an `externref`.
+    pub fn as_extern(&self) -> Option<Option<&ExternRef>> {
+        if let Ref::Extern(e) = self {
+            Some(e.as_ref())
+        } else {
+            None
+        }
+    }
+    /// The function (`None` for null).
+    ///
+    /// # Panics
+    /// If this is not a `funcref`.
+    #[track_caller]
+    pub fn unwrap_func(&self) -> Option<&Func> {
+        self.as_func().expect("expected a funcref")
+    }
+    /// The externref (`None` for null).
+    ///
+    /// # Panics
+    /// If this is not an `externref`.
+    #[track_caller]
+    pub fn unwrap_extern(&self) -> Option<&ExternRef> {
+        self.as_extern().expect("expected an externref")
+    }
+}
+
+impl From<Ref> for Val {
+    fn from(r: Ref) -> Val {
+        match r {
+            Ref::Func(f) => Val::FuncRef(f),
+            Ref::Extern(e) => Val::ExternRef(e),
+        }
+    }
+}
+impl From<Option<Func>> for Ref {
+    fn from(f: Option<Func>) -> Ref {
+        Ref::Func(f)
+    }
+}
+impl From<Func> for Ref {
+    fn from(f: Func) -> Ref {
+        Ref::Func(Some(f))
+    }
+}
+impl From<Option<ExternRef>> for Ref {
+    fn from(e: Option<ExternRef>) -> Ref {
+        Ref::Extern(e)
+    }
+}
+impl From<ExternRef> for Ref {
+    fn from(e: ExternRef) -> Ref {
+        Ref::Extern(Some(e))
+    }
+}
+
+/// A GC reference kept alive for the host. Weft's references need no
+/// collector (functions and externrefs live as long as their store), so a
+/// rooted reference is the reference itself; the alias lets code written for
+/// wasmtime's `Rooted<ExternRef>` compile unchanged.
+pub type Rooted<T> = T;
+
+impl Val {
+    /// The reference, if the value is one.
+    pub fn ref_(&self) -> Option<Ref> {
+        match *self {
+            Val::FuncRef(f) => Some(Ref::Func(f)),
+            Val::ExternRef(e) => Some(Ref::Extern(e)),
+            _ => None,
+        }
+    }
+}
+
 impl From<Option<Func>> for Val {
     fn from(f: Option<Func>) -> Val {
         Val::FuncRef(f)

@@ -6,8 +6,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use weft::{
-    Caller, Engine, Extern, ExternRef, Func, FuncType, Global, GlobalType, Instance, Linker, Memory, MemoryType, Module, Mutability, RefType, Store, Table,
-    TableType, Val, ValType,
+    Caller, Engine, Extern, ExternRef, Func, FuncType, Global, GlobalType, Instance, Linker, Memory, MemoryType, Module, Mutability, Ref, RefType, Store,
+    Table, TableType, Val, ValType,
 };
 
 /// Runs `f`, which must panic because a handle met another store.
@@ -176,14 +176,14 @@ fn tables_globals_and_memories_check_store_and_type() {
 
     // Values of another store.
     panics_with_wrong_store(|| {
-        let _ = Table::new(&mut store, funcref_table, Val::FuncRef(Some(foreign)));
+        let _ = Table::new(&mut store, funcref_table, Ref::Func(Some(foreign)));
     });
-    let table = Table::new(&mut store, funcref_table, Val::FuncRef(None)).unwrap();
+    let table = Table::new(&mut store, funcref_table, Ref::Func(None)).unwrap();
     panics_with_wrong_store(|| {
-        let _ = table.set(&mut store, 0, Val::FuncRef(Some(foreign)));
+        let _ = table.set(&mut store, 0, Ref::Func(Some(foreign)));
     });
     panics_with_wrong_store(|| {
-        let _ = table.grow(&mut store, 1, Val::FuncRef(Some(foreign)));
+        let _ = table.grow(&mut store, 1, Ref::Func(Some(foreign)));
     });
     let global_ty = GlobalType { content: ValType::EXTERNREF, mutability: Mutability::Var };
     panics_with_wrong_store(|| {
@@ -196,14 +196,13 @@ fn tables_globals_and_memories_check_store_and_type() {
 
     // Values of the wrong type: `grow` used to write any value's bits.
     let own_ref = ExternRef::new(&mut store, 0u8).unwrap();
-    assert!(table.set(&mut store, 0, Val::ExternRef(Some(own_ref))).is_err());
-    assert!(table.grow(&mut store, 1, Val::ExternRef(Some(own_ref))).is_err());
-    assert!(table.grow(&mut store, 1, Val::I32(5)).is_err());
+    assert!(table.set(&mut store, 0, Ref::Extern(Some(own_ref))).is_err());
+    assert!(table.grow(&mut store, 1, Ref::Extern(Some(own_ref))).is_err());
     assert_eq!(table.size(&store), 1);
     assert!(global.set(&mut store, Val::I64(1)).is_err());
 
     // Handles of another store.
-    let other_table = Table::new(&mut other, funcref_table, Val::FuncRef(None)).unwrap();
+    let other_table = Table::new(&mut other, funcref_table, Ref::Func(None)).unwrap();
     let other_global = Global::new(&mut other, global_ty, Val::ExternRef(None)).unwrap();
     let other_memory = Memory::new(&mut other, MemoryType { minimum: 1, maximum: None, memory64: false }).unwrap();
     panics_with_wrong_store(|| {

@@ -562,14 +562,14 @@ fn lazily_initialised_tables_behave_like_eager_ones() {
     assert_eq!(call::<(), i32>(&mut store, ia, "same", ()), 1);
     // The host sees functions, callable, and null where nothing was written.
     let tab = ia.get_table(&mut store, "tab").unwrap();
-    let weft::Val::FuncRef(Some(f)) = tab.get(&mut store, 1).unwrap() else { panic!("expected a function") };
+    let weft::Ref::Func(Some(f)) = tab.get(&mut store, 1).unwrap() else { panic!("expected a function") };
     assert_eq!(f.typed::<(), i32>(&store).unwrap().call(&mut store, ()).unwrap(), 2);
-    assert_eq!(tab.get(&mut store, 3), Some(weft::Val::FuncRef(None)));
+    assert_eq!(tab.get(&mut store, 3), Some(weft::Ref::Func(None)));
     // Externref handles (which may be odd) are never taken for lazy elements.
     let ext = ia.get_table(&mut store, "ext").unwrap();
     let r = weft::ExternRef::new(&mut store, 7u32).unwrap();
-    ext.set(&mut store, 0, weft::Val::ExternRef(Some(r))).unwrap();
-    assert_eq!(ext.get(&mut store, 0), Some(weft::Val::ExternRef(Some(r))));
+    ext.set(&mut store, 0, weft::Ref::Extern(Some(r))).unwrap();
+    assert_eq!(ext.get(&mut store, 0), Some(weft::Ref::Extern(Some(r))));
     // Reset brings the lazy elements back and they still resolve.
     ia.reset(&mut store).unwrap();
     assert_eq!(call::<i32, i32>(&mut store, ib, "call", 1), 2);

@@ -253,7 +253,7 @@ fn a_memory_written_after_a_resume_is_restored_for_the_next_tenant() {
         // Made while the call is suspended: no Wasm has run since.
         let w = Instance::new(&mut store, &writer, &[]).unwrap();
         let write = w.get_func(&mut store, "w").unwrap();
-        go.get_table(&mut store, "t").unwrap().set(&mut store, 0, weft::Val::FuncRef(Some(write))).unwrap();
+        go.get_table(&mut store, "t").unwrap().set(&mut store, 0, weft::Ref::Func(Some(write))).unwrap();
         assert!(matches!(suspended.resume(&mut store).unwrap(), CallState::Done(())));
     }
     let mut store = Store::new(&engine, ());
