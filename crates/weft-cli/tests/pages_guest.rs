@@ -8,41 +8,20 @@
 //! they fail.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
-fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
-}
+#[path = "../../weft-pages/tests/support/guests.rs"]
+mod support;
 
 fn s(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Builds the guests once per test process into the target's test tmpdir;
-/// `None` (skip) when the toolchain is missing outside CI.
+/// The built guests, or `None` (skip) when the toolchain is missing outside CI.
 fn guests() -> Option<&'static Path> {
-    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../weft-pages/build-wasm.sh");
-            let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("weft-pages-wasm");
-            let o = Command::new("bash").arg(&script).arg(&out).output().expect("run build-wasm.sh");
-            match o.status.code() {
-                Some(0) => Some(out),
-                Some(77) => {
-                    let problem = format!("build-wasm.sh: toolchain missing:\n{}", s(&o.stderr));
-                    if in_ci() {
-                        panic!("{problem}(required under CI=true; ./scripts/test installs it as root)");
-                    }
-                    eprintln!("SKIPPED: {problem}(install rustc libstd-rust-dev-wasm32 clang lld wasi-libc libclang-rt-14-dev-wasm32 to run this test)");
-                    None
-                }
-                _ => panic!("build-wasm.sh failed ({}):\n{}{}", o.status, s(&o.stdout), s(&o.stderr)),
-            }
-        })
-        .as_deref()
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../weft-pages/build-wasm.sh");
+    support::build_guests(&script, &Path::new(env!("CARGO_TARGET_TMPDIR")).join("weft-pages-wasm"))
 }
 
 fn weft_run(wasm: &Path, args: &[&str]) -> Output {
