@@ -208,7 +208,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             "n" | "no" | "false" => false,
                             _ => bail!("-W {name}= takes y or n, not `{value}`"),
                         };
-                        config.wasm_proposal(weft::Proposal::from_name(name).expect("checked above"), enable);
+                        let proposal = weft::Proposal::from_name(name).expect("checked above");
+                        config.wasm_proposal(proposal, enable);
+                        if !enable {
+                            // What builds on it goes too (`-W simd=n` turns off relaxed SIMD).
+                            for dependent in weft::Proposal::ALL.iter().filter(|p| p.requires().contains(&proposal)) {
+                                config.wasm_proposal(*dependent, false);
+                            }
+                        }
                     }
                     _ => {
                         let proposals: Vec<&str> = weft::Proposal::ALL.iter().map(|p| p.name()).collect();
@@ -684,6 +691,15 @@ fn parse_arg(ty: &ValType, s: &str) -> anyhow::Result<Val> {
         ValType::I64 => Val::I64(s.parse::<i64>().or_else(|_| s.parse::<u64>().map(|v| v as i64)).map_err(|_| bad())?),
         ValType::F32 => Val::F32(s.parse::<f32>().map_err(|_| bad())?.to_bits()),
         ValType::F64 => Val::F64(s.parse::<f64>().map_err(|_| bad())?.to_bits()),
+        // A v128 as one 128-bit integer, lane 0 in the low bits (as printed).
+        ValType::V128 => {
+            let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"));
+            let v = match digits {
+                Some(hex) => u128::from_str_radix(&hex.replace('_', ""), 16),
+                None => s.parse::<u128>(),
+            };
+            Val::V128(v.map_err(|_| bad())?.into())
+        }
         _ => bail!("parameters of type {ty} cannot be given on the command line"),
     })
 }
@@ -694,7 +710,7 @@ fn format_val(v: &Val) -> String {
         Val::I64(v) => v.to_string(),
         Val::F32(b) => f32::from_bits(*b).to_string(),
         Val::F64(b) => f64::from_bits(*b).to_string(),
-        Val::V128(v) => format!("{v:#034x}"),
+        Val::V128(v) => format!("{:#034x}", v.as_u128()),
         Val::FuncRef(f) => {
             if f.is_some() {
                 "funcref".into()

@@ -270,6 +270,7 @@ impl Context {
                 }
             }
             WastArgCore::RefExtern(n) => Val::ExternRef(Some(ExternRef::new(&mut self.store, *n).unwrap())),
+            WastArgCore::V128(v) => Val::V128(u128::from_le_bytes(v.to_le_bytes()).into()),
             other => bail!("unsupported argument {other:?}"),
         })
     }
@@ -291,16 +292,9 @@ impl Context {
         Ok(match (got, expected) {
             (Val::I32(g), WastRetCore::I32(e)) => g == e,
             (Val::I64(g), WastRetCore::I64(e)) => g == e,
-            (Val::F32(g), WastRetCore::F32(e)) => match e {
-                NanPattern::CanonicalNan => g & 0x7fff_ffff == 0x7fc0_0000,
-                NanPattern::ArithmeticNan => g & 0x7f80_0000 == 0x7f80_0000 && g & 0x0040_0000 != 0,
-                NanPattern::Value(v) => *g == v.bits,
-            },
-            (Val::F64(g), WastRetCore::F64(e)) => match e {
-                NanPattern::CanonicalNan => g & 0x7fff_ffff_ffff_ffff == 0x7ff8_0000_0000_0000,
-                NanPattern::ArithmeticNan => g & 0x7ff0_0000_0000_0000 == 0x7ff0_0000_0000_0000 && g & 0x0008_0000_0000_0000 != 0,
-                NanPattern::Value(v) => *g == v.bits,
-            },
+            (Val::F32(g), WastRetCore::F32(e)) => f32_matches(*g, e),
+            (Val::F64(g), WastRetCore::F64(e)) => f64_matches(*g, e),
+            (Val::V128(g), WastRetCore::V128(e)) => v128_matches(g.as_u128(), e),
             (Val::FuncRef(f), WastRetCore::RefNull(_)) => f.is_none(),
             (Val::ExternRef(r), WastRetCore::RefNull(_)) => r.is_none(),
             (Val::FuncRef(f), WastRetCore::RefFunc(_)) => f.is_some(),
@@ -317,9 +311,40 @@ impl Context {
                 }
                 false
             }
-            (_, WastRetCore::V128(_)) => bail!("v128 results are not supported"),
             _ => false,
         })
+    }
+}
+
+fn f32_matches(got: u32, expected: &NanPattern<wast::token::F32>) -> bool {
+    match expected {
+        NanPattern::CanonicalNan => got & 0x7fff_ffff == 0x7fc0_0000,
+        NanPattern::ArithmeticNan => got & 0x7f80_0000 == 0x7f80_0000 && got & 0x0040_0000 != 0,
+        NanPattern::Value(v) => got == v.bits,
+    }
+}
+
+fn f64_matches(got: u64, expected: &NanPattern<wast::token::F64>) -> bool {
+    match expected {
+        NanPattern::CanonicalNan => got & 0x7fff_ffff_ffff_ffff == 0x7ff8_0000_0000_0000,
+        NanPattern::ArithmeticNan => got & 0x7ff0_0000_0000_0000 == 0x7ff0_0000_0000_0000 && got & 0x0008_0000_0000_0000 != 0,
+        NanPattern::Value(v) => got == v.bits,
+    }
+}
+
+/// A `v128` result against its pattern, lane by lane (float lanes may be NaN
+/// patterns).
+fn v128_matches(got: u128, expected: &wast::core::V128Pattern) -> bool {
+    use wast::core::V128Pattern as P;
+    let bytes = got.to_le_bytes();
+    let lane = |i: usize, n: usize| bytes[i * n..(i + 1) * n].iter().rev().fold(0u64, |acc, b| acc << 8 | *b as u64);
+    match expected {
+        P::I8x16(v) => v.iter().enumerate().all(|(i, e)| lane(i, 1) as u8 == *e as u8),
+        P::I16x8(v) => v.iter().enumerate().all(|(i, e)| lane(i, 2) as u16 == *e as u16),
+        P::I32x4(v) => v.iter().enumerate().all(|(i, e)| lane(i, 4) as u32 == *e as u32),
+        P::I64x2(v) => v.iter().enumerate().all(|(i, e)| lane(i, 8) == *e as u64),
+        P::F32x4(v) => v.iter().enumerate().all(|(i, e)| f32_matches(lane(i, 4) as u32, e)),
+        P::F64x2(v) => v.iter().enumerate().all(|(i, e)| f64_matches(lane(i, 8), e)),
     }
 }
 

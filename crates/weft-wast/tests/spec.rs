@@ -108,10 +108,27 @@ fn main() {
     // every function that calls, and segment probes must each be found and
     // rewritten after compilation; in every mode the translator verifies that
     // its checks cut every cycle and, but in page mode, precede every call).
-    const MEMORY_SCRIPTS: &[&str] = &["address", "align", "bulk", "endianness", "float_memory", "load", "memory", "store"];
+    const MEMORY_SCRIPTS: &[&str] = &[
+        "address",
+        "align",
+        "bulk",
+        "endianness",
+        "float_memory",
+        "load",
+        "memory",
+        "store",
+        "simd_address",
+        "simd_align",
+        "simd_load",
+        "simd_store",
+        "simd_memory",
+    ];
+    // Scripts whose results are floats (or vectors of them): rerun with NaN
+    // canonicalization, whose results must match the spec's NaN patterns too.
+    const FLOAT_SCRIPTS: &[&str] = &["f32", "f64", "float", "conversions", "simd_f", "simd_i32x4_trunc", "relaxed", "i32x4_relaxed"];
     // A configuration's name, how it changes the default, and which scripts it reruns.
     type Rerun = (&'static str, fn(&mut Config), fn(&str) -> bool);
-    let reruns: [Rerun; 5] = [
+    let reruns: [Rerun; 6] = [
         (
             "bounds-checked memories",
             |c| {
@@ -139,6 +156,13 @@ fn main() {
                 c.interruption(Interruption::Epoch);
             },
             |_| true,
+        ),
+        (
+            "NaN canonicalization",
+            |c| {
+                c.cranelift_nan_canonicalization(true);
+            },
+            |name| FLOAT_SCRIPTS.iter().any(|p| name.starts_with(p)),
         ),
         (
             "MMU pointer interruption",

@@ -33,6 +33,7 @@ pub fn build_isa(config: &Config) -> anyhow::Result<OwnedTargetIsa> {
     // The stack limit check in every prologue covers large frames too.
     flags.set("enable_probestack", "false")?;
     flags.set("enable_multi_ret_implicit_sret", "true")?;
+    flags.set("enable_nan_canonicalization", if config.nan_canonicalization { "true" } else { "false" })?;
     flags.set("unwind_info", "false")?;
     flags.set("enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })?;
     let isa_builder = cranelift_native::builder().map_err(|e| anyhow::anyhow!("unsupported host: {e}"))?;

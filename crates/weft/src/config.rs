@@ -110,6 +110,7 @@ pub struct Config {
     pub(crate) opt_level: OptLevel,
     pub(crate) perf_map: bool,
     pub(crate) proposals: Proposals,
+    pub(crate) nan_canonicalization: bool,
 }
 
 impl Default for Config {
@@ -122,6 +123,7 @@ impl Default for Config {
             opt_level: OptLevel::Speed,
             perf_map: false,
             proposals: Proposals::default(),
+            nan_canonicalization: false,
         }
     }
 }
@@ -290,6 +292,18 @@ impl Config {
         self
     }
 
+    /// Whether every float result that is a NaN (scalar or in a vector lane)
+    /// is made the canonical NaN (default off).
+    ///
+    /// Wasm lets NaN payloads and signs differ between hosts; with this on,
+    /// compiled code gives the same bits on every host, for hosts that need
+    /// deterministic execution (replay, consensus), at the cost of a compare
+    /// and select after each float operation.
+    pub fn cranelift_nan_canonicalization(&mut self, enable: bool) -> &mut Self {
+        self.nan_canonicalization = enable;
+        self
+    }
+
     /// Appends each compiled function to `/tmp/perf-<pid>.map` (default off),
     /// so that `perf report` names Wasm functions (`wasm[module]::name`)
     /// instead of showing bare addresses.
@@ -360,10 +374,11 @@ proposal_switches! {
     wasm_exceptions => Exceptions,
     /// The legacy exception-handling encoding (default off: not implemented).
     wasm_legacy_exceptions => LegacyExceptions,
-    /// 128-bit SIMD (default off: not implemented yet; turning it on makes
-    /// [`Engine::new`](crate::Engine::new) fail).
+    /// 128-bit SIMD (default on). Turning it off needs relaxed SIMD off too.
     wasm_simd => Simd,
-    /// Relaxed SIMD (default off: not implemented yet).
+    /// Relaxed SIMD (default on), with one deterministic result per operator
+    /// on every host (see the `translate::simd` module's documentation,
+    /// summarised in the README).
     wasm_relaxed_simd => RelaxedSimd,
     /// Threads and atomics (default off: not implemented).
     wasm_threads => Threads,

@@ -133,6 +133,8 @@ impl Proposal {
                 | Proposal::FunctionReferences
                 | Proposal::Gc
                 | Proposal::Exceptions
+                | Proposal::Simd
+                | Proposal::RelaxedSimd
         )
     }
 
@@ -290,7 +292,7 @@ mod tests {
             assert_eq!(Proposal::from_name(p.name()), Some(p));
         }
         Proposals::default().check().expect("the default set is implemented and closed under requirements");
-        assert!(Proposals::default().with(Proposal::Simd, true).check().is_err());
+        assert!(Proposals::default().with(Proposal::Threads, true).check().is_err());
         assert!(Proposals::default().with(Proposal::ReferenceTypes, false).check().is_err());
     }
 

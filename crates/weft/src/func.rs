@@ -619,6 +619,7 @@ wasm_ty!(i64, ValType::I64, |v| ValRaw::i64(v), |r| r.get_i64());
 wasm_ty!(u64, ValType::I64, |v| ValRaw::i64(v as i64), |r| r.get_i64() as u64);
 wasm_ty!(f32, ValType::F32, |v| ValRaw::f32(v.to_bits()), |r| f32::from_bits(r.get_f32()));
 wasm_ty!(f64, ValType::F64, |v| ValRaw::f64(v.to_bits()), |r| f64::from_bits(r.get_f64()));
+wasm_ty!(crate::V128, ValType::V128, |v| ValRaw::v128(v.as_u128()), |r| crate::V128::from(r.get_v128()));
 
 impl WasmTy for Option<Func> {
     fn valtype() -> ValType {

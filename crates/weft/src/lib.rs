@@ -60,4 +60,4 @@ pub use runtime::sys::{syscall_counts, SyscallCounts};
 pub use store::{AsContext, AsContextMut, Store, StoreContext, StoreContextMut};
 pub use trap::{FrameInfo, Trap, WasmBacktrace};
 pub use types::{ExportType, ExternType, FuncType, GlobalType, HeapType, ImportType, MemoryType, Mutability, RefType, TableType, TypeId, ValType};
-pub use values::{ExternRef, Ref, Rooted, Val, ValRaw};
+pub use values::{ExternRef, Ref, Rooted, Val, ValRaw, V128};

@@ -130,8 +130,8 @@ pub enum Val {
     F32(u32),
     /// An `f64`, by its bits.
     F64(u64),
-    /// A `v128`, as an integer.
-    V128(u128),
+    /// A `v128`.
+    V128(V128),
     /// A `funcref` (`None` for null).
     FuncRef(Option<Func>),
     /// An `externref` (`None` for null).
@@ -146,7 +146,7 @@ impl Val {
             ValType::I64 => Val::I64(0),
             ValType::F32 => Val::F32(0),
             ValType::F64 => Val::F64(0),
-            ValType::V128 => Val::V128(0),
+            ValType::V128 => Val::V128(V128(0)),
             ValType::Ref(r) if !r.nullable => return None,
             ValType::Ref(r) if r.is_func() => Val::FuncRef(None),
             ValType::Ref(_) => Val::ExternRef(None),
@@ -194,12 +194,12 @@ impl Val {
     pub fn unwrap_f64(&self) -> f64 {
         self.f64().expect("expected an f64 value")
     }
-    /// The `v128`, as an integer.
+    /// The `v128`.
     ///
     /// # Panics
     /// If the value is not a `v128`.
     #[track_caller]
-    pub fn unwrap_v128(&self) -> u128 {
+    pub fn unwrap_v128(&self) -> V128 {
         self.v128().expect("expected a v128 value")
     }
     /// The `funcref` (`None` for null).
@@ -218,8 +218,8 @@ impl Val {
     pub fn unwrap_externref(&self) -> Option<&ExternRef> {
         self.externref().expect("expected an externref value")
     }
-    /// The `v128`, as an integer, if the value is one.
-    pub fn v128(&self) -> Option<u128> {
+    /// The `v128`, if the value is one.
+    pub fn v128(&self) -> Option<V128> {
         if let Val::V128(v) = self {
             Some(*v)
         } else {
@@ -312,7 +312,7 @@ impl Val {
             Val::I64(v) => ValRaw::i64(v),
             Val::F32(v) => ValRaw::f32(v),
             Val::F64(v) => ValRaw::f64(v),
-            Val::V128(v) => ValRaw::v128(v),
+            Val::V128(v) => ValRaw::v128(v.0),
             Val::FuncRef(f) => ValRaw::anyref(f.map_or(0, |f| {
                 store.check(f.store_id);
                 f.func_ref as u64
@@ -330,7 +330,7 @@ impl Val {
             ValType::I64 => Val::I64(raw.get_i64()),
             ValType::F32 => Val::F32(raw.get_f32()),
             ValType::F64 => Val::F64(raw.get_f64()),
-            ValType::V128 => Val::V128(raw.get_v128()),
+            ValType::V128 => Val::V128(V128(raw.get_v128())),
             ValType::Ref(r) => Val::from_raw_ref(store, raw.get_ref(), r),
         }
     }
@@ -472,9 +472,48 @@ impl From<ExternRef> for Val {
         Val::ExternRef(Some(e))
     }
 }
-impl From<u128> for Val {
-    fn from(v: u128) -> Val {
+impl From<V128> for Val {
+    fn from(v: V128) -> Val {
         Val::V128(v)
+    }
+}
+
+/// A `v128` value: 128 bits, lane 0 in the least significant bits (the
+/// little-endian order of Wasm memory).
+///
+/// # Example
+///
+/// ```
+/// use weft::{Engine, Instance, Module, Store, V128};
+///
+/// let engine = Engine::default();
+/// let module = Module::new(&engine, r#"(module (func (export "add") (param v128 v128) (result v128)
+///     (i32x4.add (local.get 0) (local.get 1))))"#)?;
+/// let mut store = Store::new(&engine, ());
+/// let add = Instance::new(&mut store, &module, &[])?.get_typed_func::<(V128, V128), V128>(&mut store, "add")?;
+/// let r = add.call(&mut store, (V128::from(0x1_00000002u128), V128::from(0x3_00000004u128)))?;
+/// assert_eq!(r.as_u128(), 0x4_00000006);
+/// # Ok::<(), anyhow::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct V128(u128);
+
+impl V128 {
+    /// The bits, as an integer.
+    pub fn as_u128(&self) -> u128 {
+        self.0
+    }
+}
+
+impl From<u128> for V128 {
+    fn from(v: u128) -> V128 {
+        V128(v)
+    }
+}
+
+impl From<V128> for u128 {
+    fn from(v: V128) -> u128 {
+        v.0
     }
 }
 impl From<i32> for Val {

@@ -41,7 +41,6 @@ fn validator_limits_are_limits() {
 fn proposals_weft_does_not_implement_are_unsupported() {
     let engine = Engine::default();
     let cases = [
-        ("(module (func (result v128) (v128.const i32x4 0 0 0 0)))", Proposal::Simd),
         ("(module (memory 1 1 shared) (func (result i32) (i32.atomic.load (i32.const 0))))", Proposal::Threads),
         (
             "(module (func (param i64 i64 i64 i64) (result i64 i64) (i64.add128 (local.get 0) (local.get 1) (local.get 2) (local.get 3))))",
@@ -58,7 +57,7 @@ fn proposals_weft_does_not_implement_are_unsupported() {
         assert!(msg.contains(proposal.name()), "{wat}: {msg}");
     }
     // Turning such a proposal on is refused when the engine is made.
-    for proposal in [Proposal::Simd, Proposal::StackSwitching, Proposal::Threads] {
+    for proposal in [Proposal::StackSwitching, Proposal::Threads, Proposal::WideArithmetic] {
         let mut config = Config::new();
         config.wasm_proposal(proposal, true);
         let err = Engine::new(&config).err().expect("an unimplemented proposal was accepted");

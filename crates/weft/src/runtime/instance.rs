@@ -106,19 +106,21 @@ fn eval_const(expr: &ConstExpression, inst: &InstanceData, store: &StoreOpaque) 
         [ConstOp::RefNull] => return VMGlobal::default(),
         _ => {}
     }
-    let mut stack: Vec<u64> = Vec::with_capacity(4);
+    // Values of any type, up to a v128's 128 bits.
+    let mut stack: Vec<u128> = Vec::with_capacity(4);
     for op in &expr.ops {
         match *op {
-            ConstOp::I32Const(v) => stack.push(v as u32 as u64),
-            ConstOp::I64Const(v) => stack.push(v as u64),
-            ConstOp::F32Const(v) => stack.push(v as u64),
-            ConstOp::F64Const(v) => stack.push(v),
+            ConstOp::I32Const(v) => stack.push(v as u32 as u128),
+            ConstOp::I64Const(v) => stack.push(v as u64 as u128),
+            ConstOp::F32Const(v) => stack.push(v as u128),
+            ConstOp::F64Const(v) => stack.push(v as u128),
+            ConstOp::V128Const(v) => stack.push(v),
             ConstOp::RefNull => stack.push(0),
-            ConstOp::RefFunc(f) => stack.push(inst.func_ref(f) as u64),
+            ConstOp::RefFunc(f) => stack.push(inst.func_ref(f) as u64 as u128),
             ConstOp::GlobalGet(g) => {
                 // SAFETY: the global's storage is alive in the store.
-                let v = unsafe { (*store.globals[inst.globals[g as usize]].ptr).bits[0] };
-                stack.push(v);
+                let [lo, hi] = unsafe { (*store.globals[inst.globals[g as usize]].ptr).bits };
+                stack.push(lo as u128 | (hi as u128) << 64);
             }
             ConstOp::I32Add | ConstOp::I32Sub | ConstOp::I32Mul => {
                 let b = stack.pop().unwrap() as u32;
@@ -128,21 +130,22 @@ fn eval_const(expr: &ConstExpression, inst: &InstanceData, store: &StoreOpaque) 
                     ConstOp::I32Sub => a.wrapping_sub(b),
                     _ => a.wrapping_mul(b),
                 };
-                stack.push(r as u64);
+                stack.push(r as u128);
             }
             ConstOp::I64Add | ConstOp::I64Sub | ConstOp::I64Mul => {
-                let b = stack.pop().unwrap();
-                let a = stack.pop().unwrap();
+                let b = stack.pop().unwrap() as u64;
+                let a = stack.pop().unwrap() as u64;
                 let r = match op {
                     ConstOp::I64Add => a.wrapping_add(b),
                     ConstOp::I64Sub => a.wrapping_sub(b),
                     _ => a.wrapping_mul(b),
                 };
-                stack.push(r);
+                stack.push(r as u128);
             }
         }
     }
-    VMGlobal { bits: [stack.pop().unwrap_or(0), 0] }
+    let v = stack.pop().unwrap_or(0);
+    VMGlobal { bits: [v as u64, (v >> 64) as u64] }
 }
 
 /// Writes active element segment `seg` at `offset` of table `table` (bounds

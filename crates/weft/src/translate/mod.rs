@@ -12,7 +12,7 @@
 //! to the module that owns its lowering: [`control`] (structured control
 //! flow), [`variables`] (locals and globals), [`numeric`], [`memory`]
 //! (linear memory and bulk operations), [`tables`] (tables and references),
-//! [`calls`], and [`interruption`] (where interruption checks go and what
+//! [`calls`], [`simd`] (SIMD and relaxed SIMD), and [`interruption`] (where interruption checks go and what
 //! they are).
 
 mod calls;
@@ -20,6 +20,7 @@ mod control;
 mod interruption;
 mod memory;
 mod numeric;
+mod simd;
 mod tables;
 mod variables;
 
@@ -486,7 +487,8 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             || self.translate_memory(op)?
             || self.translate_control(op)?
             || self.translate_call_op(op)?
-            || self.translate_table(op)?;
+            || self.translate_table(op)?
+            || self.translate_simd(op)?;
         if translated {
             return Ok(());
         }
