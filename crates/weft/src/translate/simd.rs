@@ -27,13 +27,24 @@ fn lanes_flags() -> MemFlagsData {
 }
 
 impl<'a, 'b> FuncTranslator<'a, 'b> {
-    /// `v` as a vector of shape `ty` (a bitcast unless it already is one).
+    /// `v` as a vector of shape `ty`: `v` itself if it has that shape, the
+    /// value `v` was bitcast from if that one has it (an operator's result
+    /// consumed in its own shape by the next: no pair of bitcasts for
+    /// Cranelift to see through), else a bitcast.
     fn as_shape(&mut self, v: Value, ty: Type) -> Value {
-        if self.builder.func.dfg.value_type(v) == ty {
-            v
-        } else {
-            self.builder.ins().bitcast(ty, lanes_flags(), v)
+        let dfg = &self.builder.func.dfg;
+        if dfg.value_type(v) == ty {
+            return v;
         }
+        if let ir::ValueDef::Result(inst, 0) = dfg.value_def(v) {
+            if dfg.insts[inst].opcode() == ir::Opcode::Bitcast {
+                let source = dfg.inst_args(inst)[0];
+                if dfg.value_type(source) == ty {
+                    return source;
+                }
+            }
+        }
+        self.builder.ins().bitcast(ty, lanes_flags(), v)
     }
 
     /// Pops a `v128` as a vector of shape `ty`.
