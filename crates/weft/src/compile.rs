@@ -271,21 +271,25 @@ pub fn compile_module(isa: &OwnedTargetIsa, config: &Config, env: &TranslateEnv<
             }
         }
     } else {
-        // Deal functions round-robin so big and small ones spread over threads.
-        let mut buckets: Vec<Vec<PendingFunction<'_>>> = (0..threads).map(|_| Vec::new()).collect();
-        for (i, p) in pending.into_iter().enumerate() {
-            buckets[i % threads].push(p);
-        }
+        // Threads take the next function from a shared queue, largest body
+        // first, so that no thread waits on another's share: dealt out in
+        // advance, one large function made the other threads idle (a module
+        // with a few large functions compiled 1.35x slower than wasmtime's
+        // work-stealing on two cores, and faster on one).
+        let mut pending = pending;
+        pending.sort_by_key(|p| std::cmp::Reverse(p.body.range().end - p.body.range().start));
+        let queue = std::sync::Mutex::new(pending.into_iter());
         std::thread::scope(|s| {
-            let handles: Vec<_> = buckets
-                .into_iter()
-                .map(|bucket| {
-                    s.spawn(move || {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
                         let mut fctx = FunctionBuilderContext::new();
                         let mut ctx = Context::new();
                         let mut allocs = Default::default();
                         let mut out = Vec::new();
-                        for p in bucket {
+                        loop {
+                            let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                            let Some(p) = next else { break };
                             let (r, a) = compile_one(isa, env, p, &mut fctx, &mut ctx, allocs);
                             allocs = a;
                             out.push(r);
