@@ -176,7 +176,7 @@ impl Config {
     /// ([`Engine::increment_epoch`](crate::Engine::increment_epoch)) with the
     /// store's deadline ([`Store::set_epoch_deadline`](crate::Store::set_epoch_deadline)).
     /// Measured over the sightglass suite: 3.5-4.2% over no checks, against
-    /// 13-14% for wasmtime 48's epochs (BENCHMARKS.md). Reaching a deadline
+    /// 13-14% for wasmtime 48's epochs (BENCHMARKS-LOG.md). Reaching a deadline
     /// costs a fault and a trip through the signal handler (2 µs here), so
     /// deadlines meant to fire every few microseconds are better served by
     /// larger ones.
@@ -194,7 +194,7 @@ impl Config {
     /// This selects [`Interruption::MmuPage`], whose checks cost -0.3% to
     /// 0.7% over no checks on the sightglass suite, 0.2% on average over the
     /// sixth session's runs (0.9% over 18 runs before loops probed through
-    /// the memory base, see [`Config::mmu_memory_probes`]; BENCHMARKS.md),
+    /// the memory base, see [`Config::mmu_memory_probes`]; BENCHMARKS-LOG.md),
     /// against 3.5-4.2% for epochs and 13-14% for wasmtime's epochs. Requests are cheaper with the
     /// pointer flip ([`Interruption::MmuPointer`], a plain store, whose checks
     /// cost more: two dependent loads per point), since revoking pages takes an
@@ -226,7 +226,7 @@ impl Config {
     /// function entries are checked by the prologue's stack-limit load either
     /// way. Over the whole sightglass suite this measured no better: 1.4%
     /// over no checks against 1.1% for vmctx probes everywhere, in three runs
-    /// that measured both (BENCHMARKS.md), which is why it is not the
+    /// that measured both (BENCHMARKS-LOG.md), which is why it is not the
     /// default.
     ///
     /// Entering Wasm costs about 3 ns more (a thread-local check, and
@@ -255,7 +255,7 @@ impl Config {
     /// Over the sightglass suite, in four runs that measured both, MMU checks
     /// cost 0.25% on average with memory probes against 0.69% without
     /// (regex 2% faster than with no checks against 4% slower, hashset 0%
-    /// against 4%), though gcc-loops loses 5-6% (BENCHMARKS.md).
+    /// against 4%), though gcc-loops loses 5-6% (BENCHMARKS-LOG.md).
     pub fn mmu_memory_probes(&mut self, enable: bool) -> &mut Self {
         self.tunables.mmu_memory_probes = enable;
         self
