@@ -180,7 +180,8 @@ pub fn yield_now() -> anyhow::Result<()> {
         // host function returning to Wasm of another store.
         let gs = sys::weft_gs_base();
         weft_fiber_switch(&mut f.fiber_sp, f.host_sp, FIBER_YIELDED);
-        sys::restore_gs_base(gs);
+        // Possibly on another thread now.
+        sys::restore_gs_base_after_switch(gs);
     }
     Ok(())
 }

@@ -293,6 +293,18 @@ pub unsafe fn set_gs_base(base: usize) {
     });
 }
 
+/// [`restore_gs_base`] right after a stack switch, which may have moved the
+/// caller to another thread (a fiber resumed elsewhere). Never inlined: LLVM
+/// takes a thread-local's address to be constant within a function, so
+/// inlined, the cache's address computed before the switch (on the old
+/// thread) would be reused after it, and the new thread's GS base left
+/// unset whenever the old thread's cache already held the value. Called in
+/// its own frame, the address is taken on the thread that runs it.
+#[inline(never)]
+pub fn restore_gs_base_after_switch(saved: Option<usize>) {
+    restore_gs_base(saved);
+}
+
 /// Puts back a base [`weft_gs_base`] returned earlier (nothing if Weft had
 /// set none then): around a nested call into another store's Wasm, or a
 /// switch to and from a fiber that may run on another thread.
