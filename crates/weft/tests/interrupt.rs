@@ -70,7 +70,7 @@ const GUEST: &str = r#"(module
     (func (export "tree_after_table") (call $tree_after_table (i32.const 30))))"#;
 
 mod common;
-use common::{checksum, Repeater};
+use common::{checksum, Repeater, Watchdog};
 
 /// When the `sleep` host function last returned to Wasm.
 static HOST_RETURNED: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
@@ -130,8 +130,18 @@ fn setup(engine: &Engine) -> (Store<()>, weft::Instance) {
 /// latencies measure Weft, not the scheduler.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// Held for a whole test: the lock that runs the tests one at a time, and a
+/// watchdog that fails the run fast (and by name) if a guest is never
+/// interrupted, instead of letting it hang.
+struct Serial {
+    _watchdog: Watchdog,
+    _lock: std::sync::MutexGuard<'static, ()>,
+}
+
+fn serial() -> Serial {
+    let lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // The longest test takes a few seconds alone; leave room for a loaded machine.
+    Serial { _watchdog: Watchdog::arm(Duration::from_secs(120)), _lock: lock }
 }
 
 /// Requests an interruption of `store` from another thread after `delay`;

@@ -25,7 +25,7 @@ const GUEST: &str = r#"(module
     (func (export "ok") (result i32) (i32.const 1)))"#;
 
 mod common;
-use common::{checksum, Repeater};
+use common::{checksum, Repeater, Watchdog};
 
 /// An epoch callback that yields the first time the deadline is reached and
 /// then lets the guest run to its end.
@@ -44,6 +44,7 @@ fn setup(mode: Interruption) -> (Engine, Module) {
 
 #[test]
 fn epoch_yield_suspends_and_resumes_with_the_same_result() {
+    let _watchdog = Watchdog::arm(Duration::from_secs(120));
     let (engine, module) = setup(Interruption::Epoch);
     let mut store = Store::new(&engine, ());
     let inst = Instance::new(&mut store, &module, &[]).unwrap();
@@ -77,6 +78,7 @@ fn epoch_yield_suspends_and_resumes_with_the_same_result() {
 
 #[test]
 fn resume_on_another_thread() {
+    let _watchdog = Watchdog::arm(Duration::from_secs(120));
     let (engine, module) = setup(Interruption::Epoch);
     let mut store = Store::new(&engine, ());
     let inst = Instance::new(&mut store, &module, &[]).unwrap();
@@ -98,6 +100,7 @@ fn resume_on_another_thread() {
 
 #[test]
 fn round_robin_of_guests_on_one_thread() {
+    let _watchdog = Watchdog::arm(Duration::from_secs(120));
     let (engine, module) = setup(Interruption::Epoch);
     let ticker = {
         let engine = engine.clone();
@@ -141,6 +144,7 @@ fn round_robin_of_guests_on_one_thread() {
 
 #[test]
 fn mmu_yield_and_dropping_a_suspended_call() {
+    let _watchdog = Watchdog::arm(Duration::from_secs(120));
     for mode in [Interruption::MmuPage, Interruption::MmuPointer] {
         let (engine, module) = setup(mode);
         let mut store = Store::new(&engine, ());
@@ -176,6 +180,7 @@ fn host_allows_segment_probes() -> bool {
 
 #[test]
 fn mmu_page_yield_in_a_loop_resumes_on_other_threads() {
+    let _watchdog = Watchdog::arm(Duration::from_secs(120));
     for segment_probes in [true, false] {
         let mut config = Config::new();
         config.interruption(Interruption::MmuPage).mmu_segment_probes(segment_probes);
@@ -230,6 +235,7 @@ fn mmu_page_yield_in_a_loop_resumes_on_other_threads() {
 /// is reused: resuming counts as entering Wasm.
 #[test]
 fn a_memory_written_after_a_resume_is_restored_for_the_next_tenant() {
+    let _watchdog = Watchdog::arm(Duration::from_secs(120));
     let mut config = Config::new();
     config.interruption(Interruption::Epoch);
     config.allocation_strategy(weft::InstanceAllocationStrategy::Pooling(weft::PoolingConfig { total_memories: 1, ..Default::default() }));

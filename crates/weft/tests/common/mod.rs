@@ -39,3 +39,36 @@ impl Repeater {
         self.thread.join().unwrap();
     }
 }
+
+/// Aborts the test process with a message if still armed after `limit`: an
+/// interrupt that never lands leaves a guest spinning forever, and a test
+/// that hangs says nothing about why (CI would only stop at its time limit).
+pub struct Watchdog {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Watchdog {
+    /// Arms the watchdog for the calling test (named after its thread).
+    pub fn arm(limit: std::time::Duration) -> Watchdog {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let d = done.clone();
+        let test = std::thread::current().name().unwrap_or("a test").to_string();
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            while !d.load(std::sync::atomic::Ordering::SeqCst) {
+                if start.elapsed() > limit {
+                    eprintln!("{test}: still running after {limit:?}, so a guest was never interrupted; aborting");
+                    std::process::abort();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        Watchdog { done }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
