@@ -121,11 +121,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         let expected = self.builder.ins().load(types::I32, readonly_flags(), type_ids, (type_index * 4) as i32);
         let mismatch = self.builder.ins().icmp(IntCC::NotEqual, actual, expected);
         self.builder.ins().trapnz(mismatch, codes::BAD_SIGNATURE);
-        let code = self.builder.ins().load(types::I64, readonly_flags(), funcref, vmctx::FUNCREF_CODE_OFFSET as i32);
-        let callee_vmctx = self.builder.ins().load(types::I64, readonly_flags(), funcref, vmctx::FUNCREF_VMCTX_OFFSET as i32);
-        let num_params = self.env.info.types[type_index as usize].params().len();
-        let params = self.peekn(num_params).to_vec();
-        self.emit_indirect(type_index, code, callee_vmctx, &params, tail);
+        self.call_funcref(funcref, type_index, tail);
         Ok(())
     }
 
@@ -133,11 +129,17 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.check_before_call();
         let funcref = self.pop();
         self.builder.ins().trapz(funcref, codes::NULL_REFERENCE);
+        self.call_funcref(funcref, type_index, tail);
+        Ok(())
+    }
+
+    /// Calls the (non-null, checked) funcref `funcref` of type `type_index`
+    /// with the arguments on the stack.
+    fn call_funcref(&mut self, funcref: Value, type_index: u32, tail: bool) {
         let code = self.builder.ins().load(types::I64, readonly_flags(), funcref, vmctx::FUNCREF_CODE_OFFSET as i32);
         let callee_vmctx = self.builder.ins().load(types::I64, readonly_flags(), funcref, vmctx::FUNCREF_VMCTX_OFFSET as i32);
         let num_params = self.env.info.types[type_index as usize].params().len();
         let params = self.peekn(num_params).to_vec();
         self.emit_indirect(type_index, code, callee_vmctx, &params, tail);
-        Ok(())
     }
 }

@@ -18,21 +18,8 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             O::Block { blockty } => {
                 let (params, results) = self.block_type(blockty);
                 let dest = self.new_block_with_params(&results);
-                self.control.push(ControlFrame {
-                    kind: FrameKind::Block,
-                    destination: dest,
-                    header: None,
-                    num_params: params.len(),
-                    num_results: results.len(),
-                    original_stack_size: self.stack.len() - params.len(),
-                    destination_reached: false,
-                    else_block: None,
-                    else_params: Vec::new(),
-                    head_reachable: true,
-                    else_seen: false,
-                    checked_at_destination: true,
-                    checked_at_head: self.interruption_checked,
-                });
+                let base = self.stack.len() - params.len();
+                self.control.push(ControlFrame::new(FrameKind::Block, dest, None, params.len(), results.len(), base, self.interruption_checked));
             }
             O::Loop { blockty } => {
                 let (params, results) = self.block_type(blockty);
@@ -45,21 +32,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 self.builder.switch_to_block(header);
                 let hp = self.builder.block_params(header).to_vec();
                 self.stack.extend(hp);
-                self.control.push(ControlFrame {
-                    kind: FrameKind::Loop,
-                    destination: dest,
-                    header: Some(header),
-                    num_params: params.len(),
-                    num_results: results.len(),
-                    original_stack_size: base,
-                    destination_reached: false,
-                    else_block: None,
-                    else_params: Vec::new(),
-                    head_reachable: true,
-                    else_seen: false,
-                    checked_at_destination: true,
-                    checked_at_head: self.interruption_checked,
-                });
+                self.control.push(ControlFrame::new(FrameKind::Loop, dest, Some(header), params.len(), results.len(), base, self.interruption_checked));
                 if self.loops_checked_at_header.binary_search(&self.op_offset).is_ok() {
                     self.interruption_point();
                     self.interruption_checked = true;
@@ -79,21 +52,11 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 self.builder.seal_block(else_block);
                 self.builder.switch_to_block(then_block);
                 let else_params = self.peekn(params.len()).to_vec();
-                self.control.push(ControlFrame {
-                    kind: FrameKind::If,
-                    destination: dest,
-                    header: None,
-                    num_params: params.len(),
-                    num_results: results.len(),
-                    original_stack_size: self.stack.len() - params.len(),
-                    destination_reached: false,
-                    else_block: Some(else_block),
-                    else_params,
-                    head_reachable: true,
-                    else_seen: false,
-                    checked_at_destination: true,
-                    checked_at_head: self.interruption_checked,
-                });
+                let base = self.stack.len() - params.len();
+                let mut frame = ControlFrame::new(FrameKind::If, dest, None, params.len(), results.len(), base, self.interruption_checked);
+                frame.else_block = Some(else_block);
+                frame.else_params = else_params;
+                self.control.push(frame);
             }
             O::Else => self.translate_else(),
             O::End => self.translate_end(),

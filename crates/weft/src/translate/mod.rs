@@ -150,6 +150,35 @@ struct ControlFrame {
 }
 
 impl ControlFrame {
+    /// A frame entered with `num_params` values on the stack above
+    /// `original_stack_size`, on a path that had passed an interruption check
+    /// if `checked_at_head`; an `if` adds its else block afterwards.
+    fn new(
+        kind: FrameKind,
+        destination: Block,
+        header: Option<Block>,
+        num_params: usize,
+        num_results: usize,
+        original_stack_size: usize,
+        checked_at_head: bool,
+    ) -> Self {
+        ControlFrame {
+            kind,
+            destination,
+            header,
+            num_params,
+            num_results,
+            original_stack_size,
+            destination_reached: false,
+            else_block: None,
+            else_params: Vec::new(),
+            head_reachable: true,
+            else_seen: false,
+            checked_at_destination: true,
+            checked_at_head,
+        }
+    }
+
     fn branch_target(&self) -> (Block, usize) {
         match self.kind {
             FrameKind::Loop => (self.header.unwrap(), self.num_params),
@@ -356,21 +385,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         for r in ty.results() {
             self.builder.append_block_param(exit, clif_type(r));
         }
-        self.control.push(ControlFrame {
-            kind: FrameKind::Block,
-            destination: exit,
-            header: None,
-            num_params: 0,
-            num_results: ty.results().len(),
-            original_stack_size: 0,
-            destination_reached: false,
-            else_block: None,
-            else_params: Vec::new(),
-            head_reachable: true,
-            else_seen: false,
-            checked_at_destination: true,
-            checked_at_head: self.interruption_checked,
-        });
+        self.control.push(ControlFrame::new(FrameKind::Block, exit, None, 0, ty.results().len(), 0, self.interruption_checked));
         // Every cycle of the control flow graph goes through a back edge,
         // which checks unless a check was passed since the loop header. A
         // function that calls nothing runs a bounded amount of code between
