@@ -48,6 +48,8 @@ struct CompiledFunction {
     calls: Vec<(u32, u32, i64)>,
     traps: Vec<(u32, ir::TrapCode)>,
     srclocs: Vec<(u32, u32)>,
+    /// Exception handlers: (return address, handler, frame size at the call).
+    handlers: Vec<(u32, u32, u32)>,
     /// Targets of `ref.func` in the body.
     ref_funcs: Vec<u32>,
 }
@@ -122,6 +124,22 @@ fn compile_one(
                 }
                 traps.sort_by_key(|(o, _)| *o);
             }
+            // Every `try_call` has one handler (its region's dispatch code),
+            // and the unwinder needs the frame's size to land in it.
+            let mut handlers = Vec::new();
+            for site in compiled.buffer.call_sites() {
+                let handler = site.exception_handlers.iter().find_map(|h| match h {
+                    cranelift_codegen::FinalizedMachExceptionHandler::Default(offset) => Some(*offset),
+                    _ => None,
+                });
+                if let Some(handler) = handler {
+                    match site.frame_offset {
+                        Some(size) => handlers.push((site.ret_addr, handler, size)),
+                        None => error = Some(CompileError::internal(format_args!("a call site of function {index} has a handler but no frame size"))),
+                    }
+                }
+            }
+            handlers.sort_by_key(|h| h.0);
             match error {
                 Some(e) => Err((pending.index, e)),
                 None => Ok(CompiledFunction {
@@ -130,6 +148,7 @@ fn compile_one(
                     code,
                     calls,
                     traps,
+                    handlers,
                     srclocs: compiled.buffer.get_srclocs_sorted().iter().filter(|s| !s.loc.is_default()).map(|s| (s.start, s.loc.bits())).collect(),
                 }),
             }
@@ -350,6 +369,7 @@ fn link(funcs: Vec<CompiledFunction>, info: &ModuleInfo, align: usize) -> anyhow
             func_index: Some(f.index),
             traps: f.traps.iter().map(|(o, c)| (start + o, *c)).collect(),
             srclocs: f.srclocs.iter().map(|(o, l)| (start + o, *l)).collect(),
+            handlers: f.handlers.iter().map(|(r, h, size)| (start + r, start + h, *size)).collect(),
         });
     }
     let num_imported = info.num_imported_funcs;
@@ -483,8 +503,8 @@ pub fn compile_trampolines(isa: &OwnedTargetIsa, ty: &FuncType) -> anyhow::Resul
     let second = image.len() as u32;
     image.extend_from_slice(&wasm_to_host);
     let infos = vec![
-        FunctionInfo { start: 0, len: host_to_wasm.len() as u32, func_index: None, traps: vec![], srclocs: vec![] },
-        FunctionInfo { start: second, len: wasm_to_host.len() as u32, func_index: None, traps: vec![], srclocs: vec![] },
+        FunctionInfo { start: 0, len: host_to_wasm.len() as u32, func_index: None, traps: vec![], srclocs: vec![], handlers: vec![] },
+        FunctionInfo { start: second, len: wasm_to_host.len() as u32, func_index: None, traps: vec![], srclocs: vec![], handlers: vec![] },
     ];
     let code = CodeMemory::new(&image, infos, Symbols::default(), |_| {})?;
     let base = code.base();

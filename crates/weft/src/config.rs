@@ -372,7 +372,9 @@ proposal_switches! {
     /// Exception handling (default on: tags; the instructions are refused as
     /// unsupported until they are implemented).
     wasm_exceptions => Exceptions,
-    /// The legacy exception-handling encoding (default off: not implemented).
+    /// The legacy exception-handling encoding (`try`, `catch`, `catch_all`,
+    /// `delegate`, `rethrow`), still emitted by many toolchains; lowered onto
+    /// the same mechanism as the standard one (default on).
     wasm_legacy_exceptions => LegacyExceptions,
     /// 128-bit SIMD (default on). Turning it off needs relaxed SIMD off too.
     wasm_simd => Simd,

@@ -57,6 +57,14 @@ impl Extern {
             None
         }
     }
+    /// The tag, if this is one.
+    pub fn into_tag(self) -> Option<Tag> {
+        if let Extern::Tag(t) = self {
+            Some(t)
+        } else {
+            None
+        }
+    }
     /// The type of this item.
     pub fn ty(&self, store: impl AsContext) -> ExternType {
         match self {
@@ -414,19 +422,25 @@ pub struct Tag {
 }
 
 impl Tag {
-    /// Creates a new tag whose payload has the parameters of `ty`.
-    pub fn new(mut store: impl AsContextMut, ty: &crate::FuncType) -> Tag {
+    /// Creates a new tag (a new identity) of type `ty`.
+    ///
+    /// # Errors
+    /// If the type has results (a tag's type has none).
+    pub fn new(mut store: impl AsContextMut, ty: &crate::TagType) -> anyhow::Result<Tag> {
+        if !ty.ty().results().is_empty() {
+            anyhow::bail!("a tag's type has no results");
+        }
         let ctx = store.as_context_mut();
         let s = &mut ctx.inner.opaque;
-        let type_id = s.engine.register_type(ty);
+        let type_id = s.engine.register_type(ty.ty());
         s.tags.push(crate::store::TagEntry { type_id });
-        Tag { store_id: s.id, index: s.tags.len() - 1 }
+        Ok(Tag { store_id: s.id, index: s.tags.len() - 1 })
     }
     /// The tag's type.
-    pub fn ty(&self, store: impl AsContext) -> crate::FuncType {
+    pub fn ty(&self, store: impl AsContext) -> crate::TagType {
         let ctx = store.as_context();
         let s = &ctx.inner.opaque;
         s.check(self.store_id);
-        (*s.engine.func_type(s.tags[self.index].type_id)).clone()
+        crate::TagType::new((*s.engine.func_type(s.tags[self.index].type_id)).clone())
     }
 }

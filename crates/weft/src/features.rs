@@ -37,9 +37,7 @@ pub enum Proposal {
     /// and constant expressions; struct and array types, subtyping and the GC
     /// instructions are refused as unsupported.
     Gc,
-    /// Exception handling (tags, `throw`, `try_table`, `exnref`). Weft
-    /// implements tags (declared, imported, exported); the instructions are
-    /// refused as unsupported.
+    /// Exception handling (tags, `throw`, `throw_ref`, `try_table`, `exnref`).
     Exceptions,
     /// The legacy exception-handling encoding (`try`, `catch`, `delegate`, `rethrow`).
     LegacyExceptions,
@@ -116,10 +114,9 @@ impl Proposal {
         Proposal::ALL.into_iter().find(|p| p.name() == name)
     }
 
-    /// Whether Weft implements the proposal (in part, for [`Proposal::Gc`]
-    /// and [`Proposal::Exceptions`]: see each). A [`Config`](crate::Config)
-    /// that turns on a proposal Weft does not implement is refused by
-    /// [`Engine::new`](crate::Engine::new).
+    /// Whether Weft implements the proposal (in part, for [`Proposal::Gc`]:
+    /// see it). A [`Config`](crate::Config) that turns on a proposal Weft
+    /// does not implement is refused by [`Engine::new`](crate::Engine::new).
     pub fn is_implemented(self) -> bool {
         matches!(
             self,
@@ -133,6 +130,7 @@ impl Proposal {
                 | Proposal::FunctionReferences
                 | Proposal::Gc
                 | Proposal::Exceptions
+                | Proposal::LegacyExceptions
                 | Proposal::Simd
                 | Proposal::RelaxedSimd
         )

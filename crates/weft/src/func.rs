@@ -110,6 +110,20 @@ unsafe extern "C" fn host_callback<T: 'static>(ctx: *mut HostFuncContext<T>, cal
     // Nothing that needs dropping is live past this point: `raise` does not return.
     match result {
         Ok(Ok(())) => {}
+        // A thrown exception goes on to the Wasm caller's handlers.
+        Ok(Err(e)) if e.is::<crate::ThrownException>() => {
+            drop(e);
+            // SAFETY: every caller vmctx points to its store context, which
+            // points to the live store; we are called from compiled code.
+            unsafe {
+                let store_ctx = *(caller_vmctx.add(vmctx::VMCTX_STORE_CTX_OFFSET as usize) as *const *mut vmctx::VMStoreContext);
+                let store = &mut *((*store_ctx).store as *mut StoreOpaque);
+                if store.exceptions.pending != 0 {
+                    crate::runtime::exception::throw_from_host(store, fp)
+                }
+                signals::raise(TrapCause::Host, Some(anyhow::anyhow!("a host function threw, but no exception is pending")), None, fp)
+            }
+        }
         // SAFETY: called from a host function invoked by compiled code.
         Ok(Err(e)) => unsafe { signals::raise(TrapCause::Host, Some(e), None, fp) },
         // SAFETY: as above.
@@ -804,6 +818,20 @@ into_func!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
 into_func!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
 
 impl<T> Caller<'_, T> {
+    /// Throws `exception` into this host function's Wasm caller: return the
+    /// error (see [`Store::throw`](crate::Store::throw)).
+    ///
+    /// # Panics
+    /// If the exception belongs to another store.
+    pub fn throw<R>(&mut self, exception: crate::ExnRef) -> Result<R, crate::ThrownException> {
+        self.store.throw(exception)
+    }
+    /// Takes the store's pending exception (see
+    /// [`Store::take_pending_exception`](crate::Store::take_pending_exception)).
+    pub fn take_pending_exception(&mut self) -> Option<crate::ExnRef> {
+        self.store.take_pending_exception()
+    }
+
     fn reborrow(&mut self) -> Caller<'_, T> {
         Caller { store: StoreContextMut { inner: self.store.inner }, caller_vmctx: self.caller_vmctx }
     }

@@ -216,7 +216,7 @@ impl Module {
             EntityIndex::Table(t) => ExternType::Table(self.table_type(&info.tables[t as usize])),
             EntityIndex::Memory(m) => ExternType::Memory(MemoryType::from_wasm(&info.memories[m as usize])),
             EntityIndex::Global(g) => ExternType::Global(self.global_type(&info.globals[g as usize])),
-            EntityIndex::Tag(t) => ExternType::Tag(self.type_of_index(info.tags[t as usize])),
+            EntityIndex::Tag(t) => ExternType::Tag(crate::types::TagType::new(self.type_of_index(info.tags[t as usize]))),
         }
     }
 
@@ -245,7 +245,7 @@ impl Module {
                 ImportKind::Table(t) => ExternType::Table(self.table_type(t)),
                 ImportKind::Memory(m) => ExternType::Memory(MemoryType::from_wasm(m)),
                 ImportKind::Global(g) => ExternType::Global(self.global_type(g)),
-                ImportKind::Tag(t) => ExternType::Tag(self.type_of_index(*t)),
+                ImportKind::Tag(t) => ExternType::Tag(crate::types::TagType::new(self.type_of_index(*t))),
             };
             ImportType { module: i.module.as_str(), name: i.name.as_str(), ty }
         })

@@ -57,6 +57,8 @@ pub struct StoreOpaque {
     /// through the caller's vmctx, and this is the caller when the host calls.
     pub(crate) host_vmctx: Box<[u64; 5]>,
     pub(crate) externrefs: Vec<Box<dyn Any + Send + Sync>>,
+    /// Exception objects, and the pending exception.
+    pub(crate) exceptions: crate::runtime::exception::ExnHeap,
     /// Decides what happens when the epoch deadline is reached (None: trap).
     pub(crate) epoch_callback: Option<ErasedCallback<UpdateDeadline>>,
     /// Decides what happens on an MMU interruption (None: trap).
@@ -231,6 +233,7 @@ impl<T> Store<T> {
                 tables: Vec::new(),
                 globals: Vec::new(),
                 tags: Vec::new(),
+                exceptions: Default::default(),
                 host_funcs: Vec::new(),
                 host_vmctx: Box::new([HOST_VMCTX_MAGIC, 0, 0, 0, 0]),
                 externrefs: Vec::new(),
@@ -281,6 +284,32 @@ impl<T> Store<T> {
     /// collector (functions and externrefs live as long as the store). Kept
     /// for code written for wasmtime, which calls `store.gc(None)`.
     pub fn gc(&mut self, _why: Option<&std::convert::Infallible>) {}
+
+    /// Makes `exception` the store's pending exception and returns the error
+    /// that throws it: returned from a host function, it is thrown into the
+    /// function's Wasm caller, where handlers can catch it; from a call the
+    /// host made, it reaches the host like an exception escaping Wasm. The
+    /// host gives its hold on the exception up.
+    ///
+    /// # Panics
+    /// If the exception belongs to another store.
+    pub fn throw<R>(&mut self, exception: crate::ExnRef) -> Result<R, crate::ThrownException> {
+        Err(self.inner.opaque.throw_exn(exception))
+    }
+    /// Takes the pending exception: the one that made the last call fail
+    /// with [`ThrownException`](crate::ThrownException), if nothing took it yet.
+    pub fn take_pending_exception(&mut self) -> Option<crate::ExnRef> {
+        self.inner.opaque.take_pending()
+    }
+    /// Whether an exception is pending (see [`Self::take_pending_exception`]).
+    pub fn has_pending_exception(&self) -> bool {
+        self.inner.opaque.exceptions.pending != 0
+    }
+    /// How many exception objects the store holds now (thrown or made and
+    /// not freed yet): for diagnostics and tests of their lifetime.
+    pub fn live_exceptions(&self) -> usize {
+        self.inner.opaque.exceptions.live_count()
+    }
 
     /// Sets the epoch deadline to `ticks` increments of the engine's epoch from now
     /// (with [`Config::epoch_interruption`](crate::Config::epoch_interruption)).
@@ -366,6 +395,26 @@ pub struct StoreContext<'a, T> {
 }
 
 impl<T> StoreContextMut<'_, T> {
+    /// Makes `exception` the store's pending exception and returns the error
+    /// that throws it: returned from a host function, it is thrown into the
+    /// function's Wasm caller, where handlers can catch it; from a call the
+    /// host made, it reaches the host like an exception escaping Wasm. The
+    /// host gives its hold on the exception up.
+    ///
+    /// # Panics
+    /// If the exception belongs to another store.
+    pub fn throw<R>(&mut self, exception: crate::ExnRef) -> Result<R, crate::ThrownException> {
+        Err(self.inner.opaque.throw_exn(exception))
+    }
+    /// Takes the pending exception: the one that made the last call fail
+    /// with [`ThrownException`](crate::ThrownException), if nothing took it yet.
+    pub fn take_pending_exception(&mut self) -> Option<crate::ExnRef> {
+        self.inner.opaque.take_pending()
+    }
+    /// Whether an exception is pending (see [`Self::take_pending_exception`]).
+    pub fn has_pending_exception(&self) -> bool {
+        self.inner.opaque.exceptions.pending != 0
+    }
     /// The store's host data.
     pub fn data(&self) -> &T {
         &self.inner.data

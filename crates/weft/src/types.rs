@@ -61,9 +61,17 @@ impl RefType {
     /// `externref`, i.e. `(ref null extern)`.
     pub const EXTERNREF: RefType = RefType { nullable: true, heap: HeapType::Extern };
 
+    /// `exnref`, i.e. `(ref null exn)`.
+    pub const EXNREF: RefType = RefType { nullable: true, heap: HeapType::Exn };
+
     /// Whether values of this type are functions (or null).
     pub fn is_func(&self) -> bool {
         matches!(self.heap, HeapType::Func | HeapType::NoFunc | HeapType::Concrete(_))
+    }
+
+    /// Whether values of this type are exceptions (or null).
+    pub fn is_exn(&self) -> bool {
+        matches!(self.heap, HeapType::Exn | HeapType::NoExn)
     }
 }
 
@@ -310,8 +318,26 @@ pub enum ExternType {
     Memory(MemoryType),
     /// A global.
     Global(GlobalType),
-    /// A tag, with the function type of its payload.
-    Tag(FuncType),
+    /// An exception tag.
+    Tag(TagType),
+}
+
+/// The type of an exception tag: the parameters of a function type are its
+/// payload's types (the results are empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagType {
+    ty: FuncType,
+}
+
+impl TagType {
+    /// The type of tags whose payload has the parameters of `ty`.
+    pub fn new(ty: FuncType) -> TagType {
+        TagType { ty }
+    }
+    /// The function type whose parameters are the payload's types.
+    pub fn ty(&self) -> &FuncType {
+        &self.ty
+    }
 }
 
 impl ExternType {

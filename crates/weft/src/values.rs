@@ -136,6 +136,8 @@ pub enum Val {
     FuncRef(Option<Func>),
     /// An `externref` (`None` for null).
     ExternRef(Option<ExternRef>),
+    /// An `exnref` (`None` for null).
+    ExnRef(Option<crate::ExnRef>),
 }
 
 impl Val {
@@ -149,6 +151,7 @@ impl Val {
             ValType::V128 => Val::V128(V128(0)),
             ValType::Ref(r) if !r.nullable => return None,
             ValType::Ref(r) if r.is_func() => Val::FuncRef(None),
+            ValType::Ref(r) if r.is_exn() => Val::ExnRef(None),
             ValType::Ref(_) => Val::ExternRef(None),
         })
     }
@@ -285,7 +288,13 @@ impl Val {
         match (self, ty) {
             (Val::I32(_), ValType::I32) | (Val::I64(_), ValType::I64) => true,
             (Val::F32(_), ValType::F32) | (Val::F64(_), ValType::F64) | (Val::V128(_), ValType::V128) => true,
-            (Val::FuncRef(None), ValType::Ref(r)) | (Val::ExternRef(None), ValType::Ref(r)) => r.nullable && (r.is_func() == matches!(self, Val::FuncRef(_))),
+            (Val::FuncRef(None), ValType::Ref(r)) => r.nullable && r.is_func(),
+            (Val::ExnRef(None), ValType::Ref(r)) => r.nullable && r.is_exn(),
+            (Val::ExternRef(None), ValType::Ref(r)) => r.nullable && !r.is_func() && !r.is_exn(),
+            (Val::ExnRef(Some(e)), ValType::Ref(r)) => {
+                store.check(e.store_id);
+                r.heap == HeapType::Exn
+            }
             (Val::FuncRef(Some(f)), ValType::Ref(r)) => {
                 store.check(f.store_id);
                 match r.heap {
@@ -321,6 +330,7 @@ impl Val {
                 store.check(e.store_id);
                 e.to_raw()
             })),
+            Val::ExnRef(e) => ValRaw::anyref(e.map_or(0, |e| e.to_raw(store) as u64)),
         }
     }
 
@@ -338,6 +348,8 @@ impl Val {
     pub(crate) fn from_raw_ref(store: &StoreOpaque, raw: u64, r: &RefType) -> Val {
         if r.is_func() {
             Val::FuncRef((raw != 0).then_some(Func { store_id: store.id, func_ref: raw as *const VMFuncRef }))
+        } else if r.is_exn() {
+            Val::ExnRef(crate::ExnRef::from_raw(store, raw as usize))
         } else {
             Val::ExternRef(ExternRef::from_raw(store, raw))
         }
@@ -365,12 +377,14 @@ pub enum Ref {
     Func(Option<Func>),
     /// An `externref` (`None` for null).
     Extern(Option<ExternRef>),
+    /// An `exnref` (`None` for null).
+    Exn(Option<crate::ExnRef>),
 }
 
 impl Ref {
     /// Whether the reference is null.
     pub fn is_null(&self) -> bool {
-        matches!(self, Ref::Func(None) | Ref::Extern(None))
+        matches!(self, Ref::Func(None) | Ref::Extern(None) | Ref::Exn(None))
     }
     /// The function (`Some(None)` for null), if this is a `funcref`.
     pub fn as_func(&self) -> Option<Option<&Func>> {
@@ -411,6 +425,7 @@ impl From<Ref> for Val {
         match r {
             Ref::Func(f) => Val::FuncRef(f),
             Ref::Extern(e) => Val::ExternRef(e),
+            Ref::Exn(e) => Val::ExnRef(e),
         }
     }
 }
@@ -447,6 +462,7 @@ impl Val {
         match *self {
             Val::FuncRef(f) => Some(Ref::Func(f)),
             Val::ExternRef(e) => Some(Ref::Extern(e)),
+            Val::ExnRef(e) => Some(Ref::Exn(e)),
             _ => None,
         }
     }

@@ -26,6 +26,7 @@
 //! | memory bases         | 8 × memories         |
 //! | table def ptrs       | 8 × tables           |
 //! | global ptrs          | 8 × globals          |
+//! | tag identities       | 8 × tags             |
 //! | defined globals      | 16 × defined globals |
 
 use std::mem::offset_of;
@@ -178,6 +179,7 @@ pub struct VMOffsets {
     pub memory_bases: u32,
     pub tables: u32,
     pub globals: u32,
+    pub tags: u32,
     pub defined_globals: u32,
     pub size: u32,
 }
@@ -193,9 +195,21 @@ impl VMOffsets {
         let memory_bases = memories + 8 * num_memories;
         let tables = memory_bases + 8 * num_memories;
         let globals = tables + 8 * num_tables;
-        let defined_globals = (globals + 8 * num_globals + 15) & !15;
+        let tags = globals + 8 * num_globals;
+        let defined_globals = (tags + 8 * info.tags.len() as u32 + 15) & !15;
         let size = defined_globals + GLOBAL_SIZE * (num_globals - info.num_imported_globals);
-        VMOffsets { num_memories, num_imported_globals: info.num_imported_globals, func_refs, memories, memory_bases, tables, globals, defined_globals, size }
+        VMOffsets {
+            num_memories,
+            num_imported_globals: info.num_imported_globals,
+            func_refs,
+            memories,
+            memory_bases,
+            tables,
+            globals,
+            tags,
+            defined_globals,
+            size,
+        }
     }
 
     /// Offset of function `f`'s [`VMFuncRef`].
@@ -220,6 +234,12 @@ impl VMOffsets {
     /// Offset of the pointer to global `g`'s storage.
     pub fn global_ptr(&self, g: u32) -> u32 {
         self.globals + 8 * g
+    }
+    /// Offset of tag `t`'s identity: the index of the tag in its store, which
+    /// an exception object records (see [`EXN_TAG_OFFSET`]). Imported tags
+    /// share the identity of the tag they import.
+    pub fn tag_identity(&self, t: u32) -> u32 {
+        self.tags + 8 * t
     }
     /// Offset of defined global `g`'s storage inside the vmctx (`g` is a module
     /// global index, which must not be imported).
@@ -256,9 +276,34 @@ pub enum Builtin {
     /// (vmctx, table, index: i64) -> i64: materialises a lazily initialised
     /// funcref table element (see [`LAZY_FUNCREF_TAG`]) and returns it.
     TableLazyInit,
+    /// (vmctx, tag: i32) -> exn: allocates an exception object of module tag
+    /// `tag`, whose payload compiled code then writes (see [`EXN_PAYLOAD_OFFSET`]).
+    ExnNew,
+    /// (vmctx, exn): a handler that does not pass the exception on is done
+    /// with it; frees it unless it was ever exposed as a value.
+    ExnDrop,
+    /// Not an `extern "C"` function but the throw stub, called with the Wasm
+    /// (tail) calling convention as `(vmctx, exn) -> !`: it unwinds to the
+    /// innermost handler above its caller (see `runtime::exception`).
+    Throw,
 }
 
-pub const NUM_BUILTINS: usize = 11;
+pub const NUM_BUILTINS: usize = 14;
+
+/// An exception object: a 16-byte header (the tag's identity as a `u32` at
+/// [`EXN_TAG_OFFSET`], whether it was ever exposed as a Wasm or host value
+/// as a `u32` at [`EXN_EXPOSED_OFFSET`], the payload's length), then the
+/// payload in 16-byte slots, the tag's parameters in order, each in its raw
+/// form (a `ValRaw`). An `exnref` value is the object's address (null is 0).
+pub const EXN_TAG_OFFSET: u32 = 0;
+/// See [`EXN_TAG_OFFSET`].
+pub const EXN_EXPOSED_OFFSET: u32 = 4;
+/// See [`EXN_TAG_OFFSET`].
+pub const EXN_LEN_OFFSET: u32 = 8;
+/// Offset of payload slot 0 in an exception object; slot `i` is 16 bytes further per index.
+pub const EXN_PAYLOAD_OFFSET: u32 = 16;
+/// Size of one payload slot.
+pub const EXN_SLOT_SIZE: u32 = 16;
 
 /// Funcref table elements with this low bit set are not yet materialised: the
 /// element is `(function index << 1) | 1`, a function of the table's owning

@@ -46,8 +46,6 @@ fn proposals_weft_does_not_implement_are_unsupported() {
             "(module (func (param i64 i64 i64 i64) (result i64 i64) (i64.add128 (local.get 0) (local.get 1) (local.get 2) (local.get 3))))",
             Proposal::WideArithmetic,
         ),
-        // Validated (the proposal is on), refused by the translator.
-        ("(module (tag $e) (func (throw $e)))", Proposal::Exceptions),
         // Refused by the front end.
         ("(module (type (struct (field i32))))", Proposal::Gc),
     ];
@@ -70,7 +68,7 @@ fn proposals_weft_does_not_implement_are_unsupported() {
 #[test]
 fn every_proposal_switch_refuses_modules_that_use_it() {
     type SwitchOff = fn(&mut Config) -> &mut Config;
-    let cases: [(Proposal, SwitchOff, &str); 9] = [
+    let cases: [(Proposal, SwitchOff, &str); 10] = [
         (Proposal::ReferenceTypes, |c| c.wasm_reference_types(false).wasm_function_references(false).wasm_gc(false), "(module (func (param externref)))"),
         (Proposal::MultiValue, |c| c.wasm_multi_value(false), "(module (func (result i32 i32) (i32.const 1) (i32.const 2)))"),
         (Proposal::BulkMemory, |c| c.wasm_bulk_memory(false), "(module (memory 1) (func (memory.fill (i32.const 0) (i32.const 0) (i32.const 0))))"),
@@ -83,7 +81,8 @@ fn every_proposal_switch_refuses_modules_that_use_it() {
             |c| c.wasm_function_references(false).wasm_gc(false),
             "(module (type $t (func)) (func (param (ref $t)) (call_ref $t (local.get 0))))",
         ),
-        (Proposal::Exceptions, |c| c.wasm_exceptions(false), "(module (tag $e))"),
+        (Proposal::Exceptions, |c| c.wasm_exceptions(false).wasm_legacy_exceptions(false), "(module (tag $e))"),
+        (Proposal::LegacyExceptions, |c| c.wasm_legacy_exceptions(false), "(module (func try catch_all end))"),
     ];
     for (proposal, switch_off, wat) in cases {
         Module::new(&Engine::default(), wat).unwrap_or_else(|e| panic!("{proposal}: {e:#}"));

@@ -24,6 +24,10 @@ pub struct FunctionInfo {
     pub traps: Vec<(u32, TrapCode)>,
     /// Source map: (offset in the code object, Wasm module offset), sorted.
     pub srclocs: Vec<(u32, u32)>,
+    /// Exception handlers of the calls in `try` regions: (return address,
+    /// handler, the frame's size below its frame pointer at the call), all
+    /// offsets in the code object, sorted by return address.
+    pub handlers: Vec<(u32, u32, u32)>,
 }
 
 /// Names for backtraces, from a module's name section.
@@ -118,6 +122,14 @@ impl CodeMemory {
         let f = self.function_at(offset)?;
         let i = f.traps.binary_search_by_key(&offset, |(o, _)| *o).ok()?;
         Some(f.traps[i].1)
+    }
+
+    /// The handler of the call returning to `offset`, if it is in a `try`
+    /// region: (handler offset, frame size at the call).
+    pub fn handler_at(&self, offset: u32) -> Option<(u32, u32)> {
+        let f = self.function_at(offset)?;
+        let i = f.handlers.binary_search_by_key(&offset, |h| h.0).ok()?;
+        Some((f.handlers[i].1, f.handlers[i].2))
     }
 
     /// The Wasm module offset of the instruction at `offset`.

@@ -159,6 +159,18 @@ impl Fiber {
     }
 }
 
+/// The activation a running fiber was entered from (where its chain of
+/// activations continues on the host's stack), or null when this thread is
+/// not running a fiber or the fiber was entered from outside Wasm.
+pub fn current_host_activation() -> *mut Activation {
+    let fiber = CURRENT.with(|c| c.get());
+    if fiber.is_null() {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: the current fiber is alive while it runs on this thread.
+    unsafe { (*fiber).host_activation }
+}
+
 /// Suspends the fiber running on this thread and returns to its host. Returns
 /// when the fiber is resumed (possibly on another thread).
 ///

@@ -88,6 +88,9 @@ static BUILTINS: BuiltinTable = BuiltinTable([
     table_init as *const u8,
     elem_drop as *const u8,
     table_lazy_init as *const u8,
+    crate::runtime::exception::exn_new as *const u8,
+    crate::runtime::exception::exn_drop as *const u8,
+    crate::runtime::exception::weft_throw_stub as *const u8,
 ]);
 
 unsafe extern "C" fn table_lazy_init(vmctx: *mut u8, table: u32, index: u64) -> u64 {
@@ -295,6 +298,9 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
         store.tags.push(TagEntry { type_id: m.type_ids[*t as usize] });
         inst.tags.push(store.tags.len() - 1);
     }
+    for (t, &identity) in inst.tags.clone().iter().enumerate() {
+        inst.write(offsets.tag_identity(t as u32), identity as u64);
+    }
     // Defined functions: only escaping ones are ever read through a funcref
     // (direct calls do not use them).
     let code_base = m.compiled.code.base();
@@ -470,7 +476,7 @@ fn reset_instance(store: &mut StoreOpaque, inst: &mut InstanceData) -> Result<()
 ///
 /// # Safety
 /// `vmctx` must be the vmctx of a live instance.
-unsafe fn instance_of<'a>(vmctx: *mut u8) -> (&'a mut InstanceData, &'a mut StoreOpaque) {
+pub(crate) unsafe fn instance_of<'a>(vmctx: *mut u8) -> (&'a mut InstanceData, &'a mut StoreOpaque) {
     // SAFETY: the caller guarantees a live vmctx, whose header points to its
     // instance, which points to its store.
     unsafe {

@@ -1,8 +1,10 @@
 //! The runtime: executable code and its registry, linear memories (with
 //! copy-on-write images and the pooling allocator), tables,
-//! instances and their builtins, and entering and leaving Wasm (signals, traps).
+//! instances and their builtins, entering and leaving Wasm (signals, traps),
+//! and exceptions (objects, throwing and unwinding to handlers).
 
 pub mod code;
+pub mod exception;
 pub mod fiber;
 pub mod image;
 pub mod instance;

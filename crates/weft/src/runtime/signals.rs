@@ -125,6 +125,17 @@ pub struct Activation {
     pub panic: Option<Box<dyn std::any::Any + Send>>,
 }
 
+impl Activation {
+    /// The stack pointer at entry: frames at or above it belong to the host.
+    pub fn entry_sp(&self) -> usize {
+        self.entry_sp
+    }
+    /// The activation this one is nested in (null for the outermost).
+    pub fn prev(&self) -> *mut Activation {
+        self.prev
+    }
+}
+
 thread_local! {
     static ACTIVATION: Cell<*mut Activation> = const { Cell::new(ptr::null_mut()) };
     static ALT_STACK_READY: Cell<bool> = const { Cell::new(false) };

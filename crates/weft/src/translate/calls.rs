@@ -1,5 +1,6 @@
 //! Calls: direct, indirect (through a table, with a signature check) and by
 //! reference, their tail-call forms, and calls of the runtime's builtins.
+//! Inside a `try` region a call is a `try_call` (see `exceptions`).
 
 use super::*;
 
@@ -53,6 +54,32 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.builder.inst_results(call).to_vec()
     }
 
+    /// The exception table of a call of type `type_index` in a `try`
+    /// region: the normal return goes to a fresh block (made current by
+    /// [`Self::finish_try_call`]), any exception to `handler`.
+    fn exception_table(&mut self, sig: ir::SigRef, type_index: u32, handler: Block) -> ir::ExceptionTable {
+        let results: Vec<Type> = self.env.info.types[type_index as usize].results().iter().map(clif_type).collect();
+        let normal = self.new_block_with_params(&results);
+        self.pending_normal_return = Some(normal);
+        let returns: Vec<BlockArg> = (0..results.len() as u32).map(BlockArg::TryCallRet).collect();
+        let dfg = &mut self.builder.func.dfg;
+        let normal = dfg.block_call(normal, &returns);
+        let to_handler = dfg.block_call(handler, &[BlockArg::TryCallExn(0)]);
+        dfg.exception_tables.push(ir::ExceptionTableData::new(sig, normal, [ir::ExceptionTableItem::Default(to_handler)]))
+    }
+
+    /// Continues after a `try_call` in its normal-return block, whose
+    /// parameters are the results.
+    fn finish_try_call(&mut self, num_params: usize) {
+        let normal = self.pending_normal_return.take().expect("an exception table was made for this call");
+        self.builder.seal_block(normal);
+        self.builder.switch_to_block(normal);
+        let n = self.stack.len() - num_params;
+        self.stack.truncate(n);
+        let results = self.builder.block_params(normal).to_vec();
+        self.stack.extend(results);
+    }
+
     pub(super) fn finish_call(&mut self, call: ir::Inst, num_params: usize) {
         let n = self.stack.len() - num_params;
         self.stack.truncate(n);
@@ -86,6 +113,11 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             if tail {
                 self.builder.ins().return_call(fref, &args);
                 self.reachable = false;
+            } else if let Some(handler) = self.innermost_handler(self.control.len()) {
+                let sig = self.sig_ref(type_index);
+                let et = self.exception_table(sig, type_index, handler);
+                self.builder.ins().try_call(fref, &args, et);
+                self.finish_try_call(num_params);
             } else {
                 let call = self.builder.ins().call(fref, &args);
                 self.finish_call(call, num_params);
@@ -101,6 +133,10 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         if tail {
             self.builder.ins().return_call_indirect(sig, code, &args);
             self.reachable = false;
+        } else if let Some(handler) = self.innermost_handler(self.control.len()) {
+            let et = self.exception_table(sig, type_index, handler);
+            self.builder.ins().try_call_indirect(code, &args, et);
+            self.finish_try_call(params.len());
         } else {
             let call = self.builder.ins().call_indirect(sig, code, &args);
             self.finish_call(call, params.len());

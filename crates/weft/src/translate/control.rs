@@ -1,7 +1,8 @@
 //! Structured control flow: `block`, `loop`, `if`/`else`, `end`, branches
 //! (`br`, `br_if`, `br_table`, `br_on_null`, `br_on_non_null`), `return`,
 //! `unreachable`, `drop` and `select`, and the bookkeeping of operators in
-//! unreachable code.
+//! unreachable code (the exception-handling blocks' own lowering is in
+//! `exceptions`).
 
 use super::*;
 
@@ -170,10 +171,13 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
 
     pub(super) fn translate_unreachable_op(&mut self, op: &Operator<'_>) -> anyhow::Result<()> {
         match op {
-            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => self.dead_depth += 1,
+            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } | Operator::TryTable { .. } | Operator::Try { .. } => self.dead_depth += 1,
             Operator::Else if self.dead_depth == 0 => self.translate_else(),
             Operator::End if self.dead_depth == 0 => self.translate_end(),
-            Operator::End => self.dead_depth -= 1,
+            Operator::Catch { .. } | Operator::CatchAll | Operator::Delegate { .. } if self.dead_depth == 0 => {
+                self.translate_exception_op(op)?;
+            }
+            Operator::End | Operator::Delegate { .. } => self.dead_depth -= 1,
             _ => {}
         }
         Ok(())
@@ -219,6 +223,13 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 let args = Self::jump_args(&frame.else_params);
                 self.builder.ins().jump(frame.destination, &args);
             }
+        }
+        if frame.kind == FrameKind::LegacyTry {
+            self.finish_legacy_dispatch(&mut frame);
+        }
+        if frame.kind == FrameKind::TryTable {
+            // Every call that lands in the dispatch block is known.
+            self.builder.seal_block(frame.region.as_ref().unwrap().dispatch);
         }
         if let Some(header) = frame.header {
             self.builder.seal_block(header);

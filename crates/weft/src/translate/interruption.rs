@@ -289,9 +289,9 @@ pub(super) fn call_sites(body: &wasmparser::FunctionBody<'_>) -> anyhow::Result<
     while !reader.eof() {
         let (op, offset) = reader.read_with_offset()?;
         match op {
-            Operator::Block { .. } | Operator::If { .. } | Operator::TryTable { .. } => open.push(None),
+            Operator::Block { .. } | Operator::If { .. } | Operator::TryTable { .. } | Operator::Try { .. } => open.push(None),
             Operator::Loop { .. } => open.push(Some(offset)),
-            Operator::End => {
+            Operator::End | Operator::Delegate { .. } => {
                 open.pop();
             }
             Operator::Call { .. }

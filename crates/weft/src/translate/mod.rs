@@ -17,6 +17,7 @@
 
 mod calls;
 mod control;
+mod exceptions;
 mod interruption;
 mod memory;
 mod numeric;
@@ -95,6 +96,16 @@ pub fn builtin_signature(b: Builtin) -> Signature {
         Builtin::TableInit => (&[I64, I32, I32, I64, I32, I32], &[I32]),
         Builtin::ElemDrop => (&[I64, I32], &[]),
         Builtin::TableLazyInit => (&[I64, I32, I64], &[I64]),
+        Builtin::ExnNew => (&[I64, I32], &[I64]),
+        Builtin::ExnDrop => (&[I64, I64], &[]),
+        // The throw stub: the Wasm calling convention, so that every
+        // register is clobbered on the way to a handler.
+        Builtin::Throw => {
+            let mut sig = Signature::new(CallConv::Tail);
+            sig.params.push(AbiParam::special(types::I64, ArgumentPurpose::VMContext));
+            sig.params.push(AbiParam::new(types::I64));
+            return sig;
+        }
     };
     let mut sig = Signature::new(CallConv::SystemV);
     sig.params.extend(params.iter().map(|t| AbiParam::new(*t)));
@@ -122,6 +133,23 @@ enum FrameKind {
     Block,
     Loop,
     If,
+    TryTable,
+    LegacyTry,
+}
+
+/// The exception-handling state of a `try_table` or legacy `try` frame.
+struct Region {
+    /// Where exceptions thrown in the region land (one `i64` parameter, the exception).
+    dispatch: Block,
+    /// Whether calls here are in the region: always for a `try_table`; for
+    /// a legacy `try`, until its first catch clause.
+    in_body: bool,
+    /// Legacy `try`: the end of the dispatch code so far, where the next
+    /// clause's test goes (with the exception's value there); `None` after
+    /// a `catch_all`.
+    chain: Option<(Block, Value)>,
+    /// Legacy `try`: the exception a catch clause caught, for `rethrow`.
+    caught: Option<Variable>,
 }
 
 struct ControlFrame {
@@ -147,6 +175,10 @@ struct ControlFrame {
     checked_at_destination: bool,
     /// Whether the frame's entry had, for an `if`'s else path.
     checked_at_head: bool,
+    /// `try_table` and legacy `try`: where exceptions land.
+    region: Option<Region>,
+    /// Legacy `try ... delegate`: the index of the frame the exceptions go to.
+    delegate_to: Option<usize>,
 }
 
 impl ControlFrame {
@@ -176,6 +208,8 @@ impl ControlFrame {
             else_seen: false,
             checked_at_destination: true,
             checked_at_head,
+            region: None,
+            delegate_to: None,
         }
     }
 
@@ -238,6 +272,8 @@ pub struct FuncTranslator<'a, 'b> {
     check_insts: Vec<ir::Inst>,
     /// What the rest of compilation needs to know about this body.
     facts: &'a mut FunctionFacts,
+    /// The normal-return block of the `try_call` being emitted.
+    pending_normal_return: Option<Block>,
 }
 
 /// Facts about a translated body that compilation needs after code generation.
@@ -325,6 +361,7 @@ pub fn translate_function(
         op_offset: 0,
         check_insts: Vec::new(),
         facts,
+        pending_normal_return: None,
     };
     t.translate_body(ty, body)?;
     t.retarget_probes();
@@ -503,7 +540,8 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             || self.translate_control(op)?
             || self.translate_call_op(op)?
             || self.translate_table(op)?
-            || self.translate_simd(op)?;
+            || self.translate_simd(op)?
+            || self.translate_exception_op(op)?;
         if translated {
             return Ok(());
         }

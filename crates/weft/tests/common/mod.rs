@@ -1,4 +1,6 @@
-//! Helpers shared by the interruption and yield tests.
+//! Helpers shared by the interruption, yield and exception tests (each
+//! test binary uses some of them).
+#![allow(dead_code)]
 
 /// What the guests' `checksum` export computes, natively: an LCG-style mix of
 /// `n, n-1, ..., 1`, so any lost or repeated iteration changes the result.
