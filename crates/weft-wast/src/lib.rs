@@ -5,6 +5,8 @@
 //! it never stops at the first failure, and a panic inside one directive is
 //! caught and reported as that directive's failure.
 
+mod legacy;
+
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
@@ -55,6 +57,8 @@ impl WastRunner {
 
     /// Runs a script given as text; `name` is used in failure messages.
     pub fn run_script(&self, name: &str, text: &str) -> anyhow::Result<WastReport> {
+        let unfolded = legacy::unfold(text);
+        let text = unfolded.as_deref().unwrap_or(text);
         let mut lexer = wast::lexer::Lexer::new(text);
         // The spec's names.wast deliberately uses bidirectional-override characters.
         lexer.allow_confusing_unicode(true);
@@ -215,7 +219,13 @@ impl Context {
             WastDirective::AssertMalformedCustom { mut module, .. } | WastDirective::AssertInvalidCustom { mut module, .. } => {
                 let _ = module.encode();
             }
-            WastDirective::AssertException { .. } => bail!("exceptions are not supported"),
+            WastDirective::AssertException { exec, .. } => match self.execute(exec) {
+                Ok(vals) => bail!("expected an exception, got {vals:?}"),
+                Err(e) if e.is::<weft::ThrownException>() => {
+                    self.store.take_pending_exception().ok_or_else(|| anyhow!("an exception was thrown but none is pending"))?;
+                }
+                Err(e) => bail!("expected an exception, got error: {e:#}"),
+            },
             WastDirective::AssertSuspension { .. } => bail!("stack switching is not supported yet"),
             WastDirective::Thread(_) | WastDirective::Wait { .. } => bail!("threads are not supported"),
         }
@@ -265,6 +275,8 @@ impl Context {
             WastArgCore::RefNull(ht) => {
                 if is_func_heap(ht) {
                     Val::FuncRef(None)
+                } else if is_exn_heap(ht) {
+                    Val::ExnRef(None)
                 } else {
                     Val::ExternRef(None)
                 }
@@ -297,6 +309,7 @@ impl Context {
             (Val::V128(g), WastRetCore::V128(e)) => v128_matches(g.as_u128(), e),
             (Val::FuncRef(f), WastRetCore::RefNull(_)) => f.is_none(),
             (Val::ExternRef(r), WastRetCore::RefNull(_)) => r.is_none(),
+            (Val::ExnRef(r), WastRetCore::RefNull(_)) => r.is_none(),
             (Val::FuncRef(f), WastRetCore::RefFunc(_)) => f.is_some(),
             (Val::ExternRef(r), WastRetCore::RefExtern(e)) => match (r, e) {
                 (Some(r), Some(n)) => r.data(&self.store).ok().flatten().and_then(|d| d.downcast_ref::<u32>()) == Some(n),
@@ -353,6 +366,10 @@ fn is_func_heap(ht: &HeapType<'_>) -> bool {
         HeapType::Abstract { ty, .. } => matches!(ty, AbstractHeapType::Func | AbstractHeapType::NoFunc),
         _ => true,
     }
+}
+
+fn is_exn_heap(ht: &HeapType<'_>) -> bool {
+    matches!(ht, HeapType::Abstract { ty: AbstractHeapType::Exn | AbstractHeapType::NoExn, .. })
 }
 
 /// Checks that `error` is a trap of the kind the spec's `message` names.
