@@ -239,7 +239,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             weft_wasi::add_to_linker(&mut linker, |c: &mut WasiCtx| c)?;
             let instance: Instance = match linker.instantiate(&mut store, &module) {
                 Ok(i) => i,
-                Err(e) => return guest_failure(e),
+                Err(e) => return guest_failure(e, &mut store, None),
             };
             let Some(name) = invoke else {
                 let start = instance.get_func(&mut store, "_start").or_else(|| instance.get_func(&mut store, "_initialize"));
@@ -248,7 +248,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 return match start.typed::<(), ()>(&store)?.call(&mut store, ()) {
                     Ok(()) => Ok(ExitCode::SUCCESS),
-                    Err(e) => guest_failure(e),
+                    Err(e) => guest_failure(e, &mut store, Some(&instance)),
                 };
             };
             let func = instance.get_func(&mut store, &name).ok_or_else(|| anyhow!("no exported function `{name}`"))?;
@@ -259,7 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let params = ty.params().iter().zip(&args).map(|(t, a)| parse_arg(t, a)).collect::<anyhow::Result<Vec<_>>>()?;
             let mut results = vec![Val::I32(0); ty.results().len()];
             if let Err(e) = func.call(&mut store, &params, &mut results) {
-                return guest_failure(e);
+                return guest_failure(e, &mut store, Some(&instance));
             }
             for r in results {
                 println!("{}", format_val(&r));
@@ -623,12 +623,21 @@ fn bench_sightglass(
 }
 
 /// The exit status for an error from the guest: its `proc_exit` code, or
-/// (for a trap, or a host function's error while the guest ran) the message
-/// and Wasm backtrace on stderr and status 134 (what a host abort gives, as
-/// other runtimes do).
-fn guest_failure(e: anyhow::Error) -> anyhow::Result<ExitCode> {
+/// (for a trap, an uncaught exception, or a host function's error while the
+/// guest ran) the message and Wasm backtrace on stderr and status 134 (what
+/// a host abort gives, as other runtimes do).
+fn guest_failure<T>(e: anyhow::Error, store: &mut Store<T>, instance: Option<&Instance>) -> anyhow::Result<ExitCode> {
     if let Some(code) = weft_wasi::exit_code(&e) {
         return Ok(ExitCode::from(code as u8));
+    }
+    if e.is::<weft::ThrownException>() {
+        let backtrace = e.downcast_ref::<weft::WasmBacktrace>().map(|b| b.to_string()).unwrap_or_default();
+        let what = match store.take_pending_exception() {
+            Some(exn) => describe_exception(store, instance, &exn)?,
+            None => "an exception".to_string(),
+        };
+        eprintln!("error: uncaught Wasm exception: {what}\n{backtrace}");
+        return Ok(ExitCode::from(134));
     }
     let backtrace = e.downcast_ref::<weft::WasmBacktrace>();
     let trap = e.downcast_ref::<weft::Trap>();
@@ -704,6 +713,21 @@ fn parse_arg(ty: &ValType, s: &str) -> anyhow::Result<Val> {
     })
 }
 
+/// An exception's tag (by its export name when the instance exports it)
+/// and payload, for an error message.
+fn describe_exception<T>(store: &mut Store<T>, instance: Option<&Instance>, exn: &weft::ExnRef) -> anyhow::Result<String> {
+    let tag = exn.tag(&*store)?;
+    let exports: Vec<(String, weft::Extern)> = match instance {
+        Some(i) => i.exports(&mut *store),
+        None => Vec::new(),
+    };
+    let name = exports.iter().find_map(|(n, e)| matches!(e, weft::Extern::Tag(t) if *t == tag).then(|| format!("tag `{n}`")));
+    let ty = tag.ty(&*store);
+    let name = name.unwrap_or_else(|| format!("a tag of type {}", ty.ty()));
+    let payload: Vec<String> = exn.fields(&*store)?.map(|v| format_val(&v)).collect();
+    Ok(format!("{name}, payload ({})", payload.join(", ")))
+}
+
 fn format_val(v: &Val) -> String {
     match v {
         Val::I32(v) => v.to_string(),
@@ -721,6 +745,13 @@ fn format_val(v: &Val) -> String {
         Val::ExternRef(r) => {
             if r.is_some() {
                 "externref".into()
+            } else {
+                "null".into()
+            }
+        }
+        Val::ExnRef(r) => {
+            if r.is_some() {
+                "exnref".into()
             } else {
                 "null".into()
             }
