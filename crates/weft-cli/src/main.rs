@@ -39,7 +39,9 @@ enum Command {
         /// Wasm options: `-W interrupt=epoch|mmu|none` chooses how guests are
         /// interrupted (default: epoch when --timeout is given, else none);
         /// `-W NAME=y|n` turns a proposal on or off (`simd`, `tail-call`,
-        /// `multi-memory`, `memory64`, `exceptions`, `stack-switching`, ...).
+        /// `multi-memory`, `memory64`, `exceptions`, `stack-switching`, ...);
+        /// `-W max-memory-size=BYTES` and `-W max-table-elements=N` limit
+        /// every memory and table of the guest (growth past them fails).
         #[arg(short = 'W', value_name = "OPT=VALUE")]
         wasm_opts: Vec<String>,
         /// The module (.wasm or .wat).
@@ -190,6 +192,25 @@ fn wasi_ctx(module: &std::path::Path, args: &[String], dirs: &[String], envs: &[
     Ok(b.build())
 }
 
+/// What a store of `weft run` holds: the guest's WASI state and its limits.
+struct RunState {
+    wasi: WasiCtx,
+    limits: weft::StoreLimits,
+}
+
+/// A size in bytes or elements: digits, with an optional `K`, `M` or `G`
+/// suffix (powers of 1024).
+fn parse_size(s: &str) -> anyhow::Result<usize> {
+    let (digits, shift) = match s.as_bytes().last() {
+        Some(b'k' | b'K') => (&s[..s.len() - 1], 10),
+        Some(b'm' | b'M') => (&s[..s.len() - 1], 20),
+        Some(b'g' | b'G') => (&s[..s.len() - 1], 30),
+        _ => (s, 0),
+    };
+    let n: usize = digits.replace('_', "").parse().map_err(|_| anyhow!("`{s}` is not a size (digits, with an optional K, M or G)"))?;
+    n.checked_mul(1 << shift).ok_or_else(|| anyhow!("`{s}` is too large"))
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let engine = Engine::default();
     match cli.command {
@@ -197,8 +218,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let timeout = timeout.as_deref().map(parse_duration).transpose()?;
             let mut interrupt = if timeout.is_some() { weft::Interruption::Epoch } else { weft::Interruption::None };
             let mut config = weft::Config::new();
+            let mut limits = weft::StoreLimitsBuilder::new();
             for opt in &wasm_opts {
                 match opt.split_once('=') {
+                    Some(("max-memory-size", v)) => limits = limits.memory_size(parse_size(v)?),
+                    Some(("max-table-elements", v)) => limits = limits.table_elements(parse_size(v)?),
                     Some(("interrupt", "epoch")) => interrupt = weft::Interruption::Epoch,
                     Some(("interrupt", "mmu")) => interrupt = weft::Interruption::MmuPage,
                     Some(("interrupt", "none")) => interrupt = weft::Interruption::None,
@@ -219,7 +243,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                     _ => {
                         let proposals: Vec<&str> = weft::Proposal::ALL.iter().map(|p| p.name()).collect();
-                        bail!("unknown -W option `{opt}` (supported: interrupt=epoch|mmu|none, and NAME=y|n for the proposals {})", proposals.join(", "))
+                        bail!(
+                            "unknown -W option `{opt}` (supported: interrupt=epoch|mmu|none, max-memory-size=BYTES, max-table-elements=N, and NAME=y|n for the proposals {})",
+                            proposals.join(", ")
+                        )
                     }
                 }
             }
@@ -231,12 +258,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let bytes = std::fs::read(&module).with_context(|| format!("failed to read {}", module.display()))?;
             let ctx = wasi_ctx(&module, if invoke.is_some() { &[] } else { &args }, &dirs, &envs)?;
             let module = Module::new(&engine, &bytes)?;
-            let mut store = Store::new(&engine, ctx);
+            let mut store = Store::new(&engine, RunState { wasi: ctx, limits: limits.build() });
+            store.limiter(|s| &mut s.limits);
             if let Some(limit) = timeout {
                 arm_timeout(&engine, &mut store, limit)?;
             }
             let mut linker = Linker::new(&engine);
-            weft_wasi::add_to_linker(&mut linker, |c: &mut WasiCtx| c)?;
+            weft_wasi::add_to_linker(&mut linker, |s: &mut RunState| &mut s.wasi)?;
             let instance: Instance = match linker.instantiate(&mut store, &module) {
                 Ok(i) => i,
                 Err(e) => return guest_failure(e, &mut store, None),

@@ -140,6 +140,8 @@ impl Memory {
     pub fn new(mut store: impl AsContextMut, ty: MemoryType) -> anyhow::Result<Memory> {
         let ctx = store.as_context_mut();
         let s = &mut ctx.inner.opaque;
+        s.check_counts(0, 1, 0)?;
+        s.check_new_memory(ty.minimum, ty.maximum)?;
         let guarded = s.engine.config().tunables.guarded_memory32;
         let plan = MemoryPlan { minimum: ty.minimum, maximum: ty.maximum, memory64: ty.memory64, guarded };
         let mem = LinearMemory::new(plan, None, None)?;
@@ -224,12 +226,13 @@ impl Memory {
     /// Grows by `delta` pages; returns the previous size in pages.
     ///
     /// # Errors
-    /// Fails if the memory would exceed its maximum.
+    /// Fails if the memory would exceed its maximum, or the store's
+    /// [`ResourceLimiter`](crate::ResourceLimiter) refuses.
     pub fn grow(&self, mut store: impl AsContextMut, delta: u64) -> anyhow::Result<u64> {
         let ctx = store.as_context_mut();
         let s = &mut ctx.inner.opaque;
         s.check(self.store_id);
-        s.memories[self.index].mem.grow(delta).ok_or_else(|| anyhow::anyhow!("failed to grow memory by {delta} pages"))
+        s.grow_memory(self.index, delta)?.ok_or_else(|| anyhow::anyhow!("failed to grow memory by {delta} pages"))
     }
 }
 
@@ -270,6 +273,8 @@ impl Table {
         if !init.matches(s, &crate::ValType::Ref(ty.element)) {
             anyhow::bail!("table initial value does not match the element type");
         }
+        s.check_counts(0, 0, 1)?;
+        s.check_new_table(ty.minimum, ty.maximum)?;
         let table = TableData::new(ty, init.to_raw(s).get_ref(), None)?;
         s.tables.push(table);
         Ok(Table { store_id: s.id, index: s.tables.len() - 1 })
@@ -337,7 +342,7 @@ impl Table {
             anyhow::bail!("table initial value does not match the element type");
         }
         let raw = init.to_raw(s).get_ref();
-        s.tables[self.index].grow(delta, raw).ok_or_else(|| anyhow::anyhow!("failed to grow table by {delta}"))
+        s.grow_table(self.index, delta, raw)?.ok_or_else(|| anyhow::anyhow!("failed to grow table by {delta}"))
     }
 }
 

@@ -57,6 +57,8 @@ pub struct StoreOpaque {
     /// through the caller's vmctx, and this is the caller when the host calls.
     pub(crate) host_vmctx: Box<[u64; 5]>,
     pub(crate) externrefs: Vec<Box<dyn Any + Send + Sync>>,
+    /// Decides how much the guests may take (see [`crate::ResourceLimiter`]).
+    pub(crate) limiter: Option<crate::limits::ErasedLimiter>,
     /// Exception objects, and the pending exception.
     pub(crate) exceptions: crate::runtime::exception::ExnHeap,
     /// Decides what happens when the epoch deadline is reached (None: trap).
@@ -234,6 +236,7 @@ impl<T> Store<T> {
                 globals: Vec::new(),
                 tags: Vec::new(),
                 exceptions: Default::default(),
+                limiter: None,
                 host_funcs: Vec::new(),
                 host_vmctx: Box::new([HOST_VMCTX_MAGIC, 0, 0, 0, 0]),
                 externrefs: Vec::new(),
@@ -279,6 +282,23 @@ impl<T> Store<T> {
     /// The host data, mutably.
     pub fn data_mut(&mut self) -> &mut T {
         &mut self.inner.data
+    }
+    /// Installs a [`ResourceLimiter`](crate::ResourceLimiter), found in the
+    /// store's data by `limiter`: it is asked before every memory or table
+    /// grows (from Wasm or the host) and when instances, memories and
+    /// tables are created. See [`StoreLimits`](crate::StoreLimits) for a
+    /// ready-made one.
+    pub fn limiter(&mut self, mut limiter: impl (FnMut(&mut T) -> &mut dyn crate::ResourceLimiter) + Send + Sync + 'static)
+    where
+        T: 'static,
+    {
+        self.inner.opaque.limiter = Some(Box::new(move |store: *mut u8| {
+            // SAFETY: `store` is this store's `StoreOpaque`, the first field
+            // of the `#[repr(C)]` `StoreInner<T>`; only the data field is
+            // borrowed, which is disjoint from the `StoreOpaque` its caller holds.
+            let data = unsafe { &mut (*(store as *mut StoreInner<T>)).data };
+            limiter(data) as *mut dyn crate::ResourceLimiter
+        }));
     }
     /// Collects garbage: nothing to do in Weft, whose references need no
     /// collector (functions and externrefs live as long as the store). Kept

@@ -77,12 +77,12 @@ struct BuiltinTable([*const u8; NUM_BUILTINS]);
 unsafe impl Sync for BuiltinTable {}
 
 static BUILTINS: BuiltinTable = BuiltinTable([
-    memory_grow as *const u8,
+    weft_memory_grow as *const u8,
     memory_fill as *const u8,
     memory_copy as *const u8,
     memory_init as *const u8,
     data_drop as *const u8,
-    table_grow as *const u8,
+    weft_table_grow as *const u8,
     table_fill as *const u8,
     table_copy as *const u8,
     table_init as *const u8,
@@ -222,6 +222,18 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
     let m = &module.inner;
     let info = &m.info;
     let offsets = &m.offsets;
+    // The store's limiter first, before anything is allocated.
+    if store.limiter.is_some() {
+        let defined_memories = &info.memories[info.num_imported_memories as usize..];
+        let defined_tables = &info.tables[info.num_imported_tables as usize..];
+        store.check_counts(1, defined_memories.len(), defined_tables.len()).map_err(InstantiateError::Error)?;
+        for mt in defined_memories {
+            store.check_new_memory(mt.initial, mt.maximum).map_err(InstantiateError::Error)?;
+        }
+        for tt in defined_tables {
+            store.check_new_table(tt.initial, tt.maximum).map_err(InstantiateError::Error)?;
+        }
+    }
     if let Some(tp) = &m.engine.inner.table_pool {
         tp.enter_instance().map_err(InstantiateError::Error)?;
     }
@@ -490,12 +502,46 @@ fn range_ok(start: u64, len: u64, size: u64) -> bool {
     start.checked_add(len).is_some_and(|end| end <= size)
 }
 
-unsafe extern "C" fn memory_grow(vmctx: *mut u8, mem: u32, delta: u64) -> i64 {
+// The growth builtins may trap with the store limiter's error, which needs
+// the calling Wasm frame for the backtrace: these entry points add the
+// caller's frame pointer and return address to the arguments and jump to
+// the Rust function, which returns straight to the caller.
+std::arch::global_asm!(
+    ".text",
+    ".globl weft_memory_grow",
+    ".type weft_memory_grow,@function",
+    "weft_memory_grow:",
+    // rdi = vmctx, rsi = memory, rdx = delta
+    "mov rcx, rbp",
+    "mov r8, [rsp]",
+    "jmp {memory_grow}",
+    ".size weft_memory_grow, .-weft_memory_grow",
+    ".globl weft_table_grow",
+    ".type weft_table_grow,@function",
+    "weft_table_grow:",
+    // rdi = vmctx, rsi = table, rdx = init, rcx = delta
+    "mov r8, rbp",
+    "mov r9, [rsp]",
+    "jmp {table_grow}",
+    ".size weft_table_grow, .-weft_table_grow",
+    memory_grow = sym memory_grow,
+    table_grow = sym table_grow,
+);
+
+extern "C" {
+    fn weft_memory_grow();
+    fn weft_table_grow();
+}
+
+unsafe extern "C" fn memory_grow(vmctx: *mut u8, mem: u32, delta: u64, fp: usize, pc: usize) -> i64 {
     // SAFETY: called by compiled code with its own vmctx.
     let (inst, store) = unsafe { instance_of(vmctx) };
-    match store.memories[inst.memories[mem as usize]].mem.grow(delta) {
-        Some(old) => old as i64,
-        None => -1,
+    match store.grow_memory(inst.memories[mem as usize], delta) {
+        Ok(Some(old)) => old as i64,
+        Ok(None) => -1,
+        // SAFETY: called from compiled code (through `weft_memory_grow`),
+        // whose frame is `fp`; nothing here needs dropping.
+        Err(e) => unsafe { crate::runtime::signals::raise_at(crate::runtime::signals::TrapCause::Host, Some(e), None, pc - 1, fp) },
     }
 }
 
@@ -542,12 +588,14 @@ unsafe extern "C" fn data_drop(vmctx: *mut u8, data: u32) {
     inst.dropped_data[data as usize] = true;
 }
 
-unsafe extern "C" fn table_grow(vmctx: *mut u8, table: u32, init: u64, delta: u64) -> i64 {
+unsafe extern "C" fn table_grow(vmctx: *mut u8, table: u32, init: u64, delta: u64, fp: usize, pc: usize) -> i64 {
     // SAFETY: called by compiled code with its own vmctx.
     let (inst, store) = unsafe { instance_of(vmctx) };
-    match store.tables[inst.tables[table as usize]].grow(delta, init) {
-        Some(old) => old as i64,
-        None => -1,
+    match store.grow_table(inst.tables[table as usize], delta, init) {
+        Ok(Some(old)) => old as i64,
+        Ok(None) => -1,
+        // SAFETY: as in `memory_grow`.
+        Err(e) => unsafe { crate::runtime::signals::raise_at(crate::runtime::signals::TrapCause::Host, Some(e), None, pc - 1, fp) },
     }
 }
 
