@@ -38,6 +38,8 @@ pub enum Interrupt {
     /// Weft's MMU interruption with every loop probe through the vmctx (no
     /// `weft::Config::mmu_memory_probes`).
     MmuVmctx,
+    /// Fuel, with more than the benchmark can use: what counting costs.
+    Fuel,
 }
 
 impl Interrupt {
@@ -49,17 +51,19 @@ impl Interrupt {
             Interrupt::Mmu => "mmu",
             Interrupt::MmuSegment => "mmu-segment",
             Interrupt::MmuVmctx => "mmu-vmctx",
+            Interrupt::Fuel => "fuel",
         }
     }
 
     /// Sets Weft's `config` up for this mode (MMU: page revocation).
     pub fn configure_weft(self, config: &mut weft::Config) {
         let mode = match self {
-            Interrupt::None => weft::Interruption::None,
+            Interrupt::None | Interrupt::Fuel => weft::Interruption::None,
             Interrupt::Epoch => weft::Interruption::Epoch,
             Interrupt::Mmu | Interrupt::MmuSegment | Interrupt::MmuVmctx => weft::Interruption::MmuPage,
         };
         config.interruption(mode).mmu_segment_probes(self == Interrupt::MmuSegment).mmu_memory_probes(self != Interrupt::MmuVmctx);
+        config.consume_fuel(self == Interrupt::Fuel);
     }
 
     /// Whether the mode is one of Weft's MMU modes, which wasmtime lacks.
@@ -77,7 +81,8 @@ impl std::str::FromStr for Interrupt {
             "mmu" => Interrupt::Mmu,
             "mmu-segment" => Interrupt::MmuSegment,
             "mmu-vmctx" => Interrupt::MmuVmctx,
-            _ => anyhow::bail!("unknown interruption mode `{s}` (none, epoch, mmu, mmu-segment, mmu-vmctx)"),
+            "fuel" => Interrupt::Fuel,
+            _ => anyhow::bail!("unknown interruption mode `{s}` (none, epoch, mmu, mmu-segment, mmu-vmctx, fuel)"),
         })
     }
 }
@@ -210,6 +215,9 @@ impl Runner for WeftRunner {
         if self.interrupt == Interrupt::Epoch {
             store.set_epoch_deadline(u64::MAX / 2);
         }
+        if self.interrupt == Interrupt::Fuel {
+            store.set_fuel(u64::MAX)?;
+        }
         let instance = self.linker.instantiate(&mut store, &module)?;
         let instantiate_ns = t.elapsed().as_nanos() as u64;
 
@@ -260,6 +268,9 @@ impl WasmtimeRunner {
             Interrupt::Epoch => {
                 config.epoch_interruption(true);
             }
+            Interrupt::Fuel => {
+                config.consume_fuel(true);
+            }
             Interrupt::Mmu | Interrupt::MmuSegment | Interrupt::MmuVmctx => anyhow::bail!("wasmtime has no MMU interruption"),
         }
         let engine = wt(wasmtime::Engine::new(&config))?;
@@ -290,6 +301,9 @@ impl Runner for WasmtimeRunner {
         let mut store = wasmtime::Store::new(&self.engine, state);
         if self.interrupt == Interrupt::Epoch {
             store.set_epoch_deadline(u64::MAX);
+        }
+        if self.interrupt == Interrupt::Fuel {
+            wt(store.set_fuel(u64::MAX))?;
         }
         let instance = wt(self.linker.instantiate(&mut store, &module))?;
         let instantiate_ns = t.elapsed().as_nanos() as u64;

@@ -33,6 +33,10 @@ enum Command {
         /// through (`--env NAME`). Repeatable.
         #[arg(long = "env", value_name = "NAME[=VALUE]")]
         envs: Vec<String>,
+        /// Give the guest this much fuel (every Wasm operator costs about
+        /// one unit): it traps when the fuel runs out.
+        #[arg(long, value_name = "N")]
+        fuel: Option<u64>,
         /// Stop the guest with a trap after this long (e.g. `500ms`, `10s`, `2m`).
         #[arg(long, value_name = "DURATION")]
         timeout: Option<String>,
@@ -151,7 +155,7 @@ fn with_run_shorthand(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStri
         if a == "--" {
             break;
         }
-        if matches!(a.as_ref(), "--invoke" | "--dir" | "--env" | "--timeout" | "-W") {
+        if matches!(a.as_ref(), "--invoke" | "--dir" | "--env" | "--timeout" | "--fuel" | "-W") {
             i += 2;
             continue;
         }
@@ -214,7 +218,7 @@ fn parse_size(s: &str) -> anyhow::Result<usize> {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let engine = Engine::default();
     match cli.command {
-        Command::Run { invoke, dirs, envs, timeout, wasm_opts, module, args } => {
+        Command::Run { invoke, dirs, envs, fuel, timeout, wasm_opts, module, args } => {
             let timeout = timeout.as_deref().map(parse_duration).transpose()?;
             let mut interrupt = if timeout.is_some() { weft::Interruption::Epoch } else { weft::Interruption::None };
             let mut config = weft::Config::new();
@@ -254,12 +258,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bail!("--timeout needs an interruption mode: -W interrupt=epoch or mmu");
             }
             config.interruption(interrupt);
+            config.consume_fuel(fuel.is_some());
             let engine = Engine::new(&config)?;
             let bytes = std::fs::read(&module).with_context(|| format!("failed to read {}", module.display()))?;
             let ctx = wasi_ctx(&module, if invoke.is_some() { &[] } else { &args }, &dirs, &envs)?;
             let module = Module::new(&engine, &bytes)?;
             let mut store = Store::new(&engine, RunState { wasi: ctx, limits: limits.build() });
             store.limiter(|s| &mut s.limits);
+            if let Some(fuel) = fuel {
+                store.set_fuel(fuel)?;
+            }
             if let Some(limit) = timeout {
                 arm_timeout(&engine, &mut store, limit)?;
             }

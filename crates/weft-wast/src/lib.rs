@@ -98,6 +98,9 @@ impl WastRunner {
 impl Context {
     fn new(engine: &Engine) -> anyhow::Result<Self> {
         let mut store = Store::new(engine, ());
+        // With fuel on, scripts run with more than they can use (an engine
+        // without fuel refuses, which is fine).
+        let _ = store.set_fuel(u64::MAX);
         let mut linker = Linker::new(engine);
         linker.func_wrap("spectest", "print", || {})?;
         linker.func_wrap("spectest", "print_i32", |_: i32| {})?;

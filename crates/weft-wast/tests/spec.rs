@@ -115,7 +115,8 @@ fn main() {
     // prologue's stack check an interruption point, which must be found in
     // every function that calls, and segment probes must each be found and
     // rewritten after compilation; in every mode the translator verifies that
-    // its checks cut every cycle and, but in page mode, precede every call).
+    // its checks cut every cycle and, but in page mode, precede every call),
+    // and every script again with fuel counted (and more than enough given).
     const MEMORY_SCRIPTS: &[&str] = &[
         "address",
         "align",
@@ -136,7 +137,7 @@ fn main() {
     const FLOAT_SCRIPTS: &[&str] = &["f32", "f64", "float", "conversions", "simd_f", "simd_i32x4_trunc", "relaxed", "i32x4_relaxed"];
     // A configuration's name, how it changes the default, and which scripts it reruns.
     type Rerun = (&'static str, fn(&mut Config), fn(&str) -> bool);
-    let reruns: [Rerun; 6] = [
+    let reruns: [Rerun; 7] = [
         (
             "bounds-checked memories",
             |c| {
@@ -176,6 +177,13 @@ fn main() {
             "MMU pointer interruption",
             |c| {
                 c.interruption(Interruption::MmuPointer);
+            },
+            |_| true,
+        ),
+        (
+            "fuel",
+            |c| {
+                c.consume_fuel(true);
             },
             |_| true,
         ),

@@ -73,11 +73,20 @@ pub struct Tunables {
     /// memory 0 probe through its base instead of the vmctx (see
     /// [`Config::mmu_memory_probes`]).
     pub mmu_memory_probes: bool,
+    /// Whether compiled code counts fuel (see [`Config::consume_fuel`]).
+    pub consume_fuel: bool,
 }
 
 impl Default for Tunables {
     fn default() -> Self {
-        Tunables { guarded_memory32: true, max_wasm_stack: 512 * 1024, interruption: Interruption::None, mmu_segment_probes: false, mmu_memory_probes: true }
+        Tunables {
+            guarded_memory32: true,
+            max_wasm_stack: 512 * 1024,
+            interruption: Interruption::None,
+            mmu_segment_probes: false,
+            mmu_memory_probes: true,
+            consume_fuel: false,
+        }
     }
 }
 
@@ -182,6 +191,23 @@ impl Config {
     /// larger ones.
     pub fn epoch_interruption(&mut self, enable: bool) -> &mut Self {
         self.tunables.interruption = if enable { Interruption::Epoch } else { Interruption::None };
+        self
+    }
+
+    /// Makes guests consume fuel (default off): every Wasm operator costs
+    /// one unit (`nop`, `drop`, `block`, `loop`, `end`, `else`,
+    /// `unreachable` and `return` cost none, as in wasmtime), charged in the
+    /// order the guest runs them and counted by the translator, so the same
+    /// calls consume the same fuel whatever the optimisation level. A store
+    /// starts with none: [`Store::set_fuel`](crate::Store::set_fuel) gives
+    /// it some. When it runs out (checked at function entries and loop
+    /// headers, so a guest may overrun by one straight-line stretch) the
+    /// guest traps with [`Trap::OutOfFuel`](crate::Trap::OutOfFuel), unless
+    /// [`Store::fuel_async_yield_interval`](crate::Store::fuel_async_yield_interval)
+    /// or [`Store::out_of_fuel_callback`](crate::Store::out_of_fuel_callback)
+    /// says otherwise.
+    pub fn consume_fuel(&mut self, enable: bool) -> &mut Self {
+        self.tunables.consume_fuel = enable;
         self
     }
 

@@ -58,6 +58,7 @@ pub use instance::Instance;
 pub use limits::{ResourceLimiter, StoreLimits, StoreLimitsBuilder, DEFAULT_INSTANCE_LIMIT, DEFAULT_MEMORY_LIMIT, DEFAULT_TABLE_LIMIT};
 pub use linker::{InstancePre, Linker};
 pub use module::Module;
+pub use runtime::fuel::UpdateFuel;
 pub use runtime::interrupt::{InterruptAction, InterruptHandle, UpdateDeadline};
 pub use runtime::pool::{MemoryGrowth, PoolingConfig};
 pub use runtime::sys::{syscall_counts, SyscallCounts};

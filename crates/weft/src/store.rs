@@ -59,6 +59,10 @@ pub struct StoreOpaque {
     pub(crate) externrefs: Vec<Box<dyn Any + Send + Sync>>,
     /// Decides how much the guests may take (see [`crate::ResourceLimiter`]).
     pub(crate) limiter: Option<crate::limits::ErasedLimiter>,
+    /// Fuel beyond the counter compiled code uses (see `runtime::fuel`).
+    pub(crate) fuel: crate::runtime::fuel::FuelState,
+    /// Decides what happens when the fuel runs out (None: trap).
+    pub(crate) out_of_fuel_callback: Option<ErasedCallback<crate::runtime::fuel::UpdateFuel>>,
     /// Exception objects, and the pending exception.
     pub(crate) exceptions: crate::runtime::exception::ExnHeap,
     /// Decides what happens when the epoch deadline is reached (None: trap).
@@ -224,6 +228,7 @@ impl<T> Store<T> {
             store: std::ptr::null_mut(),
             stack_limit_mirror: std::ptr::null_mut(),
             segment_probe_page: 0,
+            fuel_consumed: 0,
         });
         let mut inner = Box::new(StoreInner {
             opaque: StoreOpaque {
@@ -237,6 +242,8 @@ impl<T> Store<T> {
                 tags: Vec::new(),
                 exceptions: Default::default(),
                 limiter: None,
+                fuel: Default::default(),
+                out_of_fuel_callback: None,
                 host_funcs: Vec::new(),
                 host_vmctx: Box::new([HOST_VMCTX_MAGIC, 0, 0, 0, 0]),
                 externrefs: Vec::new(),
@@ -282,6 +289,44 @@ impl<T> Store<T> {
     /// The host data, mutably.
     pub fn data_mut(&mut self) -> &mut T {
         &mut self.inner.data
+    }
+    /// Sets the fuel the store's guests may still use (with
+    /// [`Config::consume_fuel`](crate::Config::consume_fuel)).
+    ///
+    /// # Errors
+    /// If the engine does not consume fuel.
+    pub fn set_fuel(&mut self, fuel: u64) -> anyhow::Result<()> {
+        self.inner.opaque.set_fuel(fuel)
+    }
+    /// The fuel left.
+    ///
+    /// # Errors
+    /// If the engine does not consume fuel.
+    pub fn get_fuel(&self) -> anyhow::Result<u64> {
+        self.inner.opaque.get_fuel()
+    }
+    /// Makes a resumable call ([`TypedFunc::call_resumable`](crate::TypedFunc::call_resumable))
+    /// yield every `interval` units of fuel (`None`: never), until its fuel
+    /// runs out; other calls go on without yielding.
+    ///
+    /// # Errors
+    /// If the engine does not consume fuel, or `interval` is zero.
+    pub fn fuel_async_yield_interval(&mut self, interval: Option<u64>) -> anyhow::Result<()> {
+        if interval == Some(0) {
+            anyhow::bail!("a fuel yield interval must be at least 1");
+        }
+        let fuel = self.inner.opaque.get_fuel()?;
+        self.inner.opaque.fuel.yield_interval = interval;
+        self.inner.opaque.set_fuel(fuel)
+    }
+    /// Decides what happens when the guest runs out of fuel (by default it
+    /// traps with [`Trap::OutOfFuel`](crate::Trap::OutOfFuel)): add fuel and
+    /// go on, add fuel and yield a resumable call, or trap.
+    pub fn out_of_fuel_callback(&mut self, callback: impl FnMut(StoreContextMut<'_, T>) -> anyhow::Result<crate::UpdateFuel> + Send + 'static)
+    where
+        T: 'static,
+    {
+        self.inner.opaque.out_of_fuel_callback = Some(erase_callback(callback));
     }
     /// Installs a [`ResourceLimiter`](crate::ResourceLimiter), found in the
     /// store's data by `limiter`: it is asked before every memory or table

@@ -74,6 +74,8 @@ pub enum Trap {
     /// The embedder interrupted the guest (an epoch deadline or an
     /// [`InterruptHandle`](crate::InterruptHandle)).
     Interrupt,
+    /// The store's fuel ran out (see [`Config::consume_fuel`](crate::Config::consume_fuel)).
+    OutOfFuel,
 }
 
 impl Trap {
@@ -109,6 +111,7 @@ impl Trap {
             Trap::BadConversionToInteger => "invalid conversion to integer",
             Trap::StackOverflow => "call stack exhausted",
             Trap::Interrupt => "interrupted",
+            Trap::OutOfFuel => "all fuel consumed",
         }
     }
 }

@@ -150,6 +150,11 @@ pub struct VMStoreContext {
     /// into Wasm makes the thread's GS base; 0 otherwise, or before the store
     /// has an instance.
     pub segment_probe_page: usize,
+    /// Fuel (with [`Tunables::consume_fuel`](crate::config::Tunables::consume_fuel)):
+    /// minus the fuel the guest may still use before the store's out-of-fuel
+    /// handling runs; compiled code adds each operator's cost and checks
+    /// for a value of 0 or more at function entries and loop headers.
+    pub fuel_consumed: i64,
 }
 
 impl VMStoreContext {
@@ -165,6 +170,8 @@ impl VMStoreContext {
 }
 
 pub const STORE_CTX_STACK_LIMIT_OFFSET: u32 = offset_of!(VMStoreContext, stack_limit) as u32;
+/// Where compiled code keeps the fuel counter between calls.
+pub const STORE_CTX_FUEL_OFFSET: u32 = offset_of!(VMStoreContext, fuel_consumed) as u32;
 /// Where the stack limit sits in the interrupt page (MMU page mode).
 pub const INTERRUPT_PAGE_STACK_LIMIT_OFFSET: u32 = 0;
 pub const STORE_CTX_INTERRUPT_PAGE_OFFSET: u32 = offset_of!(VMStoreContext, interrupt_page) as u32;
@@ -286,9 +293,12 @@ pub enum Builtin {
     /// (tail) calling convention as `(vmctx, exn) -> !`: it unwinds to the
     /// innermost handler above its caller (see `runtime::exception`).
     Throw,
+    /// (vmctx): the fuel counter reached zero at a check; refuels (and
+    /// returns), yields, or traps, as the store decides.
+    OutOfFuel,
 }
 
-pub const NUM_BUILTINS: usize = 14;
+pub const NUM_BUILTINS: usize = 15;
 
 /// An exception object: a 16-byte header (the tag's identity as a `u32` at
 /// [`EXN_TAG_OFFSET`], whether it was ever exposed as a Wasm or host value

@@ -91,6 +91,7 @@ static BUILTINS: BuiltinTable = BuiltinTable([
     crate::runtime::exception::exn_new as *const u8,
     crate::runtime::exception::exn_drop as *const u8,
     crate::runtime::exception::weft_throw_stub as *const u8,
+    crate::runtime::fuel::weft_out_of_fuel as *const u8,
 ]);
 
 unsafe extern "C" fn table_lazy_init(vmctx: *mut u8, table: u32, index: u64) -> u64 {

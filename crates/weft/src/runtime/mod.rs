@@ -6,6 +6,7 @@
 pub mod code;
 pub mod exception;
 pub mod fiber;
+pub mod fuel;
 pub mod image;
 pub mod instance;
 pub mod interrupt;

@@ -139,6 +139,8 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         let checked = self.interruption_checked;
         let outer = self.innermost_handler(self.control.len());
         self.builder.switch_to_block(dispatch);
+        // The thrower stored its count before throwing.
+        self.fuel_load();
         let mut tail = Some((dispatch, exn));
         for catch in &try_table.catches {
             let (clause, label) = match *catch {
@@ -261,6 +263,8 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.stack.truncate(base);
         match exn {
             Some(exn) => {
+                // The thrower stored its count before throwing.
+                self.fuel_load();
                 // The clause's body may rethrow it: it lives in a variable.
                 self.mark_exposed(exn);
                 self.builder.def_var(caught, exn);

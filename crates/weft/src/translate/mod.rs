@@ -12,12 +12,14 @@
 //! to the module that owns its lowering: [`control`] (structured control
 //! flow), [`variables`] (locals and globals), [`numeric`], [`memory`]
 //! (linear memory and bulk operations), [`tables`] (tables and references),
-//! [`calls`], [`simd`] (SIMD and relaxed SIMD), and [`interruption`] (where interruption checks go and what
-//! they are).
+//! [`calls`], [`simd`] (SIMD and relaxed SIMD), [`exceptions`] (throwing and
+//! `try` regions), [`interruption`] (where interruption checks go and what
+//! they are) and [`fuel`] (counting what runs).
 
 mod calls;
 mod control;
 mod exceptions;
+mod fuel;
 mod interruption;
 mod memory;
 mod numeric;
@@ -98,6 +100,14 @@ pub fn builtin_signature(b: Builtin) -> Signature {
         Builtin::TableLazyInit => (&[I64, I32, I64], &[I64]),
         Builtin::ExnNew => (&[I64, I32], &[I64]),
         Builtin::ExnDrop => (&[I64, I64], &[]),
+        // Called on the cold path of every fuel check: preserving every
+        // register keeps values live across loops out of callee-saved
+        // registers and stack slots (its entry point saves what it uses).
+        Builtin::OutOfFuel => {
+            let mut sig = Signature::new(CallConv::PreserveAll);
+            sig.params.push(AbiParam::new(I64));
+            return sig;
+        }
         // The throw stub: the Wasm calling convention, so that every
         // register is clobbered on the way to a handler.
         Builtin::Throw => {
@@ -274,6 +284,10 @@ pub struct FuncTranslator<'a, 'b> {
     facts: &'a mut FunctionFacts,
     /// The normal-return block of the `try_call` being emitted.
     pending_normal_return: Option<Block>,
+    /// The fuel counter, when fuel is on (see [`fuel`]).
+    fuel_var: Option<Variable>,
+    /// Fuel the operators since the last charge cost.
+    pending_fuel: i64,
 }
 
 /// Facts about a translated body that compilation needs after code generation.
@@ -362,6 +376,8 @@ pub fn translate_function(
         check_insts: Vec::new(),
         facts,
         pending_normal_return: None,
+        fuel_var: None,
+        pending_fuel: 0,
     };
     t.translate_body(ty, body)?;
     t.retarget_probes();
@@ -417,6 +433,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             self.memory_defs.push(def);
             self.memory_bases.push(base);
         }
+        self.fuel_function_entry();
 
         let exit = self.builder.create_block();
         for r in ty.results() {
@@ -532,6 +549,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         if !self.reachable {
             return self.translate_unreachable_op(op);
         }
+        self.fuel_before_op(op);
         // Each concern's lowering claims its operators; the order puts the
         // most frequent first.
         let translated = self.translate_variable(op)?
@@ -543,6 +561,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             || self.translate_simd(op)?
             || self.translate_exception_op(op)?;
         if translated {
+            self.fuel_after_op(op);
             return Ok(());
         }
         Err(match Proposal::of_operator(op) {

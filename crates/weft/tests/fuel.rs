@@ -1,0 +1,136 @@
+//! Fuel: exact consumption of known code, the same at every optimisation
+//! level; the out-of-fuel trap; a callback that refuels; yielding a
+//! resumable call every N units and resuming it on another thread; and
+//! fuel in a store whose engine does not count it.
+
+use std::time::Duration;
+
+use weft::{CallState, Config, Engine, Instance, Module, OptLevel, Store, Trap, UpdateFuel};
+
+mod common;
+
+/// `count(n)` runs `n` iterations of 5 operators (local.get, i32.const,
+/// i32.sub, local.tee, br_if; loop, end and the function's end are free).
+/// `mixed(n)` adds calls, a branch in the loop and a memory access.
+const GUEST: &str = r#"(module
+  (memory 1)
+  (func (export "count") (param $n i32)
+    (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+  (func $twice (param i32) (result i32) (i32.add (local.get 0) (local.get 0)))
+  (func (export "mixed") (param $n i32) (result i32) (local $acc i32)
+    (loop $l
+      (if (i32.and (local.get $n) (i32.const 1))
+        (then (local.set $acc (call $twice (local.get $acc))))
+        (else (local.set $acc (i32.add (local.get $acc) (i32.load (i32.const 0))))))
+      (i32.store (i32.const 0) (local.get $n))
+      (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+    (local.get $acc)))"#;
+
+fn engine(opt: OptLevel) -> (Engine, Module) {
+    let mut config = Config::new();
+    config.consume_fuel(true).cranelift_opt_level(opt);
+    let engine = Engine::new(&config).unwrap();
+    let module = Module::new(&engine, GUEST).unwrap();
+    (engine, module)
+}
+
+#[test]
+fn a_known_loop_consumes_exactly_its_operators() {
+    let (engine, module) = engine(OptLevel::Speed);
+    let mut store = Store::new(&engine, ());
+    store.set_fuel(1000).unwrap();
+    let inst = Instance::new(&mut store, &module, &[]).unwrap();
+    let count = inst.get_typed_func::<i32, ()>(&mut store, "count").unwrap();
+    count.call(&mut store, 10).unwrap();
+    assert_eq!(store.get_fuel().unwrap(), 1000 - 5 * 10);
+    count.call(&mut store, 1).unwrap();
+    assert_eq!(store.get_fuel().unwrap(), 1000 - 5 * 11);
+}
+
+#[test]
+fn consumption_does_not_depend_on_the_optimisation_level() {
+    let mut used = Vec::new();
+    for opt in [OptLevel::None, OptLevel::Speed, OptLevel::SpeedAndSize] {
+        let (engine, module) = engine(opt);
+        let mut store = Store::new(&engine, ());
+        store.set_fuel(1_000_000).unwrap();
+        let inst = Instance::new(&mut store, &module, &[]).unwrap();
+        let mixed = inst.get_typed_func::<i32, i32>(&mut store, "mixed").unwrap();
+        mixed.call(&mut store, 1000).unwrap();
+        used.push(1_000_000 - store.get_fuel().unwrap());
+    }
+    assert!(used.iter().all(|u| *u == used[0]), "{used:?}");
+    assert!(used[0] > 10_000, "{used:?}");
+}
+
+#[test]
+fn running_out_traps_and_a_callback_can_refuel() {
+    let (engine, module) = engine(OptLevel::Speed);
+    let mut store = Store::new(&engine, ());
+    let inst = Instance::new(&mut store, &module, &[]).unwrap();
+    let count = inst.get_typed_func::<i32, ()>(&mut store, "count").unwrap();
+    // A new store has no fuel.
+    let err = count.call(&mut store, 1).unwrap_err();
+    assert_eq!(err.downcast_ref::<Trap>(), Some(&Trap::OutOfFuel));
+    store.set_fuel(100).unwrap();
+    let err = count.call(&mut store, 1000).unwrap_err();
+    assert_eq!(err.downcast_ref::<Trap>(), Some(&Trap::OutOfFuel), "{err:?}");
+    // Refuelled 100 at a time: 5,000 units take 50 refuels or so.
+    let refuels = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let r = refuels.clone();
+    store.out_of_fuel_callback(move |_| {
+        r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(UpdateFuel::Continue(100))
+    });
+    store.set_fuel(0).unwrap();
+    count.call(&mut store, 1000).unwrap();
+    let n = refuels.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((49..=52).contains(&n), "{n} refuels");
+    // The callback can stop the guest too, or fail it with its own error.
+    store.out_of_fuel_callback(|_| Ok(UpdateFuel::Trap));
+    assert_eq!(count.call(&mut store, 1000).unwrap_err().downcast_ref::<Trap>(), Some(&Trap::OutOfFuel));
+    store.out_of_fuel_callback(|_| anyhow::bail!("budget exhausted"));
+    let err = count.call(&mut store, 1000).unwrap_err();
+    assert!(err.chain().any(|c| c.to_string() == "budget exhausted"), "{err:?}");
+}
+
+#[test]
+fn a_resumable_call_yields_every_interval_and_resumes_on_another_thread() {
+    let _watchdog = common::Watchdog::arm(Duration::from_secs(120));
+    let (engine, module) = engine(OptLevel::Speed);
+    let mut store = Store::new(&engine, ());
+    store.set_fuel(1_000_000).unwrap();
+    store.fuel_async_yield_interval(Some(10_000)).unwrap();
+    let inst = Instance::new(&mut store, &module, &[]).unwrap();
+    let count = inst.get_typed_func::<i32, ()>(&mut store, "count").unwrap();
+    let mut state = count.call_resumable(&mut store, 20_000).unwrap();
+    let mut yields = 0;
+    loop {
+        match state {
+            CallState::Done(()) => break,
+            CallState::Suspended(s) => {
+                yields += 1;
+                // Every other resumption happens on a thread of its own.
+                state = if yields % 2 == 0 {
+                    std::thread::scope(|t| t.spawn(|| s.resume(&mut store).unwrap()).join().unwrap())
+                } else {
+                    s.resume(&mut store).unwrap()
+                };
+            }
+        }
+    }
+    assert!((9..=11).contains(&yields), "{yields} yields for 100,000 units at 10,000 each");
+    assert_eq!(store.get_fuel().unwrap(), 1_000_000 - 100_000);
+    // A plain call does not yield.
+    count.call(&mut store, 20_000).unwrap();
+    assert_eq!(store.get_fuel().unwrap(), 1_000_000 - 200_000);
+}
+
+#[test]
+fn fuel_in_an_engine_that_does_not_count_it_is_an_error() {
+    let engine = Engine::default();
+    let mut store = Store::new(&engine, ());
+    assert!(store.set_fuel(10).is_err());
+    assert!(store.get_fuel().is_err());
+    assert!(store.fuel_async_yield_interval(Some(10)).is_err());
+}
