@@ -200,8 +200,9 @@ impl Config {
     /// order the guest runs them and counted by the translator, so the same
     /// calls consume the same fuel whatever the optimisation level. A store
     /// starts with none: [`Store::set_fuel`](crate::Store::set_fuel) gives
-    /// it some. When it runs out (checked at function entries and loop
-    /// headers, so a guest may overrun by one straight-line stretch) the
+    /// it some. When it runs out (checked at loop headers and at the entry
+    /// of functions that loop or call, so a guest may overrun by a stretch
+    /// of code without loops or calls) the
     /// guest traps with [`Trap::OutOfFuel`](crate::Trap::OutOfFuel), unless
     /// [`Store::fuel_async_yield_interval`](crate::Store::fuel_async_yield_interval)
     /// or [`Store::out_of_fuel_callback`](crate::Store::out_of_fuel_callback)

@@ -345,10 +345,14 @@ impl<T> Store<T> {
             limiter(data) as *mut dyn crate::ResourceLimiter
         }));
     }
-    /// Collects garbage: nothing to do in Weft, whose references need no
-    /// collector (functions and externrefs live as long as the store). Kept
-    /// for code written for wasmtime, which calls `store.gc(None)`.
-    pub fn gc(&mut self, _why: Option<&std::convert::Infallible>) {}
+    /// Collects garbage: frees the exception objects nothing refers to any
+    /// more (they are collected as they accumulate anyway). Weft's other
+    /// references need no collector: functions and externrefs live as long
+    /// as the store. Takes wasmtime's argument, for code that calls
+    /// `store.gc(None)`.
+    pub fn gc(&mut self, _why: Option<&std::convert::Infallible>) {
+        crate::runtime::exception::collect(&mut self.inner.opaque);
+    }
 
     /// Makes `exception` the store's pending exception and returns the error
     /// that throws it: returned from a host function, it is thrown into the
@@ -460,23 +464,18 @@ pub struct StoreContext<'a, T> {
 }
 
 impl<T> StoreContextMut<'_, T> {
-    /// Makes `exception` the store's pending exception and returns the error
-    /// that throws it: returned from a host function, it is thrown into the
-    /// function's Wasm caller, where handlers can catch it; from a call the
-    /// host made, it reaches the host like an exception escaping Wasm. The
-    /// host gives its hold on the exception up.
+    /// See [`Store::throw`].
     ///
     /// # Panics
     /// If the exception belongs to another store.
     pub fn throw<R>(&mut self, exception: crate::ExnRef) -> Result<R, crate::ThrownException> {
         Err(self.inner.opaque.throw_exn(exception))
     }
-    /// Takes the pending exception: the one that made the last call fail
-    /// with [`ThrownException`](crate::ThrownException), if nothing took it yet.
+    /// See [`Store::take_pending_exception`].
     pub fn take_pending_exception(&mut self) -> Option<crate::ExnRef> {
         self.inner.opaque.take_pending()
     }
-    /// Whether an exception is pending (see [`Self::take_pending_exception`]).
+    /// See [`Store::has_pending_exception`].
     pub fn has_pending_exception(&self) -> bool {
         self.inner.opaque.exceptions.pending != 0
     }

@@ -278,6 +278,10 @@ fn exceptions_referenced_from_globals_and_tables_survive_collections() {
     let run = inst.get_typed_func::<i32, i32>(&mut store, "run").unwrap();
     assert_eq!(run.call(&mut store, 20_000).unwrap(), 666);
     assert!(store.live_exceptions() < 4096, "{} live", store.live_exceptions());
+    // Outside any call, a collection keeps exactly what the global and the
+    // table still hold.
+    store.gc(None);
+    assert_eq!(store.live_exceptions(), 2);
 }
 
 #[test]

@@ -360,18 +360,10 @@ unsafe fn unwind(exn: usize, pc: usize, fp: usize) -> ! {
             }
             Some(None) => {}
         }
-        if fp == 0 || fp >= entry_sp || !fp.is_multiple_of(8) {
-            break;
-        }
-        // SAFETY: `fp` is a frame pointer of compiled code on this stack,
-        // below the activation's entry.
-        unsafe {
-            pc = *((fp + 8) as *const usize);
-            let next = *(fp as *const usize);
-            if next <= fp {
-                break;
-            }
-            fp = next;
+        // SAFETY: `fp` is a frame of compiled code on this stack.
+        match unsafe { signals::caller_frame(fp, entry_sp) } {
+            Some((caller_pc, caller_fp)) => (pc, fp) = (caller_pc, caller_fp),
+            None => break,
         }
     }
     // Uncaught here: the exception leaves the activation.

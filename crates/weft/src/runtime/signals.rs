@@ -267,21 +267,31 @@ unsafe fn record_backtrace(a: &mut Activation, mut pc: usize, mut fp: usize) {
         }
         a.backtrace[n] = std::mem::MaybeUninit::new(pc);
         n += 1;
-        if fp == 0 || fp >= a.entry_sp || !fp.is_multiple_of(8) {
-            break;
-        }
-        // SAFETY: `fp` is a frame pointer on this stack below the entry point;
-        // compiled code keeps [fp] = caller fp and [fp + 8] = return address.
-        unsafe {
-            pc = *((fp + 8) as *const usize);
-            let next = *(fp as *const usize);
-            if next <= fp {
-                break;
-            }
-            fp = next;
+        // SAFETY: `fp` is a frame of compiled code on this stack.
+        match unsafe { caller_frame(fp, a.entry_sp) } {
+            Some((caller_pc, caller_fp)) => (pc, fp) = (caller_pc, caller_fp),
+            None => break,
         }
     }
     a.backtrace_len = n;
+}
+
+/// The caller of the compiled-code frame `fp`: its return address into the
+/// caller and the caller's frame pointer, unless the chain ends (a null or
+/// misaligned pointer, or one at or above the activation's entry `entry_sp`,
+/// where the host's frames begin). Async-signal-safe.
+///
+/// # Safety
+/// `fp` must be the frame pointer of a live compiled-code frame on this
+/// thread's stack: compiled code keeps `[fp]` = caller's frame pointer and
+/// `[fp + 8]` = return address.
+pub unsafe fn caller_frame(fp: usize, entry_sp: usize) -> Option<(usize, usize)> {
+    if fp == 0 || fp >= entry_sp || !fp.is_multiple_of(8) {
+        return None;
+    }
+    // SAFETY: as the caller guarantees, below the activation's entry.
+    let (pc, next) = unsafe { (*((fp + 8) as *const usize), *(fp as *const usize)) };
+    (next > fp).then_some((pc, next))
 }
 
 static mut PREV_SIGSEGV: MaybeUninit<libc::sigaction> = MaybeUninit::uninit();

@@ -5,8 +5,9 @@
 //! in the store context's `fuel_consumed`). Each operator's cost is added
 //! up at translation time and charged as one addition where the straight
 //! line it belongs to ends: before any branch, merge or call. The counter is
-//! negative while fuel remains; function entries and loop headers check it
-//! and call the runtime (a cold path) when it reaches zero. Costs come from
+//! negative while fuel remains; loop headers and the entries of functions
+//! that loop or call check it and call the runtime (a cold path) when it
+//! reaches zero. Costs come from
 //! the operators alone, so what a call consumes does not depend on how
 //! Cranelift optimises it.
 
@@ -19,6 +20,25 @@ fn cost(op: &Operator<'_>) -> i64 {
         O::Nop | O::Drop | O::Block { .. } | O::Loop { .. } | O::Unreachable | O::Return | O::Else | O::End => 0,
         _ => 1,
     }
+}
+
+/// Whether a body has a loop or makes a call (of a Wasm function or the host).
+fn loops_or_calls(body: &wasmparser::FunctionBody<'_>) -> anyhow::Result<bool> {
+    use Operator as O;
+    let mut reader = body.get_operators_reader()?;
+    while !reader.eof() {
+        if let O::Loop { .. }
+        | O::Call { .. }
+        | O::CallIndirect { .. }
+        | O::CallRef { .. }
+        | O::ReturnCall { .. }
+        | O::ReturnCallIndirect { .. }
+        | O::ReturnCallRef { .. } = reader.read()?
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 impl<'a, 'b> FuncTranslator<'a, 'b> {
@@ -74,14 +94,20 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.builder.switch_to_block(cont);
     }
 
-    /// At the function's entry: the counter, and the entry check.
-    pub(super) fn fuel_function_entry(&mut self) {
+    /// At the function's entry: the counter, and the entry check, which a
+    /// function without loops or calls does without: it runs a bounded
+    /// stretch and returns, and its caller checks at its next loop header
+    /// or call.
+    pub(super) fn fuel_function_entry(&mut self, body: &wasmparser::FunctionBody<'_>) -> anyhow::Result<()> {
         if !self.env.tunables.consume_fuel {
-            return;
+            return Ok(());
         }
         self.fuel_var = Some(self.builder.declare_var(types::I64));
         self.fuel_load();
-        self.fuel_check();
+        if loops_or_calls(body)? {
+            self.fuel_check();
+        }
+        Ok(())
     }
 
     /// Before an operator is translated (in reachable code): gathers its

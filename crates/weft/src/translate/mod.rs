@@ -433,7 +433,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             self.memory_defs.push(def);
             self.memory_bases.push(base);
         }
-        self.fuel_function_entry();
+        self.fuel_function_entry(body)?;
 
         let exit = self.builder.create_block();
         for r in ty.results() {
