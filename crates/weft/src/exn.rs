@@ -121,8 +121,9 @@ impl ExnRef {
                 anyhow::bail!("field {i} does not match the payload type {t}");
             }
         }
+        // Converted (and checked) before the allocation, which may collect.
         let raw: Vec<ValRaw> = fields.iter().map(|v| v.to_raw(s)).collect();
-        let ptr = crate::runtime::exception::allocate(s, tag.index as u32, &raw);
+        let ptr = crate::runtime::exception::allocate_with_payload(s, tag.index as u32, &raw);
         s.exceptions.pin(ptr);
         Ok(ExnRef { store_id: s.id, ptr })
     }

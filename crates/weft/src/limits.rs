@@ -212,17 +212,6 @@ pub(crate) enum Growth {
 }
 
 impl crate::store::StoreOpaque {
-    /// The store's limiter, if one is installed.
-    fn limiter(&mut self) -> Option<&mut dyn ResourceLimiter> {
-        let mut get = self.limiter.take()?;
-        let limiter = get(self as *mut Self as *mut u8);
-        self.limiter = Some(get);
-        // SAFETY: the closure returns a limiter inside the store's data,
-        // which is disjoint from the `StoreOpaque` and lives as long as the
-        // store; nothing else borrows the data while the store runs this.
-        Some(unsafe { &mut *limiter })
-    }
-
     /// Asks the limiter whether a memory may grow from `current` to `desired` bytes.
     pub(crate) fn memory_growing(&mut self, current: u64, desired: u64, maximum: Option<u64>) -> Growth {
         let Some(limiter) = self.limiter() else { return Growth::Allowed };

@@ -363,12 +363,12 @@ impl<T> Store<T> {
     /// # Panics
     /// If the exception belongs to another store.
     pub fn throw<R>(&mut self, exception: crate::ExnRef) -> Result<R, crate::ThrownException> {
-        Err(self.inner.opaque.throw_exn(exception))
+        self.as_context_mut().throw(exception)
     }
     /// Takes the pending exception: the one that made the last call fail
     /// with [`ThrownException`](crate::ThrownException), if nothing took it yet.
     pub fn take_pending_exception(&mut self) -> Option<crate::ExnRef> {
-        self.inner.opaque.take_pending()
+        self.as_context_mut().take_pending_exception()
     }
     /// Whether an exception is pending (see [`Self::take_pending_exception`]).
     pub fn has_pending_exception(&self) -> bool {
@@ -436,6 +436,19 @@ impl<T> Store<T> {
     pub fn into_data(self) -> T {
         let inner = *self.inner;
         inner.data
+    }
+}
+
+impl StoreOpaque {
+    /// The store's limiter, if one is installed (see [`Store::limiter`]).
+    pub(crate) fn limiter(&mut self) -> Option<&mut dyn crate::ResourceLimiter> {
+        let mut get = self.limiter.take()?;
+        let limiter = get(self as *mut Self as *mut u8);
+        self.limiter = Some(get);
+        // SAFETY: the closure returns a limiter inside the store's data,
+        // which is disjoint from the `StoreOpaque` and lives as long as the
+        // store; nothing else borrows the data while the store runs this.
+        Some(unsafe { &mut *limiter })
     }
 }
 

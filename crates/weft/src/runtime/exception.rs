@@ -75,13 +75,11 @@ pub(crate) struct ExnHeap {
     pub pending: usize,
     /// A collection runs when this many objects are live.
     threshold: usize,
-    /// Collections run so far (tests read it).
-    pub collections: u64,
 }
 
 impl Default for ExnHeap {
     fn default() -> Self {
-        ExnHeap { live: HashSet::new(), pinned: Default::default(), pending: 0, threshold: MIN_COLLECTION_THRESHOLD, collections: 0 }
+        ExnHeap { live: HashSet::new(), pinned: Default::default(), pending: 0, threshold: MIN_COLLECTION_THRESHOLD }
     }
 }
 
@@ -171,16 +169,23 @@ impl ExnHeap {
     }
 }
 
-/// Allocates an exception object of store tag `tag` with `payload`,
-/// collecting first if enough objects have accumulated.
-pub(crate) fn allocate(store: &mut StoreOpaque, tag: u32, payload: &[ValRaw]) -> usize {
+/// Allocates an exception object of store tag `tag` with `len` zeroed
+/// payload slots (compiled code or the host writes them), collecting first
+/// if enough objects have accumulated.
+pub(crate) fn allocate(store: &mut StoreOpaque, tag: u32, len: u32) -> usize {
     if store.exceptions.live.len() >= store.exceptions.threshold {
         collect(store);
     }
-    let p = alloc_object(tag, payload.len() as u32);
-    // SAFETY: the object has room for the payload.
-    unsafe { std::ptr::copy_nonoverlapping(payload.as_ptr(), (p + EXN_PAYLOAD_OFFSET as usize) as *mut ValRaw, payload.len()) };
+    let p = alloc_object(tag, len);
     store.exceptions.live.insert(p);
+    p
+}
+
+/// Allocates an exception object of store tag `tag` holding `payload`.
+pub(crate) fn allocate_with_payload(store: &mut StoreOpaque, tag: u32, payload: &[ValRaw]) -> usize {
+    let p = allocate(store, tag, payload.len() as u32);
+    // SAFETY: a fresh object of `payload.len()` slots that nothing else has seen.
+    unsafe { std::ptr::copy_nonoverlapping(payload.as_ptr(), (p + EXN_PAYLOAD_OFFSET as usize) as *mut ValRaw, payload.len()) };
     p
 }
 
@@ -243,7 +248,6 @@ pub(crate) fn collect(store: &mut StoreOpaque) {
         unsafe { free_object(p) };
         false
     });
-    heap.collections += 1;
     heap.threshold = (heap.live.len() * 2).max(MIN_COLLECTION_THRESHOLD);
 }
 
@@ -430,13 +434,8 @@ pub(crate) unsafe extern "C" fn exn_new(vmctx: *mut u8, tag: u32) -> usize {
     let (inst, store) = unsafe { crate::runtime::instance::instance_of(vmctx) };
     let store_tag = inst.tags[tag as usize];
     let ty = store.engine.func_type(store.tags[store_tag].type_id);
-    let len = ty.params().len();
-    let zeros = [ValRaw::default(); 8];
-    if len <= zeros.len() {
-        allocate(store, store_tag as u32, &zeros[..len])
-    } else {
-        allocate(store, store_tag as u32, &vec![ValRaw::default(); len])
-    }
+    let len = ty.params().len() as u32;
+    allocate(store, store_tag as u32, len)
 }
 
 /// `ExnDrop` builtin: a handler is done with `exn`.
