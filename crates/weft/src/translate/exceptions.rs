@@ -82,8 +82,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         let exn = self.call_builtin(Builtin::ExnNew, &[tag_value])[0];
         let values = self.peekn(params.len()).to_vec();
         for (i, v) in values.into_iter().enumerate() {
-            let offset = (vmctx::EXN_PAYLOAD_OFFSET + i as u32 * vmctx::EXN_SLOT_SIZE) as i32;
-            self.builder.ins().store(trusted_flags(), v, exn, offset);
+            self.builder.ins().store(trusted_flags(), v, exn, Self::payload_offset(i));
         }
         let n = self.stack.len() - params.len();
         self.stack.truncate(n);
@@ -197,13 +196,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     /// passes on (the payload, then the exception for the `_ref` forms).
     /// A clause that does not pass the exception on is done with it.
     fn caught_values(&mut self, exn: Value, clause: CatchClause) -> Vec<Value> {
-        let mut values = Vec::new();
-        if let Some(tag) = clause.tag {
-            for (i, ty) in self.tag_params(tag).into_iter().enumerate() {
-                let offset = (vmctx::EXN_PAYLOAD_OFFSET + i as u32 * vmctx::EXN_SLOT_SIZE) as i32;
-                values.push(self.builder.ins().load(ty, trusted_flags(), exn, offset));
-            }
-        }
+        let mut values = clause.tag.map(|tag| self.load_payload(exn, tag)).unwrap_or_default();
         if clause.pass_exn {
             self.mark_exposed(exn);
             values.push(exn);
@@ -211,6 +204,17 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             self.call_builtin(Builtin::ExnDrop, &[exn]);
         }
         values
+    }
+
+    /// The offset of payload slot `i` in an exception object.
+    fn payload_offset(i: usize) -> i32 {
+        (vmctx::EXN_PAYLOAD_OFFSET + i as u32 * vmctx::EXN_SLOT_SIZE) as i32
+    }
+
+    /// The payload of `exn`, an exception of module tag `tag`.
+    fn load_payload(&mut self, exn: Value, tag: u32) -> Vec<Value> {
+        let params = self.tag_params(tag);
+        params.into_iter().enumerate().map(|(i, ty)| self.builder.ins().load(ty, trusted_flags(), exn, Self::payload_offset(i))).collect()
     }
 
     /// Records that `exn` becomes a value, which only the collector may free.
@@ -269,11 +273,8 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 self.mark_exposed(exn);
                 self.builder.def_var(caught, exn);
                 if let Some(tag) = tag {
-                    for (i, ty) in self.tag_params(tag).into_iter().enumerate() {
-                        let offset = (vmctx::EXN_PAYLOAD_OFFSET + i as u32 * vmctx::EXN_SLOT_SIZE) as i32;
-                        let v = self.builder.ins().load(ty, trusted_flags(), exn, offset);
-                        self.stack.push(v);
-                    }
+                    let payload = self.load_payload(exn, tag);
+                    self.stack.extend(payload);
                 }
                 self.reachable = true;
             }
