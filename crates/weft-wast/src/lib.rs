@@ -229,7 +229,12 @@ impl Context {
                 }
                 Err(e) => bail!("expected an exception, got error: {e:#}"),
             },
-            WastDirective::AssertSuspension { .. } => bail!("stack switching is not supported yet"),
+            // A suspension no handler takes reaches the host as a trap.
+            WastDirective::AssertSuspension { exec, message, .. } => match self.execute(exec) {
+                Ok(vals) => bail!("expected a suspension `{message}`, got {vals:?}"),
+                Err(e) if e.downcast_ref::<Trap>() == Some(&Trap::UnhandledTag) => {}
+                Err(e) => bail!("expected a suspension `{message}`, got error: {e:#}"),
+            },
             WastDirective::Thread(_) | WastDirective::Wait { .. } => bail!("threads are not supported"),
         }
         Ok(())
@@ -391,6 +396,8 @@ fn check_trap(error: &anyhow::Error, message: &str) -> anyhow::Result<()> {
         m if m.starts_with("integer divide by zero") => &[Trap::IntegerDivisionByZero],
         m if m.starts_with("invalid conversion to integer") => &[Trap::BadConversionToInteger],
         m if m.starts_with("call stack exhausted") => &[Trap::StackOverflow],
+        m if m.starts_with("continuation already consumed") => &[Trap::ContinuationAlreadyConsumed],
+        m if m.starts_with("unhandled") => &[Trap::UnhandledTag],
         _ => return Ok(()),
     };
     if !expected.contains(trap) {

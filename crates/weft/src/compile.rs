@@ -35,6 +35,8 @@ pub fn build_isa(config: &Config) -> anyhow::Result<OwnedTargetIsa> {
     flags.set("enable_multi_ret_implicit_sret", "true")?;
     flags.set("enable_nan_canonicalization", if config.nan_canonicalization { "true" } else { "false" })?;
     flags.set("unwind_info", "false")?;
+    // Stack switching: `stack_switch` in continuation instructions.
+    flags.set("stack_switch_model", "basic")?;
     flags.set("enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })?;
     let isa_builder = cranelift_native::builder().map_err(|e| anyhow::anyhow!("unsupported host: {e}"))?;
     Ok(isa_builder.finish(settings::Flags::new(flags))?)

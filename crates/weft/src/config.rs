@@ -120,6 +120,8 @@ pub struct Config {
     pub(crate) perf_map: bool,
     pub(crate) proposals: Proposals,
     pub(crate) nan_canonicalization: bool,
+    pub(crate) stack_switching_stack_size: usize,
+    pub(crate) max_continuations: usize,
 }
 
 impl Default for Config {
@@ -133,6 +135,8 @@ impl Default for Config {
             perf_map: false,
             proposals: Proposals::default(),
             nan_canonicalization: false,
+            stack_switching_stack_size: 256 * 1024,
+            max_continuations: 1 << 20,
         }
     }
 }
@@ -151,6 +155,29 @@ impl Config {
     /// for host functions called from Wasm.
     pub fn max_wasm_stack(&mut self, bytes: usize) -> &mut Self {
         self.tunables.max_wasm_stack = bytes;
+        self
+    }
+
+    /// Sets the stack, in bytes, that Wasm code may use in each continuation
+    /// (stack switching; default 256 KiB). Deeper recursion inside a
+    /// continuation traps with [`Trap::StackOverflow`](crate::Trap::StackOverflow).
+    ///
+    /// Each continuation's stack also has a guard page and 64 KiB for the
+    /// runtime below that. Stacks are reserved, not committed: a
+    /// continuation costs only the pages it touches, usually one or two.
+    /// Host functions called from a continuation run on the stack the host
+    /// called Wasm on, so they are not bound by this size.
+    pub fn stack_switching_stack_size(&mut self, bytes: usize) -> &mut Self {
+        self.stack_switching_stack_size = bytes;
+        self
+    }
+
+    /// Sets how many continuations a store may have at a time (created and
+    /// not yet returned; default 2^20). `cont.new` beyond that traps with
+    /// [`Trap::ContinuationsExhausted`](crate::Trap::ContinuationsExhausted),
+    /// as it does when no stack can be mapped.
+    pub fn max_continuations(&mut self, count: usize) -> &mut Self {
+        self.max_continuations = count;
         self
     }
 

@@ -27,6 +27,8 @@ pub(crate) struct EngineInner {
     pub interruptible: Mutex<Vec<std::sync::Weak<InterruptShared>>>,
     /// Interrupt pages for new stores in MMU modes.
     pub interrupt_pages: Arc<PagePool>,
+    /// Stacks for continuations, reused by every store.
+    pub stacks: Arc<crate::runtime::stacks::StackPool>,
 }
 
 /// A compilation environment: configuration, code generator and type registry.
@@ -93,6 +95,7 @@ impl Engine {
                 table_pool,
                 interruptible: Mutex::new(Vec::new()),
                 interrupt_pages: Arc::default(),
+                stacks: Arc::new(crate::runtime::stacks::StackPool::new(config.stack_switching_stack_size, 1024)),
             }),
         })
     }

@@ -133,6 +133,7 @@ impl Proposal {
                 | Proposal::LegacyExceptions
                 | Proposal::Simd
                 | Proposal::RelaxedSimd
+                | Proposal::StackSwitching
         )
     }
 

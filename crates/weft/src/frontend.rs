@@ -148,6 +148,14 @@ pub struct ModuleInfo {
     pub types: Vec<FuncType>,
     /// The recursion groups of the type section, as type-index ranges.
     pub rec_groups: Vec<Range<u32>>,
+    /// Continuation types (stack switching): `cont $f` maps to `$f`. Their
+    /// entries in `types` are copies of their function types' signatures,
+    /// which is what resuming one takes and gives.
+    pub cont_types: HashMap<u32, u32>,
+    /// Types declared open to subtypes (`sub` without `final`). Weft has no
+    /// subtyping of declared types yet, but such a type is distinct from a
+    /// final one of the same shape.
+    pub non_final_types: std::collections::HashSet<u32>,
     /// Type index of each function, imported ones first.
     pub funcs: Vec<u32>,
     pub num_imported_funcs: u32,
@@ -219,14 +227,30 @@ pub fn parse(bytes: &[u8], features: WasmFeatures) -> anyhow::Result<(ModuleInfo
                 for group in reader {
                     let group = group?;
                     let start = info.types.len() as u32;
+                    let mut conts = Vec::new();
                     for sub in group.into_types() {
-                        if !sub.is_final || !sub.supertype_idxs.is_empty() {
+                        if !sub.supertype_idxs.is_empty() {
                             return Err(CompileError::unsupported(Proposal::Gc, "type subtyping"));
+                        }
+                        if !sub.is_final {
+                            info.non_final_types.insert(info.types.len() as u32);
                         }
                         match sub.composite_type.inner {
                             wasmparser::CompositeInnerType::Func(f) => info.types.push(f),
+                            wasmparser::CompositeInnerType::Cont(c) => {
+                                // Validated: the index names a function type,
+                                // possibly later in this group.
+                                let func = c.0.as_module_index().or_else(|| c.0.as_rec_group_index().map(|i| start + i)).unwrap_or(0);
+                                conts.push((info.types.len() as u32, func));
+                                info.types.push(FuncType::new([], []));
+                            }
                             _ => return Err(CompileError::unsupported(Proposal::Gc, "struct and array types")),
                         }
+                    }
+                    // A continuation type's entry is its function type's signature.
+                    for (cont, func) in conts {
+                        info.types[cont as usize] = info.types[func as usize].clone();
+                        info.cont_types.insert(cont, func);
                     }
                     info.rec_groups.push(start..info.types.len() as u32);
                 }

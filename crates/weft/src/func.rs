@@ -90,7 +90,9 @@ unsafe impl<T> Send for HostFuncContext<T> {}
 unsafe impl<T> Sync for HostFuncContext<T> {}
 
 unsafe extern "C" fn host_callback<T: 'static>(ctx: *mut HostFuncContext<T>, caller_vmctx: *mut u8, values: *mut ValRaw, fp: usize) {
-    let result = {
+    // SAFETY: every caller vmctx points to its store context.
+    let store_ctx = unsafe { *(caller_vmctx.add(vmctx::VMCTX_STORE_CTX_OFFSET as usize) as *const *mut vmctx::VMStoreContext) };
+    let call = || {
         // SAFETY: `ctx` is the context this callback was registered with; the
         // store (or linker) keeps it alive while it can be called.
         let ctx = unsafe { &*ctx };
@@ -107,6 +109,8 @@ unsafe extern "C" fn host_callback<T: 'static>(ctx: *mut HostFuncContext<T>, cal
         let caller = Caller { store: StoreContextMut { inner: store }, caller_vmctx };
         std::panic::catch_unwind(AssertUnwindSafe(|| (ctx.func)(caller, values)))
     };
+    // SAFETY: called from compiled code of that store; the call catches panics.
+    let result = unsafe { crate::runtime::continuation::on_native_stack(store_ctx, call) };
     // Nothing that needs dropping is live past this point: `raise` does not return.
     match result {
         Ok(Ok(())) => {}

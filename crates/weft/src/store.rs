@@ -65,6 +65,8 @@ pub struct StoreOpaque {
     pub(crate) out_of_fuel_callback: Option<ErasedCallback<crate::runtime::fuel::UpdateFuel>>,
     /// Exception objects, and the pending exception.
     pub(crate) exceptions: crate::runtime::exception::ExnHeap,
+    /// Continuations (stack switching).
+    pub(crate) conts: crate::runtime::continuation::ContStore,
     /// Decides what happens when the epoch deadline is reached (None: trap).
     pub(crate) epoch_callback: Option<ErasedCallback<UpdateDeadline>>,
     /// Decides what happens on an MMU interruption (None: trap).
@@ -229,6 +231,10 @@ impl<T> Store<T> {
             stack_limit_mirror: std::ptr::null_mut(),
             segment_probe_page: 0,
             fuel_consumed: 0,
+            cont_values: std::ptr::null_mut(),
+            switch_store: 0,
+            switch_load: 0,
+            switch_payload: 0,
         });
         let mut inner = Box::new(StoreInner {
             opaque: StoreOpaque {
@@ -241,6 +247,7 @@ impl<T> Store<T> {
                 globals: Vec::new(),
                 tags: Vec::new(),
                 exceptions: Default::default(),
+                conts: Default::default(),
                 limiter: None,
                 fuel: Default::default(),
                 out_of_fuel_callback: None,
@@ -260,6 +267,7 @@ impl<T> Store<T> {
         inner.opaque.vm.store = opaque as *mut u8;
         let ctx: *mut VMStoreContext = &mut *inner.opaque.vm;
         inner.opaque.host_vmctx[(crate::vmctx::VMCTX_STORE_CTX_OFFSET / 8) as usize] = ctx as u64;
+        inner.opaque.conts.configure(engine.inner.stacks.clone(), engine.config().max_continuations);
         let mode = engine.config().tunables.interruption;
         if matches!(mode, Interruption::MmuPage | Interruption::MmuPointer) {
             let ctx: *mut VMStoreContext = &mut *inner.opaque.vm;

@@ -21,6 +21,9 @@ pub mod codes {
     /// Marks the dead loads of MMU interruption points. A fault there is not a
     /// trap but a call into the store's interrupt hook.
     pub const INTERRUPTION_POINT: TrapCode = TrapCode::unwrap_user(7);
+    pub const CONTINUATION_CONSUMED: TrapCode = TrapCode::unwrap_user(8);
+    pub const UNHANDLED_TAG: TrapCode = TrapCode::unwrap_user(9);
+    pub const CONTINUATIONS_EXHAUSTED: TrapCode = TrapCode::unwrap_user(10);
 }
 
 /// Why a guest trapped.
@@ -76,6 +79,15 @@ pub enum Trap {
     Interrupt,
     /// The store's fuel ran out (see [`Config::consume_fuel`](crate::Config::consume_fuel)).
     OutOfFuel,
+    /// A continuation was resumed, bound or switched to a second time
+    /// (continuations are one-shot).
+    ContinuationAlreadyConsumed,
+    /// `suspend` or `switch` found no active handler of its tag.
+    UnhandledTag,
+    /// The store may not have another continuation (see
+    /// [`Config::max_continuations`](crate::Config::max_continuations)), or
+    /// no stack could be allocated for one.
+    ContinuationsExhausted,
 }
 
 impl Trap {
@@ -93,6 +105,9 @@ impl Trap {
             codes::BAD_SIGNATURE => Trap::BadSignature,
             codes::NULL_REFERENCE => Trap::NullReference,
             codes::INTERRUPTED => Trap::Interrupt,
+            codes::CONTINUATION_CONSUMED => Trap::ContinuationAlreadyConsumed,
+            codes::UNHANDLED_TAG => Trap::UnhandledTag,
+            codes::CONTINUATIONS_EXHAUSTED => Trap::ContinuationsExhausted,
             _ => return None,
         })
     }
@@ -112,6 +127,9 @@ impl Trap {
             Trap::StackOverflow => "call stack exhausted",
             Trap::Interrupt => "interrupted",
             Trap::OutOfFuel => "all fuel consumed",
+            Trap::ContinuationAlreadyConsumed => "continuation already consumed",
+            Trap::UnhandledTag => "unhandled tag",
+            Trap::ContinuationsExhausted => "continuations exhausted",
         }
     }
 }

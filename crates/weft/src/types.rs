@@ -423,7 +423,16 @@ enum KeyValType {
     RecLocal { nullable: bool, index: u32 },
 }
 
-type RecGroupKey = Vec<(Vec<KeyValType>, Vec<KeyValType>)>;
+/// What kind of type a rec-group entry is: a function or a continuation
+/// type, final or open to subtypes (two types that differ in either are
+/// distinct, even with the same signature).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct TypeShape {
+    cont: bool,
+    is_final: bool,
+}
+
+type RecGroupKey = Vec<(TypeShape, Vec<KeyValType>, Vec<KeyValType>)>;
 
 #[derive(Default)]
 struct RegistryInner {
@@ -445,8 +454,11 @@ impl TypeRegistry {
 
     /// Registers a function type built by the host (no rec-group references).
     pub fn register_host(&self, ty: &FuncType) -> TypeId {
-        let key: RecGroupKey =
-            vec![(ty.params().iter().map(|t| KeyValType::Plain(*t)).collect(), ty.results().iter().map(|t| KeyValType::Plain(*t)).collect())];
+        let key: RecGroupKey = vec![(
+            TypeShape { cont: false, is_final: true },
+            ty.params().iter().map(|t| KeyValType::Plain(*t)).collect(),
+            ty.results().iter().map(|t| KeyValType::Plain(*t)).collect(),
+        )];
         self.register_group(key)[0]
     }
 
@@ -457,7 +469,7 @@ impl TypeRegistry {
         }
         let first = inner.types.len() as u32;
         let ids: Vec<TypeId> = (0..key.len() as u32).map(|i| TypeId(first + i)).collect();
-        for (params, results) in key.iter() {
+        for (_, params, results) in key.iter() {
             let resolve = |k: &KeyValType| match k {
                 KeyValType::Plain(t) => *t,
                 KeyValType::RecLocal { nullable, index } => ValType::Ref(RefType { nullable: *nullable, heap: HeapType::Concrete(ids[*index as usize]) }),
@@ -477,7 +489,8 @@ impl TypeRegistry {
                 .map(|t| {
                     let f = &info.types[t as usize];
                     let conv = |v: &wasmparser::ValType| key_val_type(v, group, &ids);
-                    (f.params().iter().map(conv).collect(), f.results().iter().map(conv).collect())
+                    let shape = TypeShape { cont: info.cont_types.contains_key(&t), is_final: !info.non_final_types.contains(&t) };
+                    (shape, f.params().iter().map(conv).collect(), f.results().iter().map(conv).collect())
                 })
                 .collect();
             let group_ids = self.register_group(key);

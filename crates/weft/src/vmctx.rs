@@ -137,7 +137,9 @@ pub struct VMStoreContext {
     /// epoch mode, a forbidden page that a check's slow path loads from, so
     /// that reaching the deadline faults into the store's callback.
     pub interrupt_page: *const u8,
-    /// The innermost active stack (continuation) chain; null while on the native stack.
+    /// The running continuation (stack switching), the innermost of the
+    /// chain of active ones (see `runtime::continuation`); null while Wasm
+    /// runs on the stack the host entered it on.
     pub active_stack: *mut u8,
     /// The store that owns this context.
     pub store: *mut u8,
@@ -155,6 +157,19 @@ pub struct VMStoreContext {
     /// handling runs; compiled code adds each operator's cost and checks
     /// for a value of 0 or more at function entries and loop headers.
     pub fuel_consumed: i64,
+    /// Stack switching: the values that travel with a switch (arguments of
+    /// a resume, payloads of a suspension, results of a continuation), in
+    /// 16-byte slots; see `runtime::continuation`.
+    pub cont_values: *mut u8,
+    /// Stack switching: the switch a continuation builtin prepared, which
+    /// compiled code then makes with Cranelift's `stack_switch`: where to
+    /// save the current context, where to load the next one from, and the
+    /// payload handed to the other side.
+    pub switch_store: usize,
+    /// See [`Self::switch_store`].
+    pub switch_load: usize,
+    /// See [`Self::switch_store`].
+    pub switch_payload: u64,
 }
 
 impl VMStoreContext {
@@ -172,6 +187,14 @@ impl VMStoreContext {
 pub const STORE_CTX_STACK_LIMIT_OFFSET: u32 = offset_of!(VMStoreContext, stack_limit) as u32;
 /// Where compiled code keeps the fuel counter between calls.
 pub const STORE_CTX_FUEL_OFFSET: u32 = offset_of!(VMStoreContext, fuel_consumed) as u32;
+/// Where compiled code finds the values of a stack switch.
+pub const STORE_CTX_CONT_VALUES_OFFSET: u32 = offset_of!(VMStoreContext, cont_values) as u32;
+/// Where compiled code finds the switch a continuation builtin prepared.
+pub const STORE_CTX_SWITCH_STORE_OFFSET: u32 = offset_of!(VMStoreContext, switch_store) as u32;
+/// See [`STORE_CTX_SWITCH_STORE_OFFSET`].
+pub const STORE_CTX_SWITCH_LOAD_OFFSET: u32 = offset_of!(VMStoreContext, switch_load) as u32;
+/// See [`STORE_CTX_SWITCH_STORE_OFFSET`].
+pub const STORE_CTX_SWITCH_PAYLOAD_OFFSET: u32 = offset_of!(VMStoreContext, switch_payload) as u32;
 /// Where the stack limit sits in the interrupt page (MMU page mode).
 pub const INTERRUPT_PAGE_STACK_LIMIT_OFFSET: u32 = 0;
 pub const STORE_CTX_INTERRUPT_PAGE_OFFSET: u32 = offset_of!(VMStoreContext, interrupt_page) as u32;
@@ -296,9 +319,58 @@ pub enum Builtin {
     /// (vmctx): the fuel counter reached zero at a check; refuels (and
     /// returns), yields, or traps, as the store decides.
     OutOfFuel,
+    /// (vmctx, funcref) -> contref, or 0 if the store may not have another
+    /// continuation: `cont.new`.
+    ContNew,
+    /// (vmctx, contref, nargs: i32) -> contref, or 0 if the continuation
+    /// was already consumed: `cont.bind`, binding the first `nargs` switch
+    /// values.
+    ContBind,
+    /// (vmctx, contref, handlers, nargs: i32, throw: i32) -> i32 status
+    /// (see [`CONT_STATUS_CONSUMED`]): prepares the switch of `resume`
+    /// (`throw` = 0) or `resume_throw` (1, the exception in value 0).
+    /// `handlers` is the resume's handler list (see [`CONT_HANDLER_SWITCH`]).
+    ContResume,
+    /// (vmctx, tag: i32, nargs: i32) -> i32 status: prepares the switch of
+    /// `suspend` of module tag `tag` to its handler.
+    ContSuspend,
+    /// (vmctx, contref, tag: i32, nargs: i32) -> i32 status: prepares the
+    /// switch of `switch` to `contref`, through module tag `tag`'s handler.
+    ContSwitch,
 }
 
-pub const NUM_BUILTINS: usize = 15;
+pub const NUM_BUILTINS: usize = 20;
+
+/// Status of a continuation builtin: the switch is prepared.
+pub const CONT_STATUS_OK: i64 = 0;
+/// Status of a continuation builtin: the continuation was already consumed.
+pub const CONT_STATUS_CONSUMED: i64 = 1;
+/// Status of a continuation builtin: no handler of the tag is active.
+pub const CONT_STATUS_UNHANDLED: i64 = 2;
+/// Status of a continuation builtin: the store may not have more continuations.
+pub const CONT_STATUS_EXHAUSTED: i64 = 3;
+
+/// The payload a resume receives when its continuation returned (the
+/// results in the switch values).
+pub const CONT_RETURNED: u64 = 0;
+/// The payload a resume receives when an exception left its continuation
+/// (the exception in switch value 0).
+pub const CONT_THREW: u64 = 1;
+/// The payload a resume receives for a suspension to its handler `k` is
+/// `CONT_SUSPENDED + k` (the tag's values, then the continuation, in the
+/// switch values).
+pub const CONT_SUSPENDED: u64 = 2;
+/// The payload a suspended continuation receives when resumed (its values
+/// in the switch values).
+pub const CONT_RESUMED: u64 = 0;
+/// The payload a suspended continuation receives from `resume_throw` (the
+/// exception in switch value 0).
+pub const CONT_RESUMED_THROWING: u64 = 1;
+/// A resume's handler list, which compiled code writes in its frame: a
+/// `u32` count, then a `(tag identity, kind)` pair of `u32`s per clause in
+/// order; the kind is the index of an `(on $tag $label)` clause among the
+/// label clauses, or this value for `(on $tag switch)`.
+pub const CONT_HANDLER_SWITCH: u32 = u32::MAX;
 
 /// An exception object: a 16-byte header (the tag's identity as a `u32` at
 /// [`EXN_TAG_OFFSET`], whether it was ever exposed as a Wasm or host value

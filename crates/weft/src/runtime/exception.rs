@@ -206,9 +206,11 @@ pub(crate) fn collect(store: &mut StoreOpaque) {
     if store.suspension.suspended.load(std::sync::atomic::Ordering::SeqCst) {
         return;
     }
-    // The stacks first: the scan can give up.
+    // The stacks first: the scan can give up. Suspended continuations'
+    // stacks are scanned whole; while one runs, the frames of the chain are
+    // not all found from here (nor is a running one's stack the thread's).
     let mut stack_words: Vec<u64> = Vec::new();
-    if !scan_stacks(&mut |w| stack_words.push(w)) {
+    if !crate::runtime::continuation::scan_suspended(store, &mut |w| stack_words.push(w)) || !scan_stacks(&mut |w| stack_words.push(w)) {
         store.exceptions.threshold = store.exceptions.threshold.saturating_mul(2);
         return;
     }
@@ -348,13 +350,13 @@ unsafe fn unwind(exn: usize, pc: usize, fp: usize) -> ! {
     let act = signals::current_activation();
     assert!(!act.is_null(), "throw outside of Wasm");
     // SAFETY: the activation is live while its call is in progress.
-    let entry_sp = unsafe { (*act).entry_sp() };
+    let mut cursor = unsafe { signals::FrameCursor::new(&*act) };
     let (throw_pc, throw_fp) = (pc, fp);
     let (mut pc, mut fp) = (pc, fp);
     loop {
         let found = code::with_code_at(pc, |c| c.map(|(mem, offset)| mem.handler_at(offset).map(|(h, size)| (mem.base() as usize + h as usize, size))));
         match found {
-            None => break,
+            None if !cursor.in_continuation() => break,
             Some(Some((handler, frame_size))) => {
                 // SAFETY: the handler belongs to the live frame `fp`, whose
                 // stack pointer at the call was `fp - frame_size`; every
@@ -362,10 +364,17 @@ unsafe fn unwind(exn: usize, pc: usize, fp: usize) -> ! {
                 // nothing to drop.
                 unsafe { weft_resume_at_handler(fp - frame_size as usize, fp, handler, exn) }
             }
-            Some(None) => {}
+            _ => {}
         }
-        // SAFETY: `fp` is a frame of compiled code on this stack.
-        match unsafe { signals::caller_frame(fp, entry_sp) } {
+        // SAFETY: `fp` is a frame of compiled code on the cursor's stack.
+        if unsafe { cursor.is_continuation_entry(fp) } {
+            // No handler in the running continuation: the exception leaves
+            // it for the resume that resumed it, which throws it on.
+            // SAFETY: we are on the running continuation's stack, called from its code.
+            unsafe { crate::runtime::continuation::leave_with_exception((*act).store_ctx, exn) }
+        }
+        // SAFETY: as above.
+        match unsafe { cursor.caller(fp) } {
             Some((caller_pc, caller_fp)) => (pc, fp) = (caller_pc, caller_fp),
             None => break,
         }

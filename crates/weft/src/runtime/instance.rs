@@ -92,6 +92,11 @@ static BUILTINS: BuiltinTable = BuiltinTable([
     crate::runtime::exception::exn_drop as *const u8,
     crate::runtime::exception::weft_throw_stub as *const u8,
     crate::runtime::fuel::weft_out_of_fuel as *const u8,
+    crate::runtime::continuation::cont_new as *const u8,
+    crate::runtime::continuation::cont_bind as *const u8,
+    crate::runtime::continuation::cont_resume as *const u8,
+    crate::runtime::continuation::cont_suspend as *const u8,
+    crate::runtime::continuation::cont_switch as *const u8,
 ]);
 
 unsafe extern "C" fn table_lazy_init(vmctx: *mut u8, table: u32, index: u64) -> u64 {
@@ -237,6 +242,12 @@ pub fn instantiate(store: &mut StoreOpaque, module: &Module, imports: &[Resolved
     }
     if let Some(tp) = &m.engine.inner.table_pool {
         tp.enter_instance().map_err(InstantiateError::Error)?;
+    }
+    if !info.cont_types.is_empty() {
+        // Room for the values of every switch this module's code can make:
+        // a type's values, and a continuation.
+        let slots = info.types.iter().map(|t| t.params().len().max(t.results().len())).max().unwrap_or(0) + 1;
+        store.conts.reserve_values(&mut store.vm, slots);
     }
     // Not zeroed: every field compiled code or the runtime reads is written
     // below (funcrefs of functions that never escape are never read).

@@ -180,6 +180,9 @@ pub unsafe fn call_wasm(
     // SAFETY: the caller guarantees `store_ctx` is live.
     let ctx = unsafe { &mut *store_ctx };
     let old_limit = ctx.stack_limit;
+    // The running continuation, if the host called from one: a trap leaves
+    // the continuations resumed since.
+    let entry_active = ctx.active_stack;
     if old_limit == usize::MAX || old_limit > sp {
         // Outermost entry for this store on this stack: Wasm gets `max_wasm_stack` below here.
         ctx.set_stack_limit(sp.saturating_sub(max_wasm_stack));
@@ -214,10 +217,15 @@ pub unsafe fn call_wasm(
     let ok = unsafe { weft_enter(&mut (*act_ptr).jmp, trampoline, callee_vmctx, caller_vmctx, code, values) };
     sys::restore_gs_base(saved_gs.flatten());
     ACTIVATION.with(|a| a.set(activation.prev));
-    ctx.set_stack_limit(old_limit);
     if ok == 1 {
+        ctx.set_stack_limit(old_limit);
         return Ok(());
     }
+    if ctx.active_stack != entry_active {
+        // SAFETY: the trap left the continuations' stacks.
+        unsafe { crate::runtime::continuation::abandon(store_ctx, entry_active) };
+    }
+    ctx.set_stack_limit(old_limit);
     // SAFETY: the first `backtrace_len` entries were written by `record_backtrace`.
     let backtrace = activation.backtrace[..activation.backtrace_len].iter().map(|v| unsafe { v.assume_init() }).collect();
     Err(Box::new(TrapRecord { cause: activation.cause, backtrace, host_error: activation.host_error.take(), panic: activation.panic.take() }))
@@ -256,24 +264,99 @@ pub unsafe fn raise_at(cause: TrapCause, error: Option<anyhow::Error>, panic: Op
     }
 }
 
-/// Walks the frame-pointer chain from (pc, fp) while it stays in compiled code.
-/// Async-signal-safe.
+/// Walks the frame-pointer chain from (pc, fp) while it stays in compiled code
+/// (and across the boundaries of running continuations). Async-signal-safe.
 unsafe fn record_backtrace(a: &mut Activation, mut pc: usize, mut fp: usize) {
     let mut n = 0;
+    // SAFETY: the activation's store context is live while it runs.
+    let mut cursor = unsafe { FrameCursor::new(a) };
     loop {
-        let in_code = code::with_code_at(pc, |c| c.is_some());
-        if !in_code || n == MAX_BACKTRACE {
+        if n == MAX_BACKTRACE {
             break;
         }
-        a.backtrace[n] = std::mem::MaybeUninit::new(pc);
-        n += 1;
-        // SAFETY: `fp` is a frame of compiled code on this stack.
-        match unsafe { caller_frame(fp, a.entry_sp) } {
+        if code::with_code_at(pc, |c| c.is_some()) {
+            a.backtrace[n] = std::mem::MaybeUninit::new(pc);
+            n += 1;
+        } else if !cursor.in_continuation() {
+            break;
+        }
+        // SAFETY: `fp` is a frame of compiled code on the cursor's stack.
+        match unsafe { cursor.caller(fp) } {
             Some((caller_pc, caller_fp)) => (pc, fp) = (caller_pc, caller_fp),
             None => break,
         }
     }
     a.backtrace_len = n;
+}
+
+/// Where a walk of compiled-code frames is: on the stack of a running
+/// continuation (whose first frame leads to its resumer's, see
+/// `runtime::continuation`), or on the stack the activation entered Wasm on,
+/// below its entry. Async-signal-safe.
+pub struct FrameCursor {
+    entry_sp: usize,
+    /// The continuation whose stack the walk is on (null: the entry stack).
+    cont: *mut u8,
+}
+
+impl FrameCursor {
+    /// A walk starting in the innermost frames of activation `a`: on the
+    /// stack of its store's running continuation, if there is one.
+    ///
+    /// # Safety
+    /// The activation's store context must be live.
+    pub unsafe fn new(a: &Activation) -> Self {
+        // SAFETY: as the caller guarantees.
+        let cont = if a.store_ctx.is_null() { ptr::null_mut() } else { unsafe { (*a.store_ctx).active_stack } };
+        FrameCursor { entry_sp: a.entry_sp, cont }
+    }
+
+    /// Whether the walk is on a continuation's stack.
+    pub fn in_continuation(&self) -> bool {
+        !self.cont.is_null()
+    }
+
+    /// Whether `fp` is the first frame of the continuation the walk is on,
+    /// whose caller is that continuation's resumer.
+    ///
+    /// # Safety
+    /// As for [`Self::caller`].
+    pub unsafe fn is_continuation_entry(&self, fp: usize) -> bool {
+        // SAFETY: as the caller guarantees.
+        !self.cont.is_null() && fp.is_multiple_of(8) && fp != 0 && unsafe { *(fp as *const usize) } == crate::runtime::continuation::link_of(self.cont)
+    }
+
+    /// The caller of the frame `fp`: its return address into the caller and
+    /// the caller's frame pointer, unless the chain ends (a null or
+    /// misaligned pointer, or one outside the stack the walk is on: above
+    /// the activation's entry, where the host's frames begin, or above a
+    /// continuation's stack). The caller of a continuation's first frame is
+    /// the resume that resumed it, on the resumer's stack.
+    ///
+    /// # Safety
+    /// `fp` must be the frame pointer of a live compiled-code frame on the
+    /// cursor's stack: compiled code keeps `[fp]` = caller's frame pointer
+    /// and `[fp + 8]` = return address.
+    pub unsafe fn caller(&mut self, fp: usize) -> Option<(usize, usize)> {
+        if self.cont.is_null() {
+            // SAFETY: forwarded.
+            return unsafe { caller_frame(fp, self.entry_sp) };
+        }
+        let top = crate::runtime::continuation::stack_top_of(self.cont);
+        if fp == 0 || fp >= top || !fp.is_multiple_of(8) {
+            return None;
+        }
+        // SAFETY: as the caller guarantees, below the top of the stack.
+        let (pc, next) = unsafe { (*((fp + 8) as *const usize), *(fp as *const usize)) };
+        let link = crate::runtime::continuation::link_of(self.cont);
+        if next == link {
+            self.cont = crate::runtime::continuation::parent_of(self.cont);
+            // SAFETY: the link is the resumer record's frame-pointer word,
+            // followed by the resumer's resume address.
+            return Some(unsafe { (*((link + 8) as *const usize), *(link as *const usize)) });
+        }
+        (next > fp && next < top).then_some((pc, next))
+    }
 }
 
 /// The caller of the compiled-code frame `fp`: its return address into the

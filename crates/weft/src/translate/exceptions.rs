@@ -71,7 +71,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     }
 
     /// The payload types of module tag `tag`.
-    fn tag_params(&self, tag: u32) -> Vec<Type> {
+    pub(super) fn tag_params(&self, tag: u32) -> Vec<Type> {
         let ty = &self.env.info.types[self.env.info.tags[tag as usize] as usize];
         ty.params().iter().map(clif_type).collect()
     }
@@ -92,7 +92,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
 
     /// Throws `exn` (not null) from here: to `handler` in this function if
     /// there is one, to the caller otherwise. Ends the block.
-    fn throw_exn(&mut self, exn: Value, handler: Option<Block>) {
+    pub(super) fn throw_exn(&mut self, exn: Value, handler: Option<Block>) {
         let sig = match self.builtin_sigs.get(&(Builtin::Throw as u32)) {
             Some(s) => *s,
             None => {

@@ -13,10 +13,11 @@
 //! flow), [`variables`] (locals and globals), [`numeric`], [`memory`]
 //! (linear memory and bulk operations), [`tables`] (tables and references),
 //! [`calls`], [`simd`] (SIMD and relaxed SIMD), [`exceptions`] (throwing and
-//! `try` regions), [`interruption`] (where interruption checks go and what
+//! `try` regions), [`continuations`] (stack switching), [`interruption`] (where interruption checks go and what
 //! they are) and [`fuel`] (counting what runs).
 
 mod calls;
+mod continuations;
 mod control;
 mod exceptions;
 mod fuel;
@@ -100,6 +101,11 @@ pub fn builtin_signature(b: Builtin) -> Signature {
         Builtin::TableLazyInit => (&[I64, I32, I64], &[I64]),
         Builtin::ExnNew => (&[I64, I32], &[I64]),
         Builtin::ExnDrop => (&[I64, I64], &[]),
+        Builtin::ContNew => (&[I64, I64], &[I64]),
+        Builtin::ContBind => (&[I64, I64, I32], &[I64]),
+        Builtin::ContResume => (&[I64, I64, I64, I32, I32], &[I32]),
+        Builtin::ContSuspend => (&[I64, I32, I32], &[I32]),
+        Builtin::ContSwitch => (&[I64, I64, I32, I32], &[I32]),
         // Called on the cold path of every fuel check: preserving every
         // register keeps values live across loops out of callee-saved
         // registers and stack slots (its entry point saves what it uses).
@@ -559,7 +565,8 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             || self.translate_call_op(op)?
             || self.translate_table(op)?
             || self.translate_simd(op)?
-            || self.translate_exception_op(op)?;
+            || self.translate_exception_op(op)?
+            || self.translate_continuation_op(op)?;
         if translated {
             self.fuel_after_op(op);
             return Ok(());

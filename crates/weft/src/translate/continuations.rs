@@ -1,0 +1,288 @@
+//! Continuations (stack switching): `cont.new`, `cont.bind`, `resume`,
+//! `resume_throw`, `resume_throw_ref`, `suspend` and `switch`.
+//!
+//! Every switch is prepared by a builtin (see `runtime::continuation`):
+//! it checks the continuation reference, finds the handler, updates the
+//! chain of running continuations and the stack limit, and writes the
+//! switch into the store context. Compiled code then makes the switch
+//! inline with Cranelift's `stack_switch` and dispatches on the payload it
+//! gets back when control returns: a resume on "returned", "threw" or
+//! "suspended to handler k"; a suspension on "resumed" or "resumed
+//! throwing". Values travel in the store's switch-value slots, 16 bytes
+//! each, written before the builtin and read after the switch.
+
+use super::*;
+
+/// What a `resume` instruction passes in.
+enum ResumeWith {
+    /// The continuation's parameters.
+    Values,
+    /// A new exception of this module tag (`resume_throw`).
+    NewException(u32),
+    /// An `exnref` (`resume_throw_ref`).
+    Exception,
+}
+
+impl<'a, 'b> FuncTranslator<'a, 'b> {
+    /// Lowers a stack-switching operator. Returns false, translating nothing, for any other operator.
+    pub(super) fn translate_continuation_op(&mut self, op: &Operator<'_>) -> anyhow::Result<bool> {
+        use Operator as O;
+        match *op {
+            O::ContNew { .. } => {
+                let func = self.pop();
+                self.builder.ins().trapz(func, codes::NULL_REFERENCE);
+                let k = self.call_builtin(Builtin::ContNew, &[func])[0];
+                self.builder.ins().trapz(k, codes::CONTINUATIONS_EXHAUSTED);
+                self.push(k);
+            }
+            O::ContBind { argument_index, result_index } => {
+                let types = &self.env.info.types;
+                let n = types[argument_index as usize].params().len() - types[result_index as usize].params().len();
+                let k = self.pop();
+                self.builder.ins().trapz(k, codes::NULL_REFERENCE);
+                let values = self.pop_values(n);
+                self.store_switch_values(&values);
+                let nargs = self.const_u32(n as u32);
+                let bound = self.call_builtin(Builtin::ContBind, &[k, nargs])[0];
+                self.builder.ins().trapz(bound, codes::CONTINUATION_CONSUMED);
+                self.push(bound);
+            }
+            O::Resume { cont_type_index, ref resume_table } => self.translate_resume(cont_type_index, resume_table, ResumeWith::Values),
+            O::ResumeThrow { cont_type_index, tag_index, ref resume_table } => {
+                self.translate_resume(cont_type_index, resume_table, ResumeWith::NewException(tag_index))
+            }
+            O::ResumeThrowRef { cont_type_index, ref resume_table } => self.translate_resume(cont_type_index, resume_table, ResumeWith::Exception),
+            O::Suspend { tag_index } => self.translate_suspend(tag_index),
+            O::Switch { cont_type_index, tag_index } => self.translate_switch(cont_type_index, tag_index),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn pop_values(&mut self, n: usize) -> Vec<Value> {
+        let values = self.peekn(n).to_vec();
+        self.stack.truncate(self.stack.len() - n);
+        values
+    }
+
+    fn store_context(&mut self) -> Value {
+        self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, vmctx::VMCTX_STORE_CTX_OFFSET as i32)
+    }
+
+    /// The store's switch-value slots (reloaded at every use: the runtime
+    /// may move them between switches).
+    fn switch_values(&mut self) -> Value {
+        let ctx = self.store_context();
+        self.builder.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_CONT_VALUES_OFFSET as i32)
+    }
+
+    fn store_switch_values(&mut self, values: &[Value]) {
+        if values.is_empty() {
+            return;
+        }
+        let slots = self.switch_values();
+        for (i, v) in values.iter().enumerate() {
+            self.builder.ins().store(trusted_flags(), *v, slots, i as i32 * crate::compile::VAL_RAW_SIZE);
+        }
+    }
+
+    /// Loads switch values `first..` of types `tys`.
+    fn load_switch_values(&mut self, first: usize, tys: &[Type]) -> Vec<Value> {
+        if tys.is_empty() {
+            return Vec::new();
+        }
+        let slots = self.switch_values();
+        tys.iter().enumerate().map(|(i, t)| self.builder.ins().load(*t, trusted_flags(), slots, (first + i) as i32 * crate::compile::VAL_RAW_SIZE)).collect()
+    }
+
+    /// Traps with `code` if the builtin's `status` is `expected`.
+    fn trap_on_status(&mut self, status: Value, expected: i64, code: TrapCode) {
+        let is = self.builder.ins().icmp_imm_s(IntCC::Equal, status, expected);
+        self.builder.ins().trapnz(is, code);
+    }
+
+    /// Makes the switch the last builtin prepared; returns the payload the
+    /// other side sends back when control returns here.
+    fn make_switch(&mut self) -> Value {
+        let ctx = self.store_context();
+        let store = self.builder.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_SWITCH_STORE_OFFSET as i32);
+        let load = self.builder.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_SWITCH_LOAD_OFFSET as i32);
+        let payload = self.builder.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_SWITCH_PAYLOAD_OFFSET as i32);
+        let back = self.builder.ins().stack_switch(store, load, payload);
+        // The continuations that ran counted their fuel in the store.
+        self.fuel_load();
+        back
+    }
+
+    /// Writes the handler list of a resume into a slot of this frame (see
+    /// [`vmctx::CONT_HANDLER_SWITCH`]); returns its address and the label
+    /// clauses as (tag, label) in kind order.
+    fn handler_list(&mut self, table: &wasmparser::ResumeTable) -> (Value, Vec<(u32, u32)>) {
+        let n = table.handlers.len() as u32;
+        let slot = self.builder.create_sized_stack_slot(ir::StackSlotData::new(ir::StackSlotKind::ExplicitSlot, 4 + 8 * n, 3));
+        let list = self.builder.ins().stack_addr(types::I64, slot, 0);
+        let count = self.const_u32(n);
+        self.builder.ins().store(trusted_flags(), count, list, 0);
+        let mut labels = Vec::new();
+        for (i, h) in table.handlers.iter().enumerate() {
+            let (tag, kind) = match *h {
+                wasmparser::Handle::OnLabel { tag, label } => {
+                    labels.push((tag, label));
+                    (tag, labels.len() as u32 - 1)
+                }
+                wasmparser::Handle::OnSwitch { tag } => (tag, vmctx::CONT_HANDLER_SWITCH),
+            };
+            let id = self.builder.ins().load(types::I32, readonly_flags(), self.vmctx, self.env.offsets.tag_identity(tag) as i32);
+            let kind = self.const_u32(kind);
+            self.builder.ins().store(trusted_flags(), id, list, 4 + 8 * i as i32);
+            self.builder.ins().store(trusted_flags(), kind, list, 8 + 8 * i as i32);
+        }
+        (list, labels)
+    }
+
+    fn translate_resume(&mut self, ct: u32, table: &wasmparser::ResumeTable, with: ResumeWith) {
+        let ty = self.env.info.types[ct as usize].clone();
+        let k = self.pop();
+        self.builder.ins().trapz(k, codes::NULL_REFERENCE);
+        let (nargs, throw) = match with {
+            ResumeWith::Values => {
+                let values = self.pop_values(ty.params().len());
+                self.store_switch_values(&values);
+                (values.len(), 0)
+            }
+            ResumeWith::NewException(tag) => {
+                let exn = self.new_exception(tag);
+                self.store_switch_values(&[exn]);
+                (0, 1)
+            }
+            ResumeWith::Exception => {
+                let exn = self.pop();
+                self.builder.ins().trapz(exn, codes::NULL_REFERENCE);
+                self.store_switch_values(&[exn]);
+                (0, 1)
+            }
+        };
+        let (list, labels) = self.handler_list(table);
+        self.fuel_save();
+        let nargs = self.const_u32(nargs as u32);
+        let throw = self.const_u32(throw);
+        let status = self.call_builtin(Builtin::ContResume, &[k, list, nargs, throw])[0];
+        self.trap_on_status(status, vmctx::CONT_STATUS_CONSUMED, codes::CONTINUATION_CONSUMED);
+        let payload = self.make_switch();
+
+        // Dispatch on what came back.
+        let returned = self.builder.create_block();
+        let threw = self.builder.create_block();
+        let invalid = self.builder.create_block();
+        let suspended: Vec<Block> = labels.iter().map(|_| self.builder.create_block()).collect();
+        let index = self.builder.ins().ireduce(types::I32, payload);
+        let mut targets = vec![self.builder.func.dfg.block_call(returned, &[]), self.builder.func.dfg.block_call(threw, &[])];
+        targets.extend(suspended.iter().map(|b| self.builder.func.dfg.block_call(*b, &[])));
+        let default = self.builder.func.dfg.block_call(invalid, &[]);
+        let jt = self.builder.create_jump_table(JumpTableData::new(default, &targets));
+        self.builder.ins().br_table(index, jt);
+        for b in [returned, threw, invalid].iter().chain(&suspended) {
+            self.builder.seal_block(*b);
+        }
+
+        self.builder.switch_to_block(invalid);
+        self.builder.ins().trap(codes::UNREACHABLE);
+
+        self.builder.switch_to_block(threw);
+        let exn = self.load_switch_values(0, &[types::I64])[0];
+        let handler = self.innermost_handler(self.control.len());
+        self.throw_exn(exn, handler);
+
+        let checked = self.interruption_checked;
+        for ((tag, label), block) in labels.into_iter().zip(suspended) {
+            self.builder.switch_to_block(block);
+            let mut tys = self.tag_params(tag);
+            tys.push(types::I64);
+            let values = self.load_switch_values(0, &tys);
+            self.interruption_checked = false;
+            let idx = self.control.len() - 1 - label as usize;
+            let (target, _) = self.control[idx].branch_target();
+            self.note_edge(idx);
+            self.builder.ins().jump(target, &Self::jump_args(&values));
+        }
+        self.interruption_checked = checked;
+
+        self.builder.switch_to_block(returned);
+        self.reachable = true;
+        let tys: Vec<Type> = ty.results().iter().map(clif_type).collect();
+        let results = self.load_switch_values(0, &tys);
+        self.stack.extend(results);
+    }
+
+    /// A new exception of module tag `tag` with its payload from the stack.
+    fn new_exception(&mut self, tag: u32) -> Value {
+        let params = self.tag_params(tag);
+        let tag_value = self.const_u32(tag);
+        let exn = self.call_builtin(Builtin::ExnNew, &[tag_value])[0];
+        let values = self.pop_values(params.len());
+        for (i, v) in values.into_iter().enumerate() {
+            self.builder.ins().store(trusted_flags(), v, exn, (vmctx::EXN_PAYLOAD_OFFSET + i as u32 * vmctx::EXN_SLOT_SIZE) as i32);
+        }
+        exn
+    }
+
+    fn translate_suspend(&mut self, tag: u32) {
+        let ty = self.env.info.types[self.env.info.tags[tag as usize] as usize].clone();
+        let values = self.pop_values(ty.params().len());
+        self.store_switch_values(&values);
+        self.fuel_save();
+        let tag_value = self.const_u32(tag);
+        let nargs = self.const_u32(values.len() as u32);
+        let status = self.call_builtin(Builtin::ContSuspend, &[tag_value, nargs])[0];
+        self.trap_on_status(status, vmctx::CONT_STATUS_UNHANDLED, codes::UNHANDLED_TAG);
+        let payload = self.make_switch();
+        let results: Vec<Type> = ty.results().iter().map(clif_type).collect();
+        self.after_resumed(payload, &results);
+    }
+
+    fn translate_switch(&mut self, ct: u32, tag: u32) {
+        let ty = self.env.info.types[ct as usize].clone();
+        // The target takes our parameters and then the continuation of the
+        // switcher, whose type's parameters are what the switch returns.
+        let (last, params) = ty.params().split_last().expect("validated: a switch target takes a continuation");
+        let back = match last {
+            wasmparser::ValType::Ref(r) => match r.heap_type() {
+                wasmparser::HeapType::Concrete(i) | wasmparser::HeapType::Exact(i) => i.as_module_index(),
+                _ => None,
+            },
+            _ => None,
+        }
+        .expect("validated: the last parameter is a continuation of a concrete type");
+        let results: Vec<Type> = self.env.info.types[back as usize].params().iter().map(clif_type).collect();
+        let k = self.pop();
+        self.builder.ins().trapz(k, codes::NULL_REFERENCE);
+        let values = self.pop_values(params.len());
+        self.store_switch_values(&values);
+        self.fuel_save();
+        let tag_value = self.const_u32(tag);
+        let nargs = self.const_u32(values.len() as u32);
+        let status = self.call_builtin(Builtin::ContSwitch, &[k, tag_value, nargs])[0];
+        self.trap_on_status(status, vmctx::CONT_STATUS_CONSUMED, codes::CONTINUATION_CONSUMED);
+        self.trap_on_status(status, vmctx::CONT_STATUS_UNHANDLED, codes::UNHANDLED_TAG);
+        let payload = self.make_switch();
+        self.after_resumed(payload, &results);
+    }
+
+    /// After a suspension or switch came back with `payload`: the values
+    /// it was resumed with, or the exception it was resumed with, thrown.
+    fn after_resumed(&mut self, payload: Value, results: &[Type]) {
+        let resumed = self.builder.create_block();
+        let threw = self.builder.create_block();
+        self.builder.ins().brif(payload, threw, &[], resumed, &[]);
+        self.builder.seal_block(resumed);
+        self.builder.seal_block(threw);
+        self.builder.switch_to_block(threw);
+        let exn = self.load_switch_values(0, &[types::I64])[0];
+        let handler = self.innermost_handler(self.control.len());
+        self.throw_exn(exn, handler);
+        self.builder.switch_to_block(resumed);
+        self.reachable = true;
+        let values = self.load_switch_values(0, results);
+        self.stack.extend(values);
+    }
+}
