@@ -792,5 +792,12 @@ fn format_val(v: &Val) -> String {
                 "null".into()
             }
         }
+        Val::ContRef(r) => {
+            if r.is_some() {
+                "contref".into()
+            } else {
+                "null".into()
+            }
+        }
     }
 }

@@ -200,6 +200,7 @@ pub fn run_weft(config: &weft::Config, wasm: &[u8]) -> anyhow::Result<Run> {
         Val::FuncRef(f) => Value::Ref { null: f.is_none() },
         Val::ExternRef(r) => Value::Ref { null: r.is_none() },
         Val::ExnRef(r) => Value::Ref { null: r.is_none() },
+        Val::ContRef(r) => Value::Ref { null: r.is_none() },
     };
     let mut exports = instance.exports(&mut store);
     exports.sort_by(|a, b| a.0.cmp(&b.0));
@@ -351,6 +352,7 @@ pub fn run_wasmtime(wasm: &[u8]) -> anyhow::Result<Run> {
         Val::ExternRef(r) => Value::Ref { null: r.is_none() },
         Val::AnyRef(r) => Value::Ref { null: r.is_none() },
         Val::ExnRef(r) => Value::Ref { null: r.is_none() },
+        Val::ContRef(r) => Value::Ref { null: r.is_none() },
         Val::ContRef(r) => Value::Ref { null: r.is_none() },
     };
     let mut exports: Vec<(String, Extern)> = instance.exports(&mut store).map(|e| (e.name().to_string(), e.into_extern())).collect();

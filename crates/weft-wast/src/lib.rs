@@ -285,6 +285,8 @@ impl Context {
                     Val::FuncRef(None)
                 } else if is_exn_heap(ht) {
                     Val::ExnRef(None)
+                } else if is_cont_heap(ht) {
+                    Val::ContRef(None)
                 } else {
                     Val::ExternRef(None)
                 }
@@ -318,6 +320,7 @@ impl Context {
             (Val::FuncRef(f), WastRetCore::RefNull(_)) => f.is_none(),
             (Val::ExternRef(r), WastRetCore::RefNull(_)) => r.is_none(),
             (Val::ExnRef(r), WastRetCore::RefNull(_)) => r.is_none(),
+            (Val::ContRef(r), WastRetCore::RefNull(_)) => r.is_none(),
             (Val::FuncRef(f), WastRetCore::RefFunc(_)) => f.is_some(),
             (Val::ExternRef(r), WastRetCore::RefExtern(e)) => match (r, e) {
                 (Some(r), Some(n)) => r.data(&self.store).ok().flatten().and_then(|d| d.downcast_ref::<u32>()) == Some(n),
@@ -374,6 +377,10 @@ fn is_func_heap(ht: &HeapType<'_>) -> bool {
         HeapType::Abstract { ty, .. } => matches!(ty, AbstractHeapType::Func | AbstractHeapType::NoFunc),
         _ => true,
     }
+}
+
+fn is_cont_heap(ht: &HeapType<'_>) -> bool {
+    matches!(ht, HeapType::Abstract { ty: AbstractHeapType::Cont | AbstractHeapType::NoCont, .. })
 }
 
 fn is_exn_heap(ht: &HeapType<'_>) -> bool {

@@ -27,6 +27,7 @@
 
 mod compile;
 mod config;
+mod cont;
 mod engine;
 mod error;
 mod exn;
@@ -48,6 +49,7 @@ mod vmctx;
 
 pub use anyhow::{Error, Result};
 pub use config::{Config, InstanceAllocationStrategy, Interruption, OptLevel, Tunables};
+pub use cont::{Continuation, Resumed};
 pub use engine::Engine;
 pub use error::{CompileError, CompileErrorKind};
 pub use exn::{ExnRef, ExnRefPre, ExnType, ThrownException};

@@ -387,6 +387,12 @@ impl<T> Store<T> {
     pub fn live_exceptions(&self) -> usize {
         self.inner.opaque.exceptions.live_count()
     }
+    /// How many continuations the store holds now (created and not yet
+    /// returned, discarded or abandoned by a trap; see
+    /// [`Config::max_continuations`](crate::Config::max_continuations)).
+    pub fn live_continuations(&self) -> usize {
+        self.inner.opaque.conts.live()
+    }
 
     /// Sets the epoch deadline to `ticks` increments of the engine's epoch from now
     /// (with [`Config::epoch_interruption`](crate::Config::epoch_interruption)).

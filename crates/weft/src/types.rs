@@ -11,9 +11,24 @@ use std::sync::{Arc, RwLock};
 
 use crate::frontend::ModuleInfo;
 
-/// A canonical function type id, unique within an [`Engine`](crate::Engine).
+/// A canonical function or continuation type id, unique within an [`Engine`](crate::Engine).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TypeId(pub(crate) u32);
+
+impl TypeId {
+    /// Set in the ids of continuation types, so that a reference type names
+    /// its hierarchy (functions or continuations) without the registry.
+    const CONT_BIT: u32 = 1 << 31;
+
+    /// Whether this is a continuation type (stack switching).
+    pub fn is_cont(self) -> bool {
+        self.0 & Self::CONT_BIT != 0
+    }
+
+    fn index(self) -> usize {
+        (self.0 & !Self::CONT_BIT) as usize
+    }
+}
 
 /// The type of a heap reference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,7 +57,11 @@ pub enum HeapType {
     Exn,
     /// The bottom of the exception hierarchy: only null.
     NoExn,
-    /// A function of one concrete type.
+    /// Any continuation (stack switching).
+    Cont,
+    /// The bottom of the continuation hierarchy: only null.
+    NoCont,
+    /// A function or a continuation of one concrete type (see [`TypeId::is_cont`]).
     Concrete(TypeId),
 }
 
@@ -66,7 +85,20 @@ impl RefType {
 
     /// Whether values of this type are functions (or null).
     pub fn is_func(&self) -> bool {
-        matches!(self.heap, HeapType::Func | HeapType::NoFunc | HeapType::Concrete(_))
+        match self.heap {
+            HeapType::Func | HeapType::NoFunc => true,
+            HeapType::Concrete(id) => !id.is_cont(),
+            _ => false,
+        }
+    }
+
+    /// Whether values of this type are continuations (or null).
+    pub fn is_cont(&self) -> bool {
+        match self.heap {
+            HeapType::Cont | HeapType::NoCont => true,
+            HeapType::Concrete(id) => id.is_cont(),
+            _ => false,
+        }
     }
 
     /// Whether values of this type are exceptions (or null).
@@ -128,6 +160,8 @@ impl fmt::Display for ValType {
                     HeapType::None => write!(f, "(ref {null}none)"),
                     HeapType::Exn => write!(f, "(ref {null}exn)"),
                     HeapType::NoExn => write!(f, "(ref {null}noexn)"),
+                    HeapType::Cont => write!(f, "(ref {null}cont)"),
+                    HeapType::NoCont => write!(f, "(ref {null}nocont)"),
                     HeapType::Concrete(t) => write!(f, "(ref {null}type#{})", t.0),
                 }
             }
@@ -449,7 +483,7 @@ pub(crate) struct TypeRegistry {
 impl TypeRegistry {
     /// The type with id `id`.
     pub fn get(&self, id: TypeId) -> Arc<FuncType> {
-        self.inner.read().unwrap().types[id.0 as usize].clone()
+        self.inner.read().unwrap().types[id.index()].clone()
     }
 
     /// Registers a function type built by the host (no rec-group references).
@@ -462,13 +496,26 @@ impl TypeRegistry {
         self.register_group(key)[0]
     }
 
+    /// Registers a continuation type built by the host: continuations of
+    /// functions of type `ty` (the same id as a module's `(cont $ft)` of an
+    /// equal final function type alone in its rec group).
+    pub fn register_host_cont(&self, ty: &FuncType) -> TypeId {
+        let key: RecGroupKey = vec![(
+            TypeShape { cont: true, is_final: true },
+            ty.params().iter().map(|t| KeyValType::Plain(*t)).collect(),
+            ty.results().iter().map(|t| KeyValType::Plain(*t)).collect(),
+        )];
+        self.register_group(key)[0]
+    }
+
     fn register_group(&self, key: RecGroupKey) -> Vec<TypeId> {
         let mut inner = self.inner.write().unwrap();
         if let Some(ids) = inner.groups.get(&key) {
             return ids.clone();
         }
         let first = inner.types.len() as u32;
-        let ids: Vec<TypeId> = (0..key.len() as u32).map(|i| TypeId(first + i)).collect();
+        let ids: Vec<TypeId> =
+            key.iter().enumerate().map(|(i, (shape, _, _))| TypeId((first + i as u32) | if shape.cont { TypeId::CONT_BIT } else { 0 })).collect();
         for (_, params, results) in key.iter() {
             let resolve = |k: &KeyValType| match k {
                 KeyValType::Plain(t) => *t,
@@ -548,6 +595,8 @@ pub(crate) fn convert_ref_type(r: &wasmparser::RefType, ids: &[TypeId]) -> RefTy
         H::Abstract { ty: A::None, .. } => HeapType::None,
         H::Abstract { ty: A::Exn, .. } => HeapType::Exn,
         H::Abstract { ty: A::NoExn, .. } => HeapType::NoExn,
+        H::Abstract { ty: A::Cont, .. } => HeapType::Cont,
+        H::Abstract { ty: A::NoCont, .. } => HeapType::NoCont,
         H::Abstract { .. } => HeapType::Any,
         H::Concrete(UnpackedIndex::Module(i)) | H::Exact(UnpackedIndex::Module(i)) => HeapType::Concrete(ids[i as usize]),
         // Only appears inside type definitions, which use `key_val_type`.
@@ -571,8 +620,10 @@ pub(crate) fn is_ref_subtype(a: &RefType, b: &RefType) -> bool {
     use HeapType::*;
     match (a.heap, b.heap) {
         (x, y) if x == y => true,
-        (NoFunc, Func | Concrete(_)) => true,
-        (Concrete(_), Func) => true,
+        (NoFunc, Func) => true,
+        (NoFunc, Concrete(id)) | (Concrete(id), Func) => !id.is_cont(),
+        (NoCont, Cont) => true,
+        (NoCont, Concrete(id)) | (Concrete(id), Cont) => id.is_cont(),
         (NoExtern, Extern) => true,
         (None, Any | Eq | I31 | Struct | Array) => true,
         (I31 | Struct | Array, Eq | Any) => true,

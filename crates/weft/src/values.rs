@@ -138,6 +138,11 @@ pub enum Val {
     ExternRef(Option<ExternRef>),
     /// An `exnref` (`None` for null).
     ExnRef(Option<crate::ExnRef>),
+    /// A continuation reference (`None` for null). One that Wasm passes to
+    /// the host with a concrete continuation type carries it, and can be
+    /// resumed by the host or passed back where that type is expected; one
+    /// passed as an abstract `contref` can only be passed back as one.
+    ContRef(Option<crate::Continuation>),
 }
 
 impl Val {
@@ -152,6 +157,7 @@ impl Val {
             ValType::Ref(r) if !r.nullable => return None,
             ValType::Ref(r) if r.is_func() => Val::FuncRef(None),
             ValType::Ref(r) if r.is_exn() => Val::ExnRef(None),
+            ValType::Ref(r) if r.is_cont() => Val::ContRef(None),
             ValType::Ref(_) => Val::ExternRef(None),
         })
     }
@@ -290,7 +296,16 @@ impl Val {
             (Val::F32(_), ValType::F32) | (Val::F64(_), ValType::F64) | (Val::V128(_), ValType::V128) => true,
             (Val::FuncRef(None), ValType::Ref(r)) => r.nullable && r.is_func(),
             (Val::ExnRef(None), ValType::Ref(r)) => r.nullable && r.is_exn(),
-            (Val::ExternRef(None), ValType::Ref(r)) => r.nullable && !r.is_func() && !r.is_exn(),
+            (Val::ExternRef(None), ValType::Ref(r)) => r.nullable && !r.is_func() && !r.is_exn() && !r.is_cont(),
+            (Val::ContRef(None), ValType::Ref(r)) => r.nullable && r.is_cont(),
+            (Val::ContRef(Some(c)), ValType::Ref(r)) => {
+                store.check(c.store_id);
+                match r.heap {
+                    HeapType::Cont => true,
+                    HeapType::Concrete(id) => c.ty == Some(id),
+                    _ => false,
+                }
+            }
             (Val::ExnRef(Some(e)), ValType::Ref(r)) => {
                 store.check(e.store_id);
                 r.heap == HeapType::Exn
@@ -331,6 +346,7 @@ impl Val {
                 e.to_raw()
             })),
             Val::ExnRef(e) => ValRaw::anyref(e.map_or(0, |e| e.to_raw(store) as u64)),
+            Val::ContRef(c) => ValRaw::anyref(c.map_or(0, |c| c.to_raw(store))),
         }
     }
 
@@ -350,6 +366,12 @@ impl Val {
             Val::FuncRef((raw != 0).then_some(Func { store_id: store.id, func_ref: raw as *const VMFuncRef }))
         } else if r.is_exn() {
             Val::ExnRef(crate::ExnRef::from_raw(store, raw as usize))
+        } else if r.is_cont() {
+            let ty = match r.heap {
+                HeapType::Concrete(id) => Some(id),
+                _ => None,
+            };
+            Val::ContRef(crate::Continuation::from_raw(store, raw, ty))
         } else {
             Val::ExternRef(ExternRef::from_raw(store, raw))
         }
@@ -379,12 +401,14 @@ pub enum Ref {
     Extern(Option<ExternRef>),
     /// An `exnref` (`None` for null).
     Exn(Option<crate::ExnRef>),
+    /// A continuation reference (`None` for null).
+    Cont(Option<crate::Continuation>),
 }
 
 impl Ref {
     /// Whether the reference is null.
     pub fn is_null(&self) -> bool {
-        matches!(self, Ref::Func(None) | Ref::Extern(None) | Ref::Exn(None))
+        matches!(self, Ref::Func(None) | Ref::Extern(None) | Ref::Exn(None) | Ref::Cont(None))
     }
     /// The function (`Some(None)` for null), if this is a `funcref`.
     pub fn as_func(&self) -> Option<Option<&Func>> {
@@ -426,6 +450,7 @@ impl From<Ref> for Val {
             Ref::Func(f) => Val::FuncRef(f),
             Ref::Extern(e) => Val::ExternRef(e),
             Ref::Exn(e) => Val::ExnRef(e),
+            Ref::Cont(c) => Val::ContRef(c),
         }
     }
 }
@@ -463,6 +488,7 @@ impl Val {
             Val::FuncRef(f) => Some(Ref::Func(f)),
             Val::ExternRef(e) => Some(Ref::Extern(e)),
             Val::ExnRef(e) => Some(Ref::Exn(e)),
+            Val::ContRef(c) => Some(Ref::Cont(c)),
             _ => None,
         }
     }

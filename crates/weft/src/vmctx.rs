@@ -347,8 +347,6 @@ pub const CONT_STATUS_OK: i64 = 0;
 pub const CONT_STATUS_CONSUMED: i64 = 1;
 /// Status of a continuation builtin: no handler of the tag is active.
 pub const CONT_STATUS_UNHANDLED: i64 = 2;
-/// Status of a continuation builtin: the store may not have more continuations.
-pub const CONT_STATUS_EXHAUSTED: i64 = 3;
 
 /// The payload a resume receives when its continuation returned (the
 /// results in the switch values).

@@ -39,12 +39,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::compile::Trampolines;
+use crate::runtime::signals;
 use crate::runtime::stacks::{Stack, StackPool};
 use crate::store::StoreOpaque;
 use crate::values::ValRaw;
 use crate::vmctx::{
-    self, VMFuncRef, VMStoreContext, CONT_HANDLER_SWITCH, CONT_RESUMED, CONT_RETURNED, CONT_STATUS_CONSUMED, CONT_STATUS_OK, CONT_STATUS_UNHANDLED,
-    CONT_SUSPENDED, CONT_THREW,
+    self, VMFuncRef, VMStoreContext, CONT_HANDLER_SWITCH, CONT_RESUMED, CONT_RESUMED_THROWING, CONT_RETURNED, CONT_STATUS_CONSUMED, CONT_STATUS_OK,
+    CONT_STATUS_UNHANDLED, CONT_SUSPENDED, CONT_THREW,
 };
 
 /// A `stack_switch` context record.
@@ -155,6 +156,8 @@ pub struct ContStore {
     trampolines: HashMap<u32, Arc<Trampolines>>,
     /// The tag identity of the last suspension a host resume received.
     pub(crate) host_tag: u32,
+    /// The number of values a host resume passes.
+    host_nargs: usize,
 }
 
 // SAFETY: the raw pointers are objects owned by this store, used only by
@@ -174,6 +177,7 @@ impl Default for ContStore {
             native_limit: usize::MAX,
             trampolines: HashMap::new(),
             host_tag: 0,
+            host_nargs: 0,
         }
     }
 }
@@ -321,6 +325,16 @@ impl ContStore {
         self.values[..nb].copy_from_slice(&o.bound);
         o.bound.clear();
     }
+}
+
+/// The reference to `obj` at its current revision.
+pub(crate) fn reference(obj: *mut ContObj) -> u64 {
+    contref(obj)
+}
+
+/// Whether `r`, a reference made by this module, is still current.
+pub(crate) fn is_current(r: u64) -> bool {
+    check_ref(r).is_some()
 }
 
 fn contref(obj: *mut ContObj) -> u64 {
@@ -532,7 +546,8 @@ pub(crate) unsafe fn prepare_resume(store: &mut StoreOpaque, obj: *mut ContObj, 
         set_active(store, obj);
         store.vm.switch_store = resumer_record(root) as usize;
         store.vm.switch_load = &raw mut (*obj).ctx as usize;
-        store.vm.switch_payload = if fresh { obj as u64 | throw as u64 } else { throw as u64 };
+        let throwing = if throw { CONT_RESUMED_THROWING } else { CONT_RESUMED };
+        store.vm.switch_payload = if fresh { obj as u64 | throwing } else { throwing };
     }
 }
 
@@ -745,6 +760,94 @@ pub(crate) unsafe fn on_native_stack<F: FnOnce() -> R, R>(store_ctx: *mut VMStor
     call.result.expect("the call ran")
 }
 
+/// How a continuation the host resumed came back.
+pub(crate) enum HostResumed {
+    /// It returned: the first switch values hold its results.
+    Returned(Vec<ValRaw>),
+    /// An exception left it, now pending on the store.
+    Threw,
+    /// It suspended with store tag `tag`: its values, then the continuation.
+    Suspended { tag: usize, values: Vec<ValRaw> },
+}
+
+/// The handler list of a resume made by the host.
+static HOST_HANDLER_LIST: [u32; 1] = [HOST_HANDLERS];
+
+/// Resumes the current continuation `r` from the host with `args`, until
+/// it returns, suspends or throws; a trap comes back as its record.
+pub(crate) fn resume_from_host(store: &mut StoreOpaque, r: u64, args: &[ValRaw]) -> Result<HostResumed, Box<signals::TrapRecord>> {
+    let obj = check_ref(r).expect("checked by the caller");
+    // Room for the arguments, and for what comes back: the store's modules
+    // reserved room for their own types' values.
+    store.conts.reserve_values(&mut store.vm, args.len().max(16) + 1);
+    store.conts.values[..args.len()].copy_from_slice(args);
+    store.conts.host_nargs = args.len();
+    store.wasm_calls = store.wasm_calls.wrapping_add(1);
+    let max_stack = store.engine.config().tunables.max_wasm_stack;
+    let store_ctx: *mut VMStoreContext = &mut *store.vm;
+    let caller = store.host_vmctx();
+    let values = store.vm.cont_values;
+    // SAFETY: the entry point takes the object as its "callee vmctx" and
+    // ignores the code; `obj` is a current continuation of this store.
+    unsafe { signals::call_wasm(store_ctx, max_stack, weft_host_resume as *const u8, obj as *mut u8, caller, std::ptr::null(), values) }?;
+    let conts = &store.conts;
+    Ok(match store.vm.switch_payload {
+        CONT_RETURNED => HostResumed::Returned(conts.values.clone()),
+        CONT_THREW => {
+            store.exceptions.pending = conts.values[0].get_ref() as usize;
+            HostResumed::Threw
+        }
+        _ => HostResumed::Suspended { tag: conts.host_tag as usize, values: conts.values.clone() },
+    })
+}
+
+/// The Rust half of `weft_host_resume`: prepares the switch into `obj`.
+unsafe extern "C" fn host_resume_prepare(obj: *mut ContObj) -> *mut VMStoreContext {
+    // SAFETY: `obj` is a current continuation of a live store (see `resume_from_host`).
+    unsafe {
+        let store_ctx = (*obj).store_ctx;
+        let store = store_of_ctx(store_ctx);
+        let n = store.conts.host_nargs;
+        prepare_resume(store, obj, HOST_HANDLER_LIST.as_ptr(), n, false);
+        store_ctx
+    }
+}
+
+/// Frees the suspended (or fresh) continuation `r`, if current, and the
+/// continuations it suspended with.
+pub(crate) fn discard(store: &mut StoreOpaque, r: u64) {
+    let Some(obj) = check_ref(r) else { return };
+    // SAFETY: a current continuation is fresh or suspended; consuming it
+    // makes every reference stale, and nothing runs on its chain's stacks.
+    unsafe {
+        let obj = store.conts.consume(obj);
+        let last = (*obj).last_ancestor;
+        let mut c = obj;
+        loop {
+            let parent = (*c).parent;
+            store.conts.recycle(c);
+            if c == last || parent.is_null() {
+                break;
+            }
+            c = parent;
+        }
+    }
+}
+
+/// Runs an embedder's callback (an interruption's, or fuel's) from code
+/// interrupted in Wasm: on the stack the host entered Wasm on if a
+/// continuation is running (see [`on_native_stack`]). A panic in it
+/// resumes past the switch back.
+pub(crate) fn run_callback<R>(store: &mut StoreOpaque, f: impl FnOnce() -> R) -> R {
+    let store_ctx: *mut VMStoreContext = &mut *store.vm;
+    let run = || std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    // SAFETY: the store's code is running on this thread; `run` catches panics.
+    match unsafe { on_native_stack(store_ctx, run) } {
+        Ok(r) => r,
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}
+
 /// Calls `visit` with every word of the stacks and bound values of the
 /// store's suspended continuations. Returns false if a continuation is
 /// running (its frames are not all found from here).
@@ -825,6 +928,50 @@ std::arch::global_asm!(
     "pop rbp",
     "ret",
     ".size weft_call_on_stack, .-weft_call_on_stack",
+    "",
+    // A resume made by the host, called like a host-to-Wasm trampoline
+    // (rdi = the continuation object): switches into it as compiled code's
+    // `stack_switch` does, and returns when it comes back, with the payload
+    // in the store context's `switch_payload`.
+    ".globl weft_host_resume",
+    ".type weft_host_resume,@function",
+    "weft_host_resume:",
+    "push rbp",
+    "mov rbp, rsp",
+    "push rbx",
+    "push r12",
+    "push r13",
+    "push r14",
+    "push r15",
+    "sub rsp, 8",
+    "call {prepare}",
+    "mov [rsp], rax",
+    "mov rcx, [rax + {switch_store}]",
+    "mov rdx, [rax + {switch_load}]",
+    "mov rdi, [rax + {switch_payload}]",
+    "mov [rcx], rsp",
+    "mov [rcx + 8], rbp",
+    "lea r8, [rip + 2f]",
+    "mov [rcx + 16], r8",
+    "mov rsp, [rdx]",
+    "mov rbp, [rdx + 8]",
+    "jmp qword ptr [rdx + 16]",
+    "2:",
+    "mov rax, [rsp]",
+    "mov [rax + {switch_payload}], rdi",
+    "add rsp, 8",
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop rbx",
+    "pop rbp",
+    "ret",
+    ".size weft_host_resume, .-weft_host_resume",
+    prepare = sym host_resume_prepare,
+    switch_store = const vmctx::STORE_CTX_SWITCH_STORE_OFFSET,
+    switch_load = const vmctx::STORE_CTX_SWITCH_LOAD_OFFSET,
+    switch_payload = const vmctx::STORE_CTX_SWITCH_PAYLOAD_OFFSET,
     enter = sym weft_cont_enter,
     returned = sym weft_cont_returned,
     store_ctx = const std::mem::offset_of!(ContObj, store_ctx),
@@ -839,4 +986,5 @@ extern "C" {
     fn weft_cont_start();
     fn weft_switch_to(sp: usize, fp: usize, ip: usize, payload: u64) -> !;
     fn weft_call_on_stack(sp: usize, f: unsafe extern "C" fn(*mut u8), data: *mut u8);
+    fn weft_host_resume();
 }

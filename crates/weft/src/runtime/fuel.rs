@@ -168,7 +168,8 @@ fn refuel(store: &mut StoreOpaque) -> Result<(), (TrapCause, Option<anyhow::Erro
             return Ok(());
         }
         let Some(mut callback) = store.out_of_fuel_callback.take() else { return Err((TrapCause::Wasm(Trap::OutOfFuel), None)) };
-        let decision = callback(store as *mut StoreOpaque as *mut u8);
+        let store_ptr = store as *mut StoreOpaque as *mut u8;
+        let decision = crate::runtime::continuation::run_callback(store, || callback(store_ptr));
         store.out_of_fuel_callback = Some(callback);
         match decision {
             Ok(UpdateFuel::Continue(more)) => store.fuel.reserve = store.fuel.reserve.saturating_add(more),

@@ -569,7 +569,8 @@ unsafe fn store_of(ctx: *mut VMStoreContext) -> *mut crate::store::StoreOpaque {
 /// asked for a yield); `Err` with the trap to raise.
 fn epoch_deadline_reached(store: &mut crate::store::StoreOpaque) -> Result<(), (TrapCause, Option<anyhow::Error>)> {
     let Some(mut callback) = store.epoch_callback.take() else { return Err((TrapCause::Wasm(Trap::Interrupt), None)) };
-    let decision = callback(store as *mut _ as *mut u8);
+    let store_ptr = store as *mut _ as *mut u8;
+    let decision = crate::runtime::continuation::run_callback(store, || callback(store_ptr));
     store.epoch_callback = Some(callback);
     let delta = match decision {
         Ok(UpdateDeadline::Continue(delta)) => delta,
@@ -609,7 +610,8 @@ unsafe extern "C" fn weft_interrupt_hook(fault_pc: usize, fp: usize) {
     }
     let decision = match store.interrupt_callback.take() {
         Some(mut cb) => {
-            let d = cb(store as *mut _ as *mut u8);
+            let store_ptr = store as *mut _ as *mut u8;
+            let d = crate::runtime::continuation::run_callback(store, || cb(store_ptr));
             store.interrupt_callback = Some(cb);
             d
         }

@@ -67,6 +67,7 @@ impl Stack {
     }
 
     /// The lowest usable address (above the guard page).
+    #[cfg(test)]
     pub fn bottom(&self) -> usize {
         self.base as usize + crate::runtime::code::page_size()
     }
@@ -113,6 +114,7 @@ impl StackPool {
     }
 
     /// How many stacks the pool keeps now.
+    #[cfg(test)]
     pub fn kept(&self) -> usize {
         self.free.lock().unwrap().len()
     }
