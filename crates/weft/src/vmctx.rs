@@ -170,6 +170,9 @@ pub struct VMStoreContext {
     pub switch_load: usize,
     /// See [`Self::switch_store`].
     pub switch_payload: u64,
+    /// Stack switching: the stack limit of the stack the host entered Wasm
+    /// on, while a continuation runs (see [`Self::active_stack`]).
+    pub native_stack_limit: usize,
 }
 
 impl VMStoreContext {
@@ -189,6 +192,12 @@ pub const STORE_CTX_STACK_LIMIT_OFFSET: u32 = offset_of!(VMStoreContext, stack_l
 pub const STORE_CTX_FUEL_OFFSET: u32 = offset_of!(VMStoreContext, fuel_consumed) as u32;
 /// Where compiled code finds the values of a stack switch.
 pub const STORE_CTX_CONT_VALUES_OFFSET: u32 = offset_of!(VMStoreContext, cont_values) as u32;
+/// Where compiled code finds the native stack's limit while a continuation runs.
+pub const STORE_CTX_NATIVE_STACK_LIMIT_OFFSET: u32 = offset_of!(VMStoreContext, native_stack_limit) as u32;
+/// Where compiled code finds the running continuation.
+pub const STORE_CTX_ACTIVE_STACK_OFFSET: u32 = offset_of!(VMStoreContext, active_stack) as u32;
+/// Where compiled code finds the MMU page mode's stack-limit mirror.
+pub const STORE_CTX_STACK_LIMIT_MIRROR_OFFSET: u32 = offset_of!(VMStoreContext, stack_limit_mirror) as u32;
 /// Where compiled code finds the switch a continuation builtin prepared.
 pub const STORE_CTX_SWITCH_STORE_OFFSET: u32 = offset_of!(VMStoreContext, switch_store) as u32;
 /// See [`STORE_CTX_SWITCH_STORE_OFFSET`].
@@ -364,10 +373,49 @@ pub const CONT_RESUMED: u64 = 0;
 /// The payload a suspended continuation receives from `resume_throw` (the
 /// exception in switch value 0).
 pub const CONT_RESUMED_THROWING: u64 = 1;
+/// The fields of a continuation object (`runtime::continuation::ContObj`,
+/// which checks these offsets) that compiled code reads and writes on the
+/// inline paths of `resume` and `suspend`: its `stack_switch` context
+/// (where it continues while suspended)...
+pub const CONT_CTX_OFFSET: u32 = 0;
+/// ... its revision (`u64`; see [`CONT_REF_REVISION_SHIFT`]) ...
+pub const CONT_REVISION_OFFSET: u32 = 24;
+/// ... the continuation that resumed it, while running (null: the host's stack) ...
+pub const CONT_PARENT_OFFSET: u32 = 32;
+/// ... the outermost continuation of the chain it suspended with ...
+pub const CONT_LAST_ANCESTOR_OFFSET: u32 = 40;
+/// ... the handler list of the resume that resumed it, while running ...
+pub const CONT_HANDLERS_OFFSET: u32 = 48;
+/// ... the top of its stack, whose top three words hold its resumer's context ...
+pub const CONT_STACK_TOP_OFFSET: u32 = 56;
+/// ... its stack's limit for Wasm code ...
+pub const CONT_STACK_LIMIT_OFFSET: u32 = 64;
+/// ... its state (`u32`: [`CONT_STATE_SUSPENDED`], [`CONT_STATE_RUNNING`], ...) ...
+pub const CONT_STATE_OFFSET: u32 = 112;
+/// ... and whether a resume may take the inline path (`u32`, nonzero: it
+/// is suspended, has no bound values, and its revision may grow).
+pub const CONT_FAST_RESUME_OFFSET: u32 = 116;
+/// Continuation states (see [`CONT_STATE_OFFSET`]).
+pub const CONT_STATE_FRESH: u32 = 0;
+/// See [`CONT_STATE_FRESH`].
+pub const CONT_STATE_SUSPENDED: u32 = 1;
+/// See [`CONT_STATE_FRESH`].
+pub const CONT_STATE_RUNNING: u32 = 2;
+/// A continuation reference is the object's address with its revision
+/// shifted this far left (the largest revision is [`CONT_MAX_REVISION`]).
+pub const CONT_REF_REVISION_SHIFT: u32 = 48;
+/// See [`CONT_REF_REVISION_SHIFT`].
+pub const CONT_MAX_REVISION: u64 = 0xffff;
+/// The size of the resumer's context record at the top of a continuation's stack.
+pub const CONT_RESUMER_RECORD_SIZE: u32 = 24;
+
 /// A resume's handler list, which compiled code writes in its frame: a
 /// `u32` count, then a `(tag identity, kind)` pair of `u32`s per clause in
 /// order; the kind is the index of an `(on $tag $label)` clause among the
-/// label clauses, or this value for `(on $tag switch)`.
+/// label clauses, or this value for `(on $tag switch)`. A list has at least
+/// one pair (a resume without clauses writes a count of 0 and a pair that
+/// matches nothing: identity `u32::MAX`, this kind), which the inline path
+/// of `suspend` reads.
 pub const CONT_HANDLER_SWITCH: u32 = u32::MAX;
 
 /// An exception object: a 16-byte header (the tag's identity as a `u32` at

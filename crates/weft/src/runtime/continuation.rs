@@ -70,21 +70,25 @@ pub const HOST_HANDLERS: u32 = u32::MAX;
 /// Stacks a store keeps for itself before giving them to the engine's pool.
 const STORE_STACK_CACHE: usize = 16;
 
+/// What a continuation object holds; compiled code reads and writes the
+/// states as `u32`s (see [`vmctx::CONT_STATE_OFFSET`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
 enum State {
     /// Created, not yet started.
-    Fresh,
+    Fresh = vmctx::CONT_STATE_FRESH,
     /// Suspended (by `suspend` or `switch`), waiting to be resumed.
-    Suspended,
+    Suspended = vmctx::CONT_STATE_SUSPENDED,
     /// In the chain of running continuations.
-    Running,
+    Running = vmctx::CONT_STATE_RUNNING,
     /// Returned, or abandoned by a trap; the object is free for reuse.
-    Done,
+    Done = 3,
     /// Never to be used again (its revisions ran out).
-    Retired,
+    Retired = 4,
 }
 
-/// A continuation.
+/// A continuation. Compiled code reads and writes some of its fields, at
+/// the offsets `vmctx` gives (checked below).
 #[repr(C)]
 pub struct ContObj {
     /// Where it continues, while suspended (or fresh).
@@ -107,14 +111,39 @@ pub struct ContObj {
     func_code: *const u8,
     caller_vmctx: *mut u8,
     trampoline: *const u8,
-    type_id: u32,
     state: State,
+    /// Whether a resume may take compiled code's inline path (see
+    /// [`vmctx::CONT_FAST_RESUME_OFFSET`]); kept by [`ContObj::set_state`].
+    fast_resume: u32,
+    type_id: u32,
     stack: Option<Stack>,
     /// Values bound by `cont.bind`, which come before the resume's.
     bound: Vec<ValRaw>,
 }
 
+const _: () = {
+    use std::mem::offset_of;
+    assert!(offset_of!(ContObj, ctx) == vmctx::CONT_CTX_OFFSET as usize);
+    assert!(offset_of!(ContObj, revision) == vmctx::CONT_REVISION_OFFSET as usize);
+    assert!(offset_of!(ContObj, parent) == vmctx::CONT_PARENT_OFFSET as usize);
+    assert!(offset_of!(ContObj, last_ancestor) == vmctx::CONT_LAST_ANCESTOR_OFFSET as usize);
+    assert!(offset_of!(ContObj, handlers) == vmctx::CONT_HANDLERS_OFFSET as usize);
+    assert!(offset_of!(ContObj, stack_top) == vmctx::CONT_STACK_TOP_OFFSET as usize);
+    assert!(offset_of!(ContObj, stack_limit) == vmctx::CONT_STACK_LIMIT_OFFSET as usize);
+    assert!(offset_of!(ContObj, state) == vmctx::CONT_STATE_OFFSET as usize);
+    assert!(offset_of!(ContObj, fast_resume) == vmctx::CONT_FAST_RESUME_OFFSET as usize);
+    assert!(RESUMER_RECORD == vmctx::CONT_RESUMER_RECORD_SIZE as usize);
+    assert!(REVISION_SHIFT == vmctx::CONT_REF_REVISION_SHIFT);
+    assert!(MAX_REVISION == vmctx::CONT_MAX_REVISION);
+};
+
 impl ContObj {
+    /// Sets the state, and whether a resume may take the inline path.
+    fn set_state(&mut self, state: State) {
+        self.state = state;
+        self.fast_resume = (state == State::Suspended && self.bound.is_empty() && self.revision + 1 < MAX_REVISION) as u32;
+    }
+
     fn empty(store_ctx: *mut VMStoreContext) -> ContObj {
         ContObj {
             ctx: SwitchCtx::default(),
@@ -131,6 +160,7 @@ impl ContObj {
             trampoline: std::ptr::null(),
             type_id: 0,
             state: State::Done,
+            fast_resume: 0,
             stack: None,
             bound: Vec::new(),
         }
@@ -149,9 +179,6 @@ pub struct ContStore {
     max_live: usize,
     /// The switch values (see `VMStoreContext::cont_values`).
     values: Vec<ValRaw>,
-    /// The stack limit of the stack the host entered Wasm on, while a
-    /// continuation runs.
-    native_limit: usize,
     /// Host-to-Wasm trampolines of the types continuations started with.
     trampolines: HashMap<u32, Arc<Trampolines>>,
     /// The tag identity of the last suspension a host resume received.
@@ -174,7 +201,6 @@ impl Default for ContStore {
             live: 0,
             max_live: usize::MAX,
             values: Vec::new(),
-            native_limit: usize::MAX,
             trampolines: HashMap::new(),
             host_tag: 0,
             host_nargs: 0,
@@ -265,10 +291,10 @@ impl ContStore {
         o.handlers = std::ptr::null();
         self.live -= 1;
         if o.revision >= MAX_REVISION {
-            o.state = State::Retired;
+            o.set_state(State::Retired);
             o.revision = MAX_REVISION + 1;
         } else {
-            o.state = State::Done;
+            o.set_state(State::Done);
             self.free.push(obj);
         }
     }
@@ -299,11 +325,11 @@ impl ContStore {
         m.caller_vmctx = o.caller_vmctx;
         m.trampoline = o.trampoline;
         m.type_id = o.type_id;
-        m.state = o.state;
+        m.set_state(o.state);
         m.stack = o.stack.take();
         std::mem::swap(&mut m.bound, &mut o.bound);
         m.revision += 1;
-        o.state = State::Retired;
+        o.set_state(State::Retired);
         o.revision = MAX_REVISION + 1;
         moved
     }
@@ -347,9 +373,9 @@ fn decode(r: u64) -> (*mut ContObj, u64) {
 }
 
 /// The stack limit of the stack of `obj` (null: the host's).
-fn limit_of(conts: &ContStore, obj: *mut ContObj) -> usize {
+fn limit_of(vm: &VMStoreContext, obj: *mut ContObj) -> usize {
     if obj.is_null() {
-        conts.native_limit
+        vm.native_stack_limit
     } else {
         // SAFETY: a live object of the store.
         unsafe { (*obj).stack_limit }
@@ -358,7 +384,7 @@ fn limit_of(conts: &ContStore, obj: *mut ContObj) -> usize {
 
 /// Makes `obj` the running continuation (null: the host's stack).
 fn set_active(store: &mut StoreOpaque, obj: *mut ContObj) {
-    let limit = limit_of(&store.conts, obj);
+    let limit = limit_of(&store.vm, obj);
     store.vm.active_stack = obj as *mut u8;
     store.vm.set_stack_limit(limit);
 }
@@ -481,7 +507,7 @@ pub(crate) fn new_continuation(store: &mut StoreOpaque, f: VMFuncRef, caller_vmc
     o.caller_vmctx = caller_vmctx;
     o.trampoline = trampoline;
     o.type_id = f.type_id;
-    o.state = State::Fresh;
+    o.set_state(State::Fresh);
     Some(obj)
 }
 
@@ -505,7 +531,11 @@ pub(crate) unsafe extern "C" fn cont_bind(vmctx: *mut u8, r: u64, nargs: u32) ->
     let n = nargs as usize;
     let values = &store.conts.values[..n];
     // SAFETY: as above.
-    unsafe { (*obj).bound.extend_from_slice(values) };
+    unsafe {
+        (*obj).bound.extend_from_slice(values);
+        let state = (*obj).state;
+        (*obj).set_state(state);
+    }
     contref(obj)
 }
 
@@ -532,7 +562,7 @@ pub(crate) unsafe fn prepare_resume(store: &mut StoreOpaque, obj: *mut ContObj, 
         let root = (*obj).last_ancestor;
         let parent = store.vm.active_stack as *mut ContObj;
         if parent.is_null() {
-            store.conts.native_limit = store.vm.stack_limit;
+            store.vm.native_stack_limit = store.vm.stack_limit;
         }
         (*root).parent = parent;
         (*root).handlers = handlers;
@@ -542,7 +572,7 @@ pub(crate) unsafe fn prepare_resume(store: &mut StoreOpaque, obj: *mut ContObj, 
         } else {
             store.conts.prepend_bound(&mut store.vm, obj, nargs);
         }
-        (*obj).state = State::Running;
+        (*obj).set_state(State::Running);
         set_active(store, obj);
         store.vm.switch_store = resumer_record(root) as usize;
         store.vm.switch_load = &raw mut (*obj).ctx as usize;
@@ -565,7 +595,7 @@ pub(crate) unsafe extern "C" fn cont_suspend(vmctx: *mut u8, tag: u32, nargs: u3
     unsafe {
         let handler = (*c).parent;
         (*cur).last_ancestor = c;
-        (*cur).state = State::Suspended;
+        (*cur).set_state(State::Suspended);
         (*c).parent = std::ptr::null_mut();
         (*c).handlers = std::ptr::null();
         set_active(store, handler);
@@ -603,12 +633,12 @@ pub(crate) unsafe extern "C" fn cont_switch(vmctx: *mut u8, r: u64, tag: u32, na
         (*root).parent = (*c).parent;
         (*root).handlers = (*c).handlers;
         (*cur).last_ancestor = c;
-        (*cur).state = State::Suspended;
+        (*cur).set_state(State::Suspended);
         (*c).parent = std::ptr::null_mut();
         (*c).handlers = std::ptr::null();
         let fresh = (*target).state == State::Fresh;
         store.conts.prepend_bound(&mut store.vm, target, n + 1);
-        (*target).state = State::Running;
+        (*target).set_state(State::Running);
         set_active(store, target);
         store.vm.switch_store = &raw mut (*cur).ctx as usize;
         store.vm.switch_load = &raw mut (*target).ctx as usize;
@@ -733,8 +763,7 @@ pub(crate) unsafe fn on_native_stack<F: FnOnce() -> R, R>(store_ctx: *mut VMStor
     }
     // SAFETY: the resumer record of a running continuation holds its resumer's context.
     let native_sp = unsafe { (*resumer_record(root)).sp };
-    // SAFETY: the store context points at its store.
-    let native_limit = unsafe { store_of_ctx(store_ctx) }.conts.native_limit;
+    let native_limit = vm.native_stack_limit;
     let limit = vm.stack_limit;
     vm.active_stack = std::ptr::null_mut();
     vm.set_stack_limit(native_limit);
@@ -771,7 +800,8 @@ pub(crate) enum HostResumed {
 }
 
 /// The handler list of a resume made by the host.
-static HOST_HANDLER_LIST: [u32; 1] = [HOST_HANDLERS];
+/// (Its pair matches nothing: see [`vmctx::CONT_HANDLER_SWITCH`].)
+static HOST_HANDLER_LIST: [u32; 3] = [HOST_HANDLERS, u32::MAX, CONT_HANDLER_SWITCH];
 
 /// Resumes the current continuation `r` from the host with `args`, until
 /// it returns, suspends or throws; a trap comes back as its record.

@@ -4,12 +4,16 @@
 //! Every switch is prepared by a builtin (see `runtime::continuation`):
 //! it checks the continuation reference, finds the handler, updates the
 //! chain of running continuations and the stack limit, and writes the
-//! switch into the store context. Compiled code then makes the switch
-//! inline with Cranelift's `stack_switch` and dispatches on the payload it
-//! gets back when control returns: a resume on "returned", "threw" or
-//! "suspended to handler k"; a suspension on "resumed" or "resumed
-//! throwing". Values travel in the store's switch-value slots, 16 bytes
-//! each, written before the builtin and read after the switch.
+//! switch into the store context. The common cases skip the builtin: a
+//! `resume` of a suspended continuation without bound values, and a
+//! `suspend` whose handler is the first clause of the resume right above,
+//! do the same work inline, on the continuation object's fields (see
+//! [`vmctx::CONT_CTX_OFFSET`]). Compiled code then makes the switch with
+//! Cranelift's `stack_switch` and dispatches on the payload it gets back
+//! when control returns: a resume on "returned", "threw" or "suspended to
+//! handler k"; a suspension on "resumed" or "resumed throwing". Values
+//! travel in the store's switch-value slots, 16 bytes each, written before
+//! the switch is prepared and read after it.
 
 use super::*;
 
@@ -101,17 +105,46 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.builder.ins().trapnz(is, code);
     }
 
-    /// Makes the switch the last builtin prepared; returns the payload the
-    /// other side sends back when control returns here.
-    fn make_switch(&mut self) -> Value {
+    /// The switch the last builtin prepared: where to store this context,
+    /// where to load the next, the payload.
+    fn prepared_switch(&mut self) -> [Value; 3] {
         let ctx = self.store_context();
         let store = self.builder.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_SWITCH_STORE_OFFSET as i32);
         let load = self.builder.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_SWITCH_LOAD_OFFSET as i32);
         let payload = self.builder.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_SWITCH_PAYLOAD_OFFSET as i32);
-        let back = self.builder.ins().stack_switch(store, load, payload);
+        [store, load, payload]
+    }
+
+    /// Ends the current block with a jump to `switch` (see [`Self::switch_block`]).
+    fn jump_to_switch(&mut self, switch: Block, values: [Value; 3]) {
+        self.builder.ins().jump(switch, &Self::jump_args(&values));
+    }
+
+    /// A block that makes the switch its three parameters describe; returns
+    /// it, made current, and the payload the other side sends back when
+    /// control returns here.
+    fn switch_block(&mut self, switch: Block) -> Value {
+        self.builder.seal_block(switch);
+        self.builder.switch_to_block(switch);
+        let p = self.builder.block_params(switch).to_vec();
+        let back = self.builder.ins().stack_switch(p[0], p[1], p[2]);
         // The continuations that ran counted their fuel in the store.
         self.fuel_load();
         back
+    }
+
+    fn new_switch_block(&mut self) -> Block {
+        self.new_block_with_params(&[types::I64, types::I64, types::I64])
+    }
+
+    /// Sets the stack limit prologues check (and, in MMU page mode, its
+    /// mirror in the interrupt page, where they read it).
+    fn set_stack_limit(&mut self, ctx: Value, limit: Value) {
+        self.builder.ins().store(trusted_flags(), limit, ctx, vmctx::STORE_CTX_STACK_LIMIT_OFFSET as i32);
+        if self.env.tunables.interruption == crate::config::Interruption::MmuPage {
+            let mirror = self.builder.ins().load(types::I64, readonly_flags(), ctx, vmctx::STORE_CTX_STACK_LIMIT_MIRROR_OFFSET as i32);
+            self.builder.ins().store(trusted_flags(), limit, mirror, 0);
+        }
     }
 
     /// Writes the handler list of a resume into a slot of this frame (see
@@ -119,10 +152,16 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     /// clauses as (tag, label) in kind order.
     fn handler_list(&mut self, table: &wasmparser::ResumeTable) -> (Value, Vec<(u32, u32)>) {
         let n = table.handlers.len() as u32;
-        let slot = self.builder.create_sized_stack_slot(ir::StackSlotData::new(ir::StackSlotKind::ExplicitSlot, 4 + 8 * n, 3));
+        let slot = self.builder.create_sized_stack_slot(ir::StackSlotData::new(ir::StackSlotKind::ExplicitSlot, 4 + 8 * n.max(1), 3));
         let list = self.builder.ins().stack_addr(types::I64, slot, 0);
         let count = self.const_u32(n);
         self.builder.ins().store(trusted_flags(), count, list, 0);
+        if n == 0 {
+            // The pair the inline suspend reads, which matches nothing.
+            let none = self.const_u32(u32::MAX);
+            self.builder.ins().store(trusted_flags(), none, list, 4);
+            self.builder.ins().store(trusted_flags(), none, list, 8);
+        }
         let mut labels = Vec::new();
         for (i, h) in table.handlers.iter().enumerate() {
             let (tag, kind) = match *h {
@@ -164,11 +203,15 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         };
         let (list, labels) = self.handler_list(table);
         self.fuel_save();
+        let switch = self.new_switch_block();
+        self.inline_resume(k, list, throw, switch);
         let nargs = self.const_u32(nargs as u32);
         let throw = self.const_u32(throw);
         let status = self.call_builtin(Builtin::ContResume, &[k, list, nargs, throw])[0];
         self.trap_on_status(status, vmctx::CONT_STATUS_CONSUMED, codes::CONTINUATION_CONSUMED);
-        let payload = self.make_switch();
+        let prepared = self.prepared_switch();
+        self.jump_to_switch(switch, prepared);
+        let payload = self.switch_block(switch);
 
         // Dispatch on what came back.
         let returned = self.builder.create_block();
@@ -214,6 +257,121 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.stack.extend(results);
     }
 
+    /// The inline path of a resume of `k` with handler list `list`: if `k`
+    /// is current, suspended, and has no bound values, does what the
+    /// `ContResume` builtin does and jumps to `switch`; otherwise continues
+    /// in a fresh block (the builtin's path).
+    fn inline_resume(&mut self, k: Value, list: Value, throw: u32, switch: Block) {
+        let b = &mut self.builder;
+        let obj = b.ins().band_imm_s(k, (1i64 << vmctx::CONT_REF_REVISION_SHIFT) - 1);
+        let revision = b.ins().ushr_imm_s(k, vmctx::CONT_REF_REVISION_SHIFT as i64);
+        let current = b.ins().load(types::I64, trusted_flags(), obj, vmctx::CONT_REVISION_OFFSET as i32);
+        let fast = b.ins().load(types::I32, trusted_flags(), obj, vmctx::CONT_FAST_RESUME_OFFSET as i32);
+        let same = b.ins().icmp(IntCC::Equal, current, revision);
+        let fast = b.ins().icmp_imm_u(IntCC::NotEqual, fast, 0);
+        let ok = b.ins().band(same, fast);
+        let (inline, builtin) = (b.create_block(), b.create_block());
+        b.ins().brif(ok, inline, &[], builtin, &[]);
+        b.seal_block(inline);
+        b.seal_block(builtin);
+        b.set_cold_block(builtin);
+        b.switch_to_block(inline);
+        let next = b.ins().iadd_imm_u(revision, 1);
+        b.ins().store(trusted_flags(), next, obj, vmctx::CONT_REVISION_OFFSET as i32);
+        let running = b.ins().iconst(types::I32, vmctx::CONT_STATE_RUNNING as i64);
+        b.ins().store(trusted_flags(), running, obj, vmctx::CONT_STATE_OFFSET as i32);
+        let zero = b.ins().iconst(types::I32, 0);
+        b.ins().store(trusted_flags(), zero, obj, vmctx::CONT_FAST_RESUME_OFFSET as i32);
+        let root = b.ins().load(types::I64, trusted_flags(), obj, vmctx::CONT_LAST_ANCESTOR_OFFSET as i32);
+        let ctx = self.store_context();
+        let b = &mut self.builder;
+        let parent = b.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_ACTIVE_STACK_OFFSET as i32);
+        // Leaving the host's stack: remember its limit.
+        let limit = b.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_STACK_LIMIT_OFFSET as i32);
+        let native = b.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_NATIVE_STACK_LIMIT_OFFSET as i32);
+        let native = b.ins().select(parent, native, limit);
+        b.ins().store(trusted_flags(), native, ctx, vmctx::STORE_CTX_NATIVE_STACK_LIMIT_OFFSET as i32);
+        b.ins().store(trusted_flags(), parent, root, vmctx::CONT_PARENT_OFFSET as i32);
+        b.ins().store(trusted_flags(), list, root, vmctx::CONT_HANDLERS_OFFSET as i32);
+        b.ins().store(trusted_flags(), obj, ctx, vmctx::STORE_CTX_ACTIVE_STACK_OFFSET as i32);
+        let limit = b.ins().load(types::I64, trusted_flags(), obj, vmctx::CONT_STACK_LIMIT_OFFSET as i32);
+        self.set_stack_limit(ctx, limit);
+        let b = &mut self.builder;
+        let top = b.ins().load(types::I64, trusted_flags(), root, vmctx::CONT_STACK_TOP_OFFSET as i32);
+        let store = b.ins().iadd_imm_s(top, -(vmctx::CONT_RESUMER_RECORD_SIZE as i64));
+        let load = b.ins().iadd_imm_u(obj, vmctx::CONT_CTX_OFFSET as i64);
+        let payload = b.ins().iconst(types::I64, if throw != 0 { vmctx::CONT_RESUMED_THROWING } else { vmctx::CONT_RESUMED } as i64);
+        self.jump_to_switch(switch, [store, load, payload]);
+        self.builder.switch_to_block(builtin);
+    }
+
+    /// The inline path of `suspend` of module tag `tag` with `nargs`
+    /// values: if the running continuation's resume handles the tag with
+    /// its first clause, does what the `ContSuspend` builtin does and jumps
+    /// to `switch`; otherwise continues in a fresh block (the builtin's path).
+    fn inline_suspend(&mut self, tag: u32, nargs: usize, switch: Block) {
+        let ctx = self.store_context();
+        let b = &mut self.builder;
+        let cur = b.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_ACTIVE_STACK_OFFSET as i32);
+        let (check, inline, builtin) = (b.create_block(), b.create_block(), b.create_block());
+        b.set_cold_block(builtin);
+        b.ins().brif(cur, check, &[], builtin, &[]);
+        b.seal_block(check);
+        b.switch_to_block(check);
+        let list = b.ins().load(types::I64, trusted_flags(), cur, vmctx::CONT_HANDLERS_OFFSET as i32);
+        let id = b.ins().load(types::I32, trusted_flags(), list, 4);
+        let kind = b.ins().load(types::I32, trusted_flags(), list, 8);
+        let expected = b.ins().load(types::I32, readonly_flags(), self.vmctx, self.env.offsets.tag_identity(tag) as i32);
+        let same = b.ins().icmp(IntCC::Equal, id, expected);
+        let label = b.ins().icmp_imm_u(IntCC::NotEqual, kind, vmctx::CONT_HANDLER_SWITCH as i64);
+        let ok = b.ins().band(same, label);
+        b.ins().brif(ok, inline, &[], builtin, &[]);
+        b.seal_block(inline);
+        b.seal_block(builtin);
+        b.switch_to_block(inline);
+        // The continuation for the handler: this one, at its revision.
+        let revision = b.ins().load(types::I64, trusted_flags(), cur, vmctx::CONT_REVISION_OFFSET as i32);
+        let shifted = b.ins().ishl_imm_s(revision, vmctx::CONT_REF_REVISION_SHIFT as i64);
+        let k = b.ins().bor(cur, shifted);
+        let slots = self.switch_values();
+        let b = &mut self.builder;
+        b.ins().store(trusted_flags(), k, slots, nargs as i32 * crate::compile::VAL_RAW_SIZE);
+        let handler = b.ins().load(types::I64, trusted_flags(), cur, vmctx::CONT_PARENT_OFFSET as i32);
+        let null = b.ins().iconst(types::I64, 0);
+        b.ins().store(trusted_flags(), cur, cur, vmctx::CONT_LAST_ANCESTOR_OFFSET as i32);
+        b.ins().store(trusted_flags(), null, cur, vmctx::CONT_PARENT_OFFSET as i32);
+        b.ins().store(trusted_flags(), null, cur, vmctx::CONT_HANDLERS_OFFSET as i32);
+        let suspended = b.ins().iconst(types::I32, vmctx::CONT_STATE_SUSPENDED as i64);
+        b.ins().store(trusted_flags(), suspended, cur, vmctx::CONT_STATE_OFFSET as i32);
+        let fast = b.ins().icmp_imm_u(IntCC::UnsignedLessThan, revision, vmctx::CONT_MAX_REVISION as i64 - 1);
+        let fast = b.ins().uextend(types::I32, fast);
+        b.ins().store(trusted_flags(), fast, cur, vmctx::CONT_FAST_RESUME_OFFSET as i32);
+        b.ins().store(trusted_flags(), handler, ctx, vmctx::STORE_CTX_ACTIVE_STACK_OFFSET as i32);
+        // The handler's stack limit: the host's stack's, or its continuation's.
+        let (on_native, on_cont, limit_known) = (b.create_block(), b.create_block(), b.create_block());
+        let limit = b.append_block_param(limit_known, types::I64);
+        b.ins().brif(handler, on_cont, &[], on_native, &[]);
+        b.seal_block(on_native);
+        b.seal_block(on_cont);
+        b.switch_to_block(on_native);
+        let native = b.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_NATIVE_STACK_LIMIT_OFFSET as i32);
+        b.ins().jump(limit_known, &[BlockArg::Value(native)]);
+        b.switch_to_block(on_cont);
+        let theirs = b.ins().load(types::I64, trusted_flags(), handler, vmctx::CONT_STACK_LIMIT_OFFSET as i32);
+        b.ins().jump(limit_known, &[BlockArg::Value(theirs)]);
+        b.seal_block(limit_known);
+        b.switch_to_block(limit_known);
+        self.set_stack_limit(ctx, limit);
+        let b = &mut self.builder;
+        let store = b.ins().iadd_imm_u(cur, vmctx::CONT_CTX_OFFSET as i64);
+        let top = b.ins().load(types::I64, trusted_flags(), cur, vmctx::CONT_STACK_TOP_OFFSET as i32);
+        let load = b.ins().iadd_imm_s(top, -(vmctx::CONT_RESUMER_RECORD_SIZE as i64));
+        let kind = b.ins().uextend(types::I64, kind);
+        let payload = b.ins().iadd_imm_u(kind, vmctx::CONT_SUSPENDED as i64);
+        self.jump_to_switch(switch, [store, load, payload]);
+        self.builder.switch_to_block(builtin);
+    }
+
     /// A new exception of module tag `tag` with its payload from the stack.
     fn new_exception(&mut self, tag: u32) -> Value {
         let params = self.tag_params(tag);
@@ -231,11 +389,15 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         let values = self.pop_values(ty.params().len());
         self.store_switch_values(&values);
         self.fuel_save();
+        let switch = self.new_switch_block();
+        self.inline_suspend(tag, values.len(), switch);
         let tag_value = self.const_u32(tag);
         let nargs = self.const_u32(values.len() as u32);
         let status = self.call_builtin(Builtin::ContSuspend, &[tag_value, nargs])[0];
         self.trap_on_status(status, vmctx::CONT_STATUS_UNHANDLED, codes::UNHANDLED_TAG);
-        let payload = self.make_switch();
+        let prepared = self.prepared_switch();
+        self.jump_to_switch(switch, prepared);
+        let payload = self.switch_block(switch);
         let results: Vec<Type> = ty.results().iter().map(clif_type).collect();
         self.after_resumed(payload, &results);
     }
@@ -264,7 +426,10 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         let status = self.call_builtin(Builtin::ContSwitch, &[k, tag_value, nargs])[0];
         self.trap_on_status(status, vmctx::CONT_STATUS_CONSUMED, codes::CONTINUATION_CONSUMED);
         self.trap_on_status(status, vmctx::CONT_STATUS_UNHANDLED, codes::UNHANDLED_TAG);
-        let payload = self.make_switch();
+        let switch = self.new_switch_block();
+        let prepared = self.prepared_switch();
+        self.jump_to_switch(switch, prepared);
+        let payload = self.switch_block(switch);
         self.after_resumed(payload, &results);
     }
 

@@ -1,0 +1,131 @@
+//! Stack switching: a suspend + resume round trip, `cont.new` + running the
+//! continuation to completion, a `switch` between two continuations, and a
+//! generator whose values a consumer sums; each measured per operation.
+//! Weft alone, or (with the `wasmtime` feature) Weft and wasmtime 48 (its
+//! stack switching enabled) side by side in one run, whose ratios
+//! BENCHMARKS.md records.
+//!
+//! `cargo bench -p weft-bench [--features wasmtime] --bench stack_switching`
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+
+const GUEST: &str = r#"(module
+    (type $f (func))
+    (type $k (cont $f))
+    (rec (type $fp (func (param (ref null $kp)))) (type $kp (cont $fp)))
+    (tag $tick)
+    (tag $yield (param i32))
+    (tag $sw)
+    (global $n (mut i32) (i32.const 0))
+    (func $empty)
+    ;; Suspends forever.
+    (func $ticker (loop $l (suspend $tick) (br $l)))
+    ;; Yields 0, 1, 2, ... forever.
+    (func $naturals (local $i i32)
+      (loop $l
+        (suspend $yield (local.get $i))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $l)))
+    ;; One side of a ping-pong of switches, counting down $n; at zero the
+    ;; last one standing lets the other finish.
+    (func $side (type $fp) (param $other (ref null $kp))
+      (loop $l
+        (if (i32.eqz (global.get $n)) (then
+          (if (ref.is_null (local.get $other)) (then (return)))
+          (resume $kp (ref.null $kp) (local.get $other))
+          (return)))
+        (global.set $n (i32.sub (global.get $n) (i32.const 1)))
+        (local.set $other (switch $kp $sw (local.get $other)))
+        (br $l)))
+    (elem declare func $empty $ticker $naturals $side)
+    (global $ticker (mut (ref null $k)) (ref.null $k))
+    (global $gen (mut (ref null $k)) (ref.null $k))
+
+    (func (export "setup")
+      (global.set $ticker (cont.new $k (ref.func $ticker)))
+      (global.set $gen (cont.new $k (ref.func $naturals))))
+    ;; `n` suspend + resume round trips of one long-lived continuation.
+    (func (export "round_trips") (param $n i32)
+      (loop $l
+        (block $t (result (ref $k))
+          (resume $k (on $tick $t) (global.get $ticker))
+          (unreachable))
+        (global.set $ticker)
+        (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+    ;; `n` continuations created and run to completion.
+    (func (export "new_and_run") (param $n i32)
+      (loop $l
+        (resume $k (cont.new $k (ref.func $empty)))
+        (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+    ;; `n` switches between two continuations.
+    (func (export "switches") (param $n i32)
+      (global.set $n (local.get $n))
+      (resume $kp (on $sw switch) (cont.new $kp (ref.func $side)) (cont.new $kp (ref.func $side))))
+    ;; The sum of the generator's next `n` values.
+    (func (export "generate") (param $n i32) (result i32) (local $sum i32)
+      (loop $l
+        (block $y (result i32 (ref $k))
+          (resume $k (on $yield $y) (global.get $gen))
+          (unreachable))
+        (global.set $gen)
+        (local.set $sum (i32.add (local.get $sum)))
+        (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+      (local.get $sum)))"#;
+
+/// Operations per measured element.
+const OPS: i32 = 1000;
+
+// Each benchmark body is written once for both runtimes, whose embedding APIs
+// have the same shape: `$rt` is the crate, `$engine` an engine of it.
+macro_rules! stack_switching {
+    ($c:expr, $rt:ident, $engine:expr) => {{
+        let engine = $engine;
+        let module = $rt::Module::new(&engine, GUEST).unwrap();
+        let mut store = $rt::Store::new(&engine, ());
+        let instance = $rt::Instance::new(&mut store, &module, &[]).unwrap();
+        instance.get_typed_func::<(), ()>(&mut store, "setup").unwrap().call(&mut store, ()).unwrap();
+        let round_trips = instance.get_typed_func::<i32, ()>(&mut store, "round_trips").unwrap();
+        let new_and_run = instance.get_typed_func::<i32, ()>(&mut store, "new_and_run").unwrap();
+        let switches = instance.get_typed_func::<i32, ()>(&mut store, "switches").unwrap();
+        let generate = instance.get_typed_func::<i32, i32>(&mut store, "generate").unwrap();
+        assert_eq!(generate.call(&mut store, 10).unwrap(), 45);
+        switches.call(&mut store, 11).unwrap();
+        let mut group = $c.benchmark_group("stack_switching");
+        group.throughput(Throughput::Elements(OPS as u64));
+        group.bench_function(concat!("suspend_resume/", stringify!($rt)), |b| b.iter(|| round_trips.call(&mut store, OPS).unwrap()));
+        // A fresh store for each batch: wasmtime frees continuation stacks
+        // only with their store (it runs out of memory near 32,000).
+        let _ = new_and_run;
+        group.bench_function(concat!("cont_new_run/", stringify!($rt)), |b| {
+            b.iter_batched(
+                || {
+                    let mut store = $rt::Store::new(&engine, ());
+                    let instance = $rt::Instance::new(&mut store, &module, &[]).unwrap();
+                    let f = instance.get_typed_func::<i32, ()>(&mut store, "new_and_run").unwrap();
+                    (store, f)
+                },
+                |(mut store, f)| {
+                    f.call(&mut store, OPS).unwrap();
+                    store
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        group.bench_function(concat!("switch/", stringify!($rt)), |b| b.iter(|| switches.call(&mut store, OPS).unwrap()));
+        group.bench_function(concat!("generator/", stringify!($rt)), |b| b.iter(|| generate.call(&mut store, OPS).unwrap()));
+        group.finish();
+    }};
+}
+
+fn stack_switching(c: &mut Criterion) {
+    stack_switching!(c, weft, weft::Engine::default());
+    #[cfg(feature = "wasmtime")]
+    {
+        let mut config = wasmtime::Config::new();
+        config.wasm_stack_switching(true).wasm_exceptions(true).wasm_function_references(true);
+        stack_switching!(c, wasmtime, wasmtime::Engine::new(&config).unwrap());
+    }
+}
+
+criterion_group!(benches, stack_switching);
+criterion_main!(benches);
