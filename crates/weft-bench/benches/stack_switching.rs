@@ -93,25 +93,27 @@ macro_rules! stack_switching {
         let mut group = $c.benchmark_group("stack_switching");
         group.throughput(Throughput::Elements(OPS as u64));
         group.bench_function(concat!("suspend_resume/", stringify!($rt)), |b| b.iter(|| round_trips.call(&mut store, OPS).unwrap()));
-        // A fresh store for each batch: wasmtime frees continuation stacks
-        // only with their store (it runs out of memory near 32,000).
-        let _ = new_and_run;
-        group.bench_function(concat!("cont_new_run/", stringify!($rt)), |b| {
-            b.iter_batched(
-                || {
-                    let mut store = $rt::Store::new(&engine, ());
-                    let instance = $rt::Instance::new(&mut store, &module, &[]).unwrap();
-                    let f = instance.get_typed_func::<i32, ()>(&mut store, "new_and_run").unwrap();
-                    (store, f)
-                },
-                |(mut store, f)| {
-                    f.call(&mut store, OPS).unwrap();
-                    store
-                },
-                BatchSize::PerIteration,
-            )
-        });
-        group.bench_function(concat!("switch/", stringify!($rt)), |b| b.iter(|| switches.call(&mut store, OPS).unwrap()));
+        // A fresh store for each iteration where continuations are created:
+        // wasmtime frees their stacks only with their store (it runs out of
+        // memory near 32,000).
+        let _ = (new_and_run, switches);
+        for (name, export) in [("cont_new_run", "new_and_run"), ("switch", "switches")] {
+            group.bench_function(format!("{name}/{}", stringify!($rt)), |b| {
+                b.iter_batched(
+                    || {
+                        let mut store = $rt::Store::new(&engine, ());
+                        let instance = $rt::Instance::new(&mut store, &module, &[]).unwrap();
+                        let f = instance.get_typed_func::<i32, ()>(&mut store, export).unwrap();
+                        (store, f)
+                    },
+                    |(mut store, f)| {
+                        f.call(&mut store, OPS).unwrap();
+                        store
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+        }
         group.bench_function(concat!("generator/", stringify!($rt)), |b| b.iter(|| generate.call(&mut store, OPS).unwrap()));
         group.finish();
     }};
