@@ -375,9 +375,10 @@ impl Config {
     /// ([`Proposal::is_enabled_by_default`]). [`Engine::new`](crate::Engine::new)
     /// refuses a configuration that turns on a proposal Weft does not
     /// implement, or turns one on without those it builds on
-    /// ([`Proposal::requires`]).
+    /// ([`Proposal::requires`]). Turning a proposal off also turns off the
+    /// proposals that build on it (exceptions off: stack switching off too).
     pub fn wasm_proposal(&mut self, proposal: Proposal, enable: bool) -> &mut Self {
-        self.proposals = self.proposals.with(proposal, enable);
+        self.proposals = if enable { self.proposals.with(proposal, true) } else { self.proposals.without_dependents(proposal) };
         self
     }
 
@@ -438,7 +439,7 @@ proposal_switches! {
     wasm_relaxed_simd => RelaxedSimd,
     /// Threads and atomics (default off: not implemented).
     wasm_threads => Threads,
-    /// Stack switching (default off: not implemented yet).
+    /// Stack switching: continuations, `resume`, `suspend`, `switch` (default on).
     wasm_stack_switching => StackSwitching,
     /// Wide arithmetic (default off: not implemented).
     wasm_wide_arithmetic => WideArithmetic,

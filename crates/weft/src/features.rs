@@ -275,6 +275,11 @@ impl Proposals {
         self.iter().fold(base, |f, p| f | p.features())
     }
 
+    /// The set without `p` and everything that requires it.
+    pub fn without_dependents(self, p: Proposal) -> Proposals {
+        Proposal::ALL.into_iter().filter(|q| q.requires().contains(&p)).fold(self.with(p, false), |set, q| set.without_dependents(q))
+    }
+
     /// The set with `p` and everything it requires added.
     pub fn with_requirements(self, p: Proposal) -> Proposals {
         p.requires().iter().fold(self.with(p, true), |set, r| set.with_requirements(*r))
@@ -293,6 +298,11 @@ mod tests {
         Proposals::default().check().expect("the default set is implemented and closed under requirements");
         assert!(Proposals::default().with(Proposal::Threads, true).check().is_err());
         assert!(Proposals::default().with(Proposal::ReferenceTypes, false).check().is_err());
+        // Turning one off turns off what builds on it.
+        let no_exceptions = Proposals::default().without_dependents(Proposal::Exceptions);
+        assert!(!no_exceptions.contains(Proposal::StackSwitching) && !no_exceptions.contains(Proposal::LegacyExceptions));
+        no_exceptions.check().unwrap();
+        Proposals::default().without_dependents(Proposal::ReferenceTypes).check().unwrap();
     }
 
     #[test]

@@ -107,6 +107,8 @@ impl StoreOpaque {
         // call path of every host -> Wasm call cost about half of its time.
         if self.suspension.abandoned.load(Ordering::Acquire) && self.suspension.abandoned.swap(false, Ordering::SeqCst) {
             self.vm.set_stack_limit(usize::MAX);
+            // Continuations that were running in the dropped call are gone with it.
+            self.conts.abandon_running(&mut self.vm);
         }
         Ok(())
     }

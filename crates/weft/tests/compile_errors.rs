@@ -55,7 +55,7 @@ fn proposals_weft_does_not_implement_are_unsupported() {
         assert!(msg.contains(proposal.name()), "{wat}: {msg}");
     }
     // Turning such a proposal on is refused when the engine is made.
-    for proposal in [Proposal::StackSwitching, Proposal::Threads, Proposal::WideArithmetic] {
+    for proposal in [Proposal::Threads, Proposal::WideArithmetic] {
         let mut config = Config::new();
         config.wasm_proposal(proposal, true);
         let err = Engine::new(&config).err().expect("an unimplemented proposal was accepted");
@@ -68,7 +68,7 @@ fn proposals_weft_does_not_implement_are_unsupported() {
 #[test]
 fn every_proposal_switch_refuses_modules_that_use_it() {
     type SwitchOff = fn(&mut Config) -> &mut Config;
-    let cases: [(Proposal, SwitchOff, &str); 10] = [
+    let cases: [(Proposal, SwitchOff, &str); 11] = [
         (Proposal::ReferenceTypes, |c| c.wasm_reference_types(false).wasm_function_references(false).wasm_gc(false), "(module (func (param externref)))"),
         (Proposal::MultiValue, |c| c.wasm_multi_value(false), "(module (func (result i32 i32) (i32.const 1) (i32.const 2)))"),
         (Proposal::BulkMemory, |c| c.wasm_bulk_memory(false), "(module (memory 1) (func (memory.fill (i32.const 0) (i32.const 0) (i32.const 0))))"),
@@ -83,6 +83,7 @@ fn every_proposal_switch_refuses_modules_that_use_it() {
         ),
         (Proposal::Exceptions, |c| c.wasm_exceptions(false).wasm_legacy_exceptions(false), "(module (tag $e))"),
         (Proposal::LegacyExceptions, |c| c.wasm_legacy_exceptions(false), "(module (func try catch_all end))"),
+        (Proposal::StackSwitching, |c| c.wasm_stack_switching(false), "(module (type $f (func)) (type $k (cont $f)))"),
     ];
     for (proposal, switch_off, wat) in cases {
         Module::new(&Engine::default(), wat).unwrap_or_else(|e| panic!("{proposal}: {e:#}"));
@@ -94,9 +95,13 @@ fn every_proposal_switch_refuses_modules_that_use_it() {
         assert_eq!(kind, CompileErrorKind::Unsupported(proposal), "{proposal}: {msg}");
         assert!(msg.contains(proposal.name()) && msg.contains("turned off"), "{proposal}: {msg}");
     }
-    // A proposal turned on without the one it builds on is refused.
+    // Turning a proposal off turns off those that build on it...
     let mut config = Config::new();
-    config.wasm_reference_types(false);
+    config.wasm_exceptions(false);
+    assert!(!config.proposal_enabled(Proposal::StackSwitching) && !config.proposal_enabled(Proposal::LegacyExceptions));
+    Engine::new(&config).unwrap();
+    // ... and one turned on again without the one it builds on is refused.
+    config.wasm_reference_types(false).wasm_function_references(true);
     let err = Engine::new(&config).err().expect("function references without reference types");
     assert!(format!("{err}").contains("reference-types"), "{err}");
 }

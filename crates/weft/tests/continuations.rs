@@ -450,6 +450,30 @@ fn interruptions_inside_a_continuation_trap_or_yield_and_resume() {
 }
 
 #[test]
+fn dropping_a_call_suspended_inside_a_continuation_frees_it() {
+    let _watchdog = Watchdog::arm(Duration::from_secs(60));
+    let engine = engine_with(|c| {
+        c.interruption(Interruption::MmuPage);
+    });
+    let (mut store, inst) = instance(&engine, SPINNER);
+    let run = inst.get_typed_func::<i64, i64>(&mut store, "run").unwrap();
+    let handle = store.interrupt_handle().unwrap();
+    store.interrupt_callback(|_| Ok(InterruptAction::Yield));
+    let repeater = Repeater::start(Duration::from_millis(10), move || handle.interrupt());
+    let CallState::Suspended(s) = run.call_resumable(&mut store, i64::MAX).unwrap() else { panic!("expected a suspension") };
+    repeater.stop();
+    assert_eq!(store.live_continuations(), 1);
+    drop(s);
+    // The next call cleans up: the continuation that ran in the dropped call is freed.
+    store.interrupt_callback(|_| Ok(InterruptAction::Continue));
+    let plain = inst.get_typed_func::<i64, i64>(&mut store, "plain").unwrap();
+    let expected = plain.call(&mut store, 1000).unwrap();
+    assert_eq!(store.live_continuations(), 0);
+    assert_eq!(run.call(&mut store, 1000).unwrap(), expected);
+    assert_eq!(store.live_continuations(), 0);
+}
+
+#[test]
 fn pooled_instances_with_continuations_reset_and_run_again() {
     let engine = engine_with(|c| {
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(PoolingConfig::default()));

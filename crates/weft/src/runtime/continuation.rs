@@ -236,6 +236,25 @@ impl ContStore {
         self.live
     }
 
+    /// Frees every running continuation, after the call they ran in was
+    /// dropped while suspended (their chain's frames went with it).
+    pub(crate) fn abandon_running(&mut self, vm: &mut VMStoreContext) {
+        let running: Vec<*mut ContObj> = self
+            .all
+            .iter()
+            .copied()
+            .filter(|&o| {
+                // SAFETY: objects live as long as the store.
+                unsafe { (*o).state == State::Running }
+            })
+            .collect();
+        for obj in running {
+            // SAFETY: nothing runs on the stacks of a dropped call.
+            unsafe { self.recycle(obj) };
+        }
+        vm.active_stack = std::ptr::null_mut();
+    }
+
     /// Makes room for `slots` switch values, and points the store context at them.
     pub(crate) fn reserve_values(&mut self, vm: &mut VMStoreContext, slots: usize) {
         if self.values.len() < slots {
