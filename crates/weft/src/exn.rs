@@ -73,8 +73,11 @@ impl ExnType {
     /// The type of exceptions of tags of type `ty`.
     ///
     /// # Errors
-    /// Never with Weft; the `Result` is wasmtime's shape.
+    /// If the tag type has results: such tags are for stack switching.
     pub fn from_tag_type(ty: &TagType) -> crate::Result<ExnType> {
+        if !ty.ty().results().is_empty() {
+            anyhow::bail!("a tag with results (for stack switching) cannot make exceptions");
+        }
         Ok(ExnType { ty: ty.ty().clone() })
     }
     /// The payload's types, as the parameters of a function type.

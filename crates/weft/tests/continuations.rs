@@ -520,3 +520,46 @@ fn an_exception_held_by_a_suspended_continuation_survives_collection() {
     let finish = inst.get_typed_func::<(), i32>(&mut store, "finish").unwrap();
     assert_eq!(finish.call(&mut store, ()).unwrap(), 77);
 }
+
+#[test]
+fn an_exception_held_by_the_outer_member_of_a_suspended_chain_survives_collection() {
+    // $outer holds an exception in a local and resumes $inner, which
+    // suspends to the host's resume through $outer's: the two are suspended
+    // together, $outer waiting in its resume of $inner.
+    let wat = r#"(module
+        (type $f (func (result i32)))
+        (type $k (cont $f))
+        (type $g (func))
+        (type $kg (cont $g))
+        (tag $e (param i32))
+        (tag $s)
+        (tag $unused)
+        (global $k (mut (ref null $k)) (ref.null $k))
+        (func $inner (suspend $s))
+        (func $outer (result i32) (local $x exnref)
+          (local.set $x (block $c (result exnref)
+            (try_table (catch_all_ref $c) (throw $e (i32.const 77)))
+            (unreachable)))
+          (block $u (result (ref $kg))
+            (resume $kg (on $unused $u) (cont.new $kg (ref.func $inner)))
+            (block $c2 (result i32)
+              (try_table (catch $e $c2) (throw_ref (local.get $x)))
+              (unreachable))
+            (return))
+          (unreachable))
+        (elem declare func $inner $outer)
+        (func (export "start")
+          (block $h (result (ref $k))
+            (drop (resume $k (on $s $h) (cont.new $k (ref.func $outer))))
+            (return))
+          (global.set $k))
+        (func (export "finish") (result i32) (resume $k (global.get $k))))"#;
+    let (mut store, inst) = instance(&Engine::default(), wat);
+    inst.get_typed_func::<(), ()>(&mut store, "start").unwrap().call(&mut store, ()).unwrap();
+    assert_eq!(store.live_continuations(), 2);
+    store.gc(None);
+    assert_eq!(store.live_exceptions(), 1, "the outer member's stack keeps its exception");
+    let finish = inst.get_typed_func::<(), i32>(&mut store, "finish").unwrap();
+    assert_eq!(finish.call(&mut store, ()).unwrap(), 77);
+    assert_eq!(store.live_continuations(), 0);
+}

@@ -92,9 +92,12 @@ fn the_proposals_can_be_turned_off() {
     Module::new(&engine, simd).unwrap();
     let err = Module::new(&engine, relaxed).unwrap_err();
     assert_eq!(err.downcast_ref::<CompileError>().unwrap().kind(), CompileErrorKind::Unsupported(Proposal::RelaxedSimd), "{err:#}");
-    // SIMD off needs relaxed SIMD off too (it builds on it).
+    // SIMD off turns relaxed SIMD off too (it builds on it); relaxed SIMD
+    // turned on again without SIMD is refused.
     let mut config = Config::new();
     config.wasm_simd(false);
+    assert!(!config.proposal_enabled(Proposal::RelaxedSimd));
+    config.wasm_relaxed_simd(true);
     assert!(Engine::new(&config).is_err());
     config.wasm_relaxed_simd(false);
     let engine = Engine::new(&config).unwrap();

@@ -239,18 +239,15 @@ impl ContStore {
     /// Frees every running continuation, after the call they ran in was
     /// dropped while suspended (their chain's frames went with it).
     pub(crate) fn abandon_running(&mut self, vm: &mut VMStoreContext) {
-        let running: Vec<*mut ContObj> = self
-            .all
-            .iter()
-            .copied()
-            .filter(|&o| {
-                // SAFETY: objects live as long as the store.
-                unsafe { (*o).state == State::Running }
-            })
-            .collect();
-        for obj in running {
-            // SAFETY: nothing runs on the stacks of a dropped call.
-            unsafe { self.recycle(obj) };
+        let mut c = vm.active_stack as *mut ContObj;
+        while !c.is_null() {
+            // SAFETY: the chain's continuations are live; nothing runs on
+            // the stacks of a dropped call.
+            unsafe {
+                let parent = (*c).parent;
+                self.recycle(c);
+                c = parent;
+            }
         }
         vm.active_stack = std::ptr::null_mut();
     }
@@ -591,12 +588,57 @@ pub(crate) unsafe fn prepare_resume(store: &mut StoreOpaque, obj: *mut ContObj, 
         } else {
             store.conts.prepend_bound(&mut store.vm, obj, nargs);
         }
-        (*obj).set_state(State::Running);
+        mark_running(obj);
         set_active(store, obj);
         store.vm.switch_store = resumer_record(root) as usize;
         store.vm.switch_load = &raw mut (*obj).ctx as usize;
         let throwing = if throw { CONT_RESUMED_THROWING } else { CONT_RESUMED };
         store.vm.switch_payload = if fresh { obj as u64 | throwing } else { throwing };
+    }
+}
+
+/// Marks the continuations from `obj` (a current one) to its outermost as
+/// running, as a resume puts them back in the chain.
+///
+/// # Safety
+/// `obj` must be a live continuation of a suspended chain (or fresh).
+unsafe fn mark_running(obj: *mut ContObj) {
+    // SAFETY: as the caller guarantees; the chain's parents are live.
+    unsafe {
+        let root = (*obj).last_ancestor;
+        let mut c = obj;
+        loop {
+            (*c).set_state(State::Running);
+            if c == root {
+                break;
+            }
+            c = (*c).parent;
+        }
+    }
+}
+
+/// Takes the running chain from `cur` out to `outermost` out as one
+/// suspended continuation, `cur`. Every member is marked suspended, with
+/// the stack pointer it waits at (an inner one waits in its resume of the
+/// next, whose resumer record holds it) for the collector's scan.
+///
+/// # Safety
+/// `cur` and `outermost` must be in the chain of running continuations,
+/// `cur` innermost, with `cur`'s context about to be saved in its `ctx`.
+unsafe fn mark_suspended(cur: *mut ContObj, outermost: *mut ContObj) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        (*cur).last_ancestor = outermost;
+        (*cur).set_state(State::Suspended);
+        let mut child = cur;
+        while child != outermost {
+            let m = (*child).parent;
+            (*m).ctx.sp = (*resumer_record(child)).sp;
+            (*m).set_state(State::Suspended);
+            // Only the innermost may be resumed (it alone has a current reference).
+            (*m).fast_resume = 0;
+            child = m;
+        }
     }
 }
 
@@ -613,8 +655,7 @@ pub(crate) unsafe extern "C" fn cont_suspend(vmctx: *mut u8, tag: u32, nargs: u3
     // SAFETY: `cur` and `c` are in the chain of running continuations.
     unsafe {
         let handler = (*c).parent;
-        (*cur).last_ancestor = c;
-        (*cur).set_state(State::Suspended);
+        mark_suspended(cur, c);
         (*c).parent = std::ptr::null_mut();
         (*c).handlers = std::ptr::null();
         set_active(store, handler);
@@ -651,13 +692,12 @@ pub(crate) unsafe extern "C" fn cont_switch(vmctx: *mut u8, r: u64, tag: u32, na
         *resumer_record(root) = *resumer_record(c);
         (*root).parent = (*c).parent;
         (*root).handlers = (*c).handlers;
-        (*cur).last_ancestor = c;
-        (*cur).set_state(State::Suspended);
+        mark_suspended(cur, c);
         (*c).parent = std::ptr::null_mut();
         (*c).handlers = std::ptr::null();
         let fresh = (*target).state == State::Fresh;
         store.conts.prepend_bound(&mut store.vm, target, n + 1);
-        (*target).set_state(State::Running);
+        mark_running(target);
         set_active(store, target);
         store.vm.switch_store = &raw mut (*cur).ctx as usize;
         store.vm.switch_load = &raw mut (*target).ctx as usize;

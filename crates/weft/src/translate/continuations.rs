@@ -258,7 +258,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     }
 
     /// The inline path of a resume of `k` with handler list `list`: if `k`
-    /// is current, suspended, and has no bound values, does what the
+    /// is current, suspended alone, and has no bound values, does what the
     /// `ContResume` builtin does and jumps to `switch`; otherwise continues
     /// in a fresh block (the builtin's path).
     fn inline_resume(&mut self, k: Value, list: Value, throw: u32, switch: Block) {
@@ -267,9 +267,13 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         let revision = b.ins().ushr_imm_s(k, vmctx::CONT_REF_REVISION_SHIFT as i64);
         let current = b.ins().load(types::I64, trusted_flags(), obj, vmctx::CONT_REVISION_OFFSET as i32);
         let fast = b.ins().load(types::I32, trusted_flags(), obj, vmctx::CONT_FAST_RESUME_OFFSET as i32);
+        let root = b.ins().load(types::I64, trusted_flags(), obj, vmctx::CONT_LAST_ANCESTOR_OFFSET as i32);
         let same = b.ins().icmp(IntCC::Equal, current, revision);
         let fast = b.ins().icmp_imm_u(IntCC::NotEqual, fast, 0);
+        // It suspended alone (the builtin marks a chain's members running).
+        let alone = b.ins().icmp(IntCC::Equal, root, obj);
         let ok = b.ins().band(same, fast);
+        let ok = b.ins().band(ok, alone);
         let (inline, builtin) = (b.create_block(), b.create_block());
         b.ins().brif(ok, inline, &[], builtin, &[]);
         b.seal_block(inline);
@@ -282,7 +286,6 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         b.ins().store(trusted_flags(), running, obj, vmctx::CONT_STATE_OFFSET as i32);
         let zero = b.ins().iconst(types::I32, 0);
         b.ins().store(trusted_flags(), zero, obj, vmctx::CONT_FAST_RESUME_OFFSET as i32);
-        let root = b.ins().load(types::I64, trusted_flags(), obj, vmctx::CONT_LAST_ANCESTOR_OFFSET as i32);
         let ctx = self.store_context();
         let b = &mut self.builder;
         let parent = b.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_ACTIVE_STACK_OFFSET as i32);
