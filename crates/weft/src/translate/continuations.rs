@@ -120,9 +120,9 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.builder.ins().jump(switch, &Self::jump_args(&values));
     }
 
-    /// A block that makes the switch its three parameters describe; returns
-    /// it, made current, and the payload the other side sends back when
-    /// control returns here.
+    /// Makes `switch` (from [`Self::new_switch_block`]) current and has it
+    /// make the switch its three parameters describe; returns the payload
+    /// the other side sends back when control returns here.
     fn switch_block(&mut self, switch: Block) -> Value {
         self.builder.seal_block(switch);
         self.builder.switch_to_block(switch);
