@@ -563,3 +563,34 @@ fn an_exception_held_by_the_outer_member_of_a_suspended_chain_survives_collectio
     assert_eq!(finish.call(&mut store, ()).unwrap(), 77);
     assert_eq!(store.live_continuations(), 0);
 }
+
+#[test]
+fn exceptions_made_inside_a_running_continuation_are_collected_and_held_ones_survive() {
+    // The resumer holds an exception in a local (parked on the host's stack)
+    // while a continuation makes and drops 200,000 exposed exceptions; the
+    // collections that run inside the continuation scan the running chain.
+    let wat = r#"(module
+        (type $f (func (param i32)))
+        (type $k (cont $f))
+        (tag $e (param i32))
+        (func $churn (param $n i32)
+          (loop $l
+            (drop (block $c (result exnref)
+              (try_table (catch_all_ref $c) (throw $e (local.get $n)))
+              (unreachable)))
+            (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+        (elem declare func $churn)
+        (func (export "run") (param $n i32) (result i32) (local $held exnref)
+          (local.set $held (block $c (result exnref)
+            (try_table (catch_all_ref $c) (throw $e (i32.const 4242)))
+            (unreachable)))
+          (resume $k (local.get $n) (cont.new $k (ref.func $churn)))
+          (block $c2 (result i32)
+            (try_table (catch $e $c2) (throw_ref (local.get $held)))
+            (unreachable))))"#;
+    let (mut store, inst) = instance(&Engine::default(), wat);
+    let run = inst.get_typed_func::<i32, i32>(&mut store, "run").unwrap();
+    assert_eq!(run.call(&mut store, 200_000).unwrap(), 4242);
+    assert!(store.live_exceptions() < 20_000, "{} exceptions left: collections inside the continuation freed none", store.live_exceptions());
+    assert_eq!(store.live_continuations(), 0);
+}

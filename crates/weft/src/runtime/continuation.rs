@@ -938,18 +938,27 @@ pub(crate) fn run_callback<R>(store: &mut StoreOpaque, f: impl FnOnce() -> R) ->
 }
 
 /// Calls `visit` with every word of the stacks and bound values of the
-/// store's suspended continuations. Returns false if a continuation is
-/// running (its frames are not all found from here).
+/// store's suspended continuations. Returns false if a continuation runs
+/// outside the chain of the running one (under a host call, whose frames
+/// are not found from here); the running chain's own stacks are scanned
+/// with the thread's (see [`scan_running_chain`]).
 pub(crate) fn scan_suspended(store: &StoreOpaque, visit: &mut dyn FnMut(u64)) -> bool {
     let conts = &store.conts;
     if conts.live == 0 {
         return true;
     }
+    let mut chain = Vec::new();
+    let mut c = store.vm.active_stack as *mut ContObj;
+    while !c.is_null() {
+        chain.push(c);
+        // SAFETY: continuations of the chain are live.
+        c = unsafe { (*c).parent };
+    }
     for &obj in &conts.all {
         // SAFETY: objects live as long as the store.
         let o = unsafe { &*obj };
         match o.state {
-            State::Running => return false,
+            State::Running if !chain.contains(&obj) => return false,
             State::Suspended => {
                 let mut p = o.ctx.sp & !7;
                 while p < o.stack_top {
@@ -967,6 +976,38 @@ pub(crate) fn scan_suspended(store: &StoreOpaque, visit: &mut dyn FnMut(u64)) ->
         }
     }
     true
+}
+
+/// Calls `visit` with every word of the running chain's stacks: the
+/// running continuation `active`'s from `sp` (on its stack) to its top, then
+/// each resumer's from where it waits; returns where the outermost's
+/// resumer waits on the host's stack, where the scan goes on.
+///
+/// # Safety
+/// `active` must be the running continuation of the store whose code runs
+/// on this thread, and `sp` a stack pointer on its stack.
+pub(crate) unsafe fn scan_running_chain(active: *mut u8, sp: usize, visit: &mut dyn FnMut(u64)) -> usize {
+    let mut c = active as *mut ContObj;
+    let mut low = sp;
+    loop {
+        // SAFETY: as the caller guarantees; each parent is live and parked
+        // at the stack pointer its child's resumer record holds.
+        unsafe {
+            let top = (*c).stack_top;
+            let mut p = low & !7;
+            while p < top {
+                visit(*(p as *const u64));
+                p += 8;
+            }
+            let parked = (*resumer_record(c)).sp;
+            let parent = (*c).parent;
+            if parent.is_null() {
+                return parked;
+            }
+            low = parked;
+            c = parent;
+        }
+    }
 }
 
 std::arch::global_asm!(

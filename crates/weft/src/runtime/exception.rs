@@ -207,8 +207,9 @@ pub(crate) fn collect(store: &mut StoreOpaque) {
         return;
     }
     // The stacks first: the scan can give up. Suspended continuations'
-    // stacks are scanned whole; while one runs, the frames of the chain are
-    // not all found from here (nor is a running one's stack the thread's).
+    // stacks are scanned from where they wait, the running chain's with the
+    // thread's; continuations running under a host call are not found from
+    // here.
     let mut stack_words: Vec<u64> = Vec::new();
     if !crate::runtime::continuation::scan_suspended(store, &mut |w| stack_words.push(w)) || !scan_stacks(&mut |w| stack_words.push(w)) {
         store.exceptions.threshold = store.exceptions.threshold.saturating_mul(2);
@@ -408,6 +409,14 @@ fn scan_stacks(visit: &mut dyn FnMut(u64)) -> bool {
         const MAX_RANGE: usize = 1 << 30;
         let mut low = sp;
         let mut act = signals::current_activation();
+        // On a continuation's stack: the chain's stacks first, then the
+        // host's from where the chain's outermost resumer waits.
+        // SAFETY: an activation's store context is live while it runs.
+        let active = if act.is_null() { std::ptr::null_mut() } else { unsafe { (*(*act).store_ctx).active_stack } };
+        if !active.is_null() {
+            // SAFETY: the store's code runs on this thread, on that continuation's stack.
+            low = unsafe { crate::runtime::continuation::scan_running_chain(active, sp, scan.visit) };
+        }
         // Where the chain leaves this fiber's stack for the host's.
         let stack_boundary = crate::runtime::fiber::current_host_activation();
         while !act.is_null() {
