@@ -237,7 +237,6 @@ impl<T> Store<T> {
             switch_store: 0,
             switch_load: 0,
             switch_payload: 0,
-            native_stack_limit: usize::MAX,
         });
         let mut inner = Box::new(StoreInner {
             opaque: StoreOpaque {

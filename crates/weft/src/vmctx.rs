@@ -170,9 +170,6 @@ pub struct VMStoreContext {
     pub switch_load: usize,
     /// See [`Self::switch_store`].
     pub switch_payload: u64,
-    /// Stack switching: the stack limit of the stack the host entered Wasm
-    /// on, while a continuation runs (see [`Self::active_stack`]).
-    pub native_stack_limit: usize,
 }
 
 impl VMStoreContext {
@@ -192,8 +189,6 @@ pub const STORE_CTX_STACK_LIMIT_OFFSET: u32 = offset_of!(VMStoreContext, stack_l
 pub const STORE_CTX_FUEL_OFFSET: u32 = offset_of!(VMStoreContext, fuel_consumed) as u32;
 /// Where compiled code finds the values of a stack switch.
 pub const STORE_CTX_CONT_VALUES_OFFSET: u32 = offset_of!(VMStoreContext, cont_values) as u32;
-/// Where compiled code finds the native stack's limit while a continuation runs.
-pub const STORE_CTX_NATIVE_STACK_LIMIT_OFFSET: u32 = offset_of!(VMStoreContext, native_stack_limit) as u32;
 /// Where compiled code finds the running continuation.
 pub const STORE_CTX_ACTIVE_STACK_OFFSET: u32 = offset_of!(VMStoreContext, active_stack) as u32;
 /// Where compiled code finds the MMU page mode's stack-limit mirror.
@@ -392,9 +387,11 @@ pub const CONT_STACK_TOP_OFFSET: u32 = 56;
 pub const CONT_STACK_LIMIT_OFFSET: u32 = 64;
 /// ... its state (`u32`: [`CONT_STATE_SUSPENDED`], [`CONT_STATE_RUNNING`], ...) ...
 pub const CONT_STATE_OFFSET: u32 = 112;
-/// ... and whether a resume may take the inline path (`u32`, nonzero: it
+/// ... whether a resume may take the inline path (`u32`, nonzero: it
 /// is suspended, has no bound values, and its revision may grow).
 pub const CONT_FAST_RESUME_OFFSET: u32 = 116;
+/// ... and, while running, the stack limit of its resumer's stack.
+pub const CONT_RESUMER_LIMIT_OFFSET: u32 = 128;
 /// Continuation states (see [`CONT_STATE_OFFSET`]).
 pub const CONT_STATE_FRESH: u32 = 0;
 /// See [`CONT_STATE_FRESH`].
@@ -417,6 +414,10 @@ pub const CONT_RESUMER_RECORD_SIZE: u32 = 24;
 /// matches nothing: identity `u32::MAX`, this kind), which the inline path
 /// of `suspend` reads.
 pub const CONT_HANDLER_SWITCH: u32 = u32::MAX;
+/// Set in the tag identity of an `(on $tag switch)` clause in a handler
+/// list, so that a `suspend` (whose inline path compares identities only)
+/// never takes it for a label clause. Tag identities are below it.
+pub const CONT_HANDLER_SWITCH_ID_BIT: u32 = 1 << 31;
 
 /// An exception object: a 16-byte header (the tag's identity as a `u32` at
 /// [`EXN_TAG_OFFSET`], whether it was ever exposed as a Wasm or host value

@@ -116,6 +116,9 @@ pub struct ContObj {
     /// [`vmctx::CONT_FAST_RESUME_OFFSET`]); kept by [`ContObj::set_state`].
     fast_resume: u32,
     type_id: u32,
+    /// While running: the stack limit of its resumer's stack, which a
+    /// suspension to that resumer restores.
+    resumer_limit: usize,
     stack: Option<Stack>,
     /// Values bound by `cont.bind`, which come before the resume's.
     bound: Vec<ValRaw>,
@@ -132,6 +135,7 @@ const _: () = {
     assert!(offset_of!(ContObj, stack_limit) == vmctx::CONT_STACK_LIMIT_OFFSET as usize);
     assert!(offset_of!(ContObj, state) == vmctx::CONT_STATE_OFFSET as usize);
     assert!(offset_of!(ContObj, fast_resume) == vmctx::CONT_FAST_RESUME_OFFSET as usize);
+    assert!(offset_of!(ContObj, resumer_limit) == vmctx::CONT_RESUMER_LIMIT_OFFSET as usize);
     assert!(RESUMER_RECORD == vmctx::CONT_RESUMER_RECORD_SIZE as usize);
     assert!(REVISION_SHIFT == vmctx::CONT_REF_REVISION_SHIFT);
     assert!(MAX_REVISION == vmctx::CONT_MAX_REVISION);
@@ -161,6 +165,7 @@ impl ContObj {
             type_id: 0,
             state: State::Done,
             fast_resume: 0,
+            resumer_limit: 0,
             stack: None,
             bound: Vec::new(),
         }
@@ -388,19 +393,10 @@ fn decode(r: u64) -> (*mut ContObj, u64) {
     ((r & ((1 << REVISION_SHIFT) - 1)) as *mut ContObj, r >> REVISION_SHIFT)
 }
 
-/// The stack limit of the stack of `obj` (null: the host's).
-fn limit_of(vm: &VMStoreContext, obj: *mut ContObj) -> usize {
-    if obj.is_null() {
-        vm.native_stack_limit
-    } else {
-        // SAFETY: a live object of the store.
-        unsafe { (*obj).stack_limit }
-    }
-}
-
-/// Makes `obj` the running continuation (null: the host's stack).
-fn set_active(store: &mut StoreOpaque, obj: *mut ContObj) {
-    let limit = limit_of(&store.vm, obj);
+/// Makes `obj` the running continuation (null: the host's stack), whose
+/// stack's limit is `limit`: its own for a continuation that starts or
+/// resumes, its child's `resumer_limit` for one a child leaves.
+fn set_active(store: &mut StoreOpaque, obj: *mut ContObj, limit: usize) {
     store.vm.active_stack = obj as *mut u8;
     store.vm.set_stack_limit(limit);
 }
@@ -449,7 +445,7 @@ fn find_handler(start: *mut ContObj, tag: u32, switch: bool) -> Option<(*mut Con
                 } else {
                     for i in 0..count as usize {
                         let (id, kind) = (*list.add(1 + 2 * i), *list.add(2 + 2 * i));
-                        if id == tag && (kind == CONT_HANDLER_SWITCH) == switch {
+                        if id & !vmctx::CONT_HANDLER_SWITCH_ID_BIT == tag && (kind == CONT_HANDLER_SWITCH) == switch {
                             return Some((c, kind));
                         }
                     }
@@ -577,11 +573,9 @@ pub(crate) unsafe fn prepare_resume(store: &mut StoreOpaque, obj: *mut ContObj, 
         let obj = store.conts.consume(obj);
         let root = (*obj).last_ancestor;
         let parent = store.vm.active_stack as *mut ContObj;
-        if parent.is_null() {
-            store.vm.native_stack_limit = store.vm.stack_limit;
-        }
         (*root).parent = parent;
         (*root).handlers = handlers;
+        (*root).resumer_limit = store.vm.stack_limit;
         let fresh = (*obj).state == State::Fresh;
         if throw {
             (*obj).bound.clear();
@@ -589,7 +583,7 @@ pub(crate) unsafe fn prepare_resume(store: &mut StoreOpaque, obj: *mut ContObj, 
             store.conts.prepend_bound(&mut store.vm, obj, nargs);
         }
         mark_running(obj);
-        set_active(store, obj);
+        set_active(store, obj, (*obj).stack_limit);
         store.vm.switch_store = resumer_record(root) as usize;
         store.vm.switch_load = &raw mut (*obj).ctx as usize;
         let throwing = if throw { CONT_RESUMED_THROWING } else { CONT_RESUMED };
@@ -658,7 +652,7 @@ pub(crate) unsafe extern "C" fn cont_suspend(vmctx: *mut u8, tag: u32, nargs: u3
         mark_suspended(cur, c);
         (*c).parent = std::ptr::null_mut();
         (*c).handlers = std::ptr::null();
-        set_active(store, handler);
+        set_active(store, handler, (*c).resumer_limit);
         store.vm.switch_store = &raw mut (*cur).ctx as usize;
         store.vm.switch_load = resumer_record(c) as usize;
     }
@@ -692,13 +686,14 @@ pub(crate) unsafe extern "C" fn cont_switch(vmctx: *mut u8, r: u64, tag: u32, na
         *resumer_record(root) = *resumer_record(c);
         (*root).parent = (*c).parent;
         (*root).handlers = (*c).handlers;
+        (*root).resumer_limit = (*c).resumer_limit;
         mark_suspended(cur, c);
         (*c).parent = std::ptr::null_mut();
         (*c).handlers = std::ptr::null();
         let fresh = (*target).state == State::Fresh;
         store.conts.prepend_bound(&mut store.vm, target, n + 1);
         mark_running(target);
-        set_active(store, target);
+        set_active(store, target, (*target).stack_limit);
         store.vm.switch_store = &raw mut (*cur).ctx as usize;
         store.vm.switch_load = &raw mut (*target).ctx as usize;
         store.vm.switch_payload = if fresh { target as u64 } else { CONT_RESUMED };
@@ -718,7 +713,7 @@ unsafe fn finish(store: &mut StoreOpaque, obj: *mut ContObj) -> SwitchCtx {
     unsafe {
         let resumer = *resumer_record(obj);
         let parent = (*obj).parent;
-        set_active(store, parent);
+        set_active(store, parent, (*obj).resumer_limit);
         store.conts.recycle(obj);
         resumer
     }
@@ -820,9 +815,9 @@ pub(crate) unsafe fn on_native_stack<F: FnOnce() -> R, R>(store_ctx: *mut VMStor
             root = (*root).parent;
         }
     }
-    // SAFETY: the resumer record of a running continuation holds its resumer's context.
-    let native_sp = unsafe { (*resumer_record(root)).sp };
-    let native_limit = vm.native_stack_limit;
+    // SAFETY: the resumer record of a running continuation holds its
+    // resumer's context; the object, its resumer's stack limit.
+    let (native_sp, native_limit) = unsafe { ((*resumer_record(root)).sp, (*root).resumer_limit) };
     let limit = vm.stack_limit;
     vm.active_stack = std::ptr::null_mut();
     vm.set_stack_limit(native_limit);

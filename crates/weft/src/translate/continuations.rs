@@ -171,7 +171,10 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 }
                 wasmparser::Handle::OnSwitch { tag } => (tag, vmctx::CONT_HANDLER_SWITCH),
             };
-            let id = self.builder.ins().load(types::I32, readonly_flags(), self.vmctx, self.env.offsets.tag_identity(tag) as i32);
+            let mut id = self.builder.ins().load(types::I32, readonly_flags(), self.vmctx, self.env.offsets.tag_identity(tag) as i32);
+            if kind == vmctx::CONT_HANDLER_SWITCH {
+                id = self.builder.ins().bor_imm_u(id, vmctx::CONT_HANDLER_SWITCH_ID_BIT as i64);
+            }
             let kind = self.const_u32(kind);
             self.builder.ins().store(trusted_flags(), id, list, 4 + 8 * i as i32);
             self.builder.ins().store(trusted_flags(), kind, list, 8 + 8 * i as i32);
@@ -289,13 +292,11 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         let ctx = self.store_context();
         let b = &mut self.builder;
         let parent = b.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_ACTIVE_STACK_OFFSET as i32);
-        // Leaving the host's stack: remember its limit.
+        // The limit of this stack, which a suspension back here restores.
         let limit = b.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_STACK_LIMIT_OFFSET as i32);
-        let native = b.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_NATIVE_STACK_LIMIT_OFFSET as i32);
-        let native = b.ins().select(parent, native, limit);
-        b.ins().store(trusted_flags(), native, ctx, vmctx::STORE_CTX_NATIVE_STACK_LIMIT_OFFSET as i32);
         b.ins().store(trusted_flags(), parent, root, vmctx::CONT_PARENT_OFFSET as i32);
         b.ins().store(trusted_flags(), list, root, vmctx::CONT_HANDLERS_OFFSET as i32);
+        b.ins().store(trusted_flags(), limit, root, vmctx::CONT_RESUMER_LIMIT_OFFSET as i32);
         b.ins().store(trusted_flags(), obj, ctx, vmctx::STORE_CTX_ACTIVE_STACK_OFFSET as i32);
         let limit = b.ins().load(types::I64, trusted_flags(), obj, vmctx::CONT_STACK_LIMIT_OFFSET as i32);
         self.set_stack_limit(ctx, limit);
@@ -323,15 +324,14 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         b.switch_to_block(check);
         let list = b.ins().load(types::I64, trusted_flags(), cur, vmctx::CONT_HANDLERS_OFFSET as i32);
         let id = b.ins().load(types::I32, trusted_flags(), list, 4);
-        let kind = b.ins().load(types::I32, trusted_flags(), list, 8);
         let expected = b.ins().load(types::I32, readonly_flags(), self.vmctx, self.env.offsets.tag_identity(tag) as i32);
+        // A switch clause's identity has `CONT_HANDLER_SWITCH_ID_BIT` set.
         let same = b.ins().icmp(IntCC::Equal, id, expected);
-        let label = b.ins().icmp_imm_u(IntCC::NotEqual, kind, vmctx::CONT_HANDLER_SWITCH as i64);
-        let ok = b.ins().band(same, label);
-        b.ins().brif(ok, inline, &[], builtin, &[]);
+        b.ins().brif(same, inline, &[], builtin, &[]);
         b.seal_block(inline);
         b.seal_block(builtin);
         b.switch_to_block(inline);
+        let kind = b.ins().load(types::I32, trusted_flags(), list, 8);
         // The continuation for the handler: this one, at its revision.
         let revision = b.ins().load(types::I64, trusted_flags(), cur, vmctx::CONT_REVISION_OFFSET as i32);
         let shifted = b.ins().ishl_imm_s(revision, vmctx::CONT_REF_REVISION_SHIFT as i64);
@@ -340,30 +340,16 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         let b = &mut self.builder;
         b.ins().store(trusted_flags(), k, slots, nargs as i32 * crate::compile::VAL_RAW_SIZE);
         let handler = b.ins().load(types::I64, trusted_flags(), cur, vmctx::CONT_PARENT_OFFSET as i32);
-        let null = b.ins().iconst(types::I64, 0);
+        // (Its `parent` and `handlers` are left as they are: nothing reads
+        // them before the next resume sets them.)
         b.ins().store(trusted_flags(), cur, cur, vmctx::CONT_LAST_ANCESTOR_OFFSET as i32);
-        b.ins().store(trusted_flags(), null, cur, vmctx::CONT_PARENT_OFFSET as i32);
-        b.ins().store(trusted_flags(), null, cur, vmctx::CONT_HANDLERS_OFFSET as i32);
         let suspended = b.ins().iconst(types::I32, vmctx::CONT_STATE_SUSPENDED as i64);
         b.ins().store(trusted_flags(), suspended, cur, vmctx::CONT_STATE_OFFSET as i32);
         let fast = b.ins().icmp_imm_u(IntCC::UnsignedLessThan, revision, vmctx::CONT_MAX_REVISION as i64 - 1);
         let fast = b.ins().uextend(types::I32, fast);
         b.ins().store(trusted_flags(), fast, cur, vmctx::CONT_FAST_RESUME_OFFSET as i32);
         b.ins().store(trusted_flags(), handler, ctx, vmctx::STORE_CTX_ACTIVE_STACK_OFFSET as i32);
-        // The handler's stack limit: the host's stack's, or its continuation's.
-        let (on_native, on_cont, limit_known) = (b.create_block(), b.create_block(), b.create_block());
-        let limit = b.append_block_param(limit_known, types::I64);
-        b.ins().brif(handler, on_cont, &[], on_native, &[]);
-        b.seal_block(on_native);
-        b.seal_block(on_cont);
-        b.switch_to_block(on_native);
-        let native = b.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_NATIVE_STACK_LIMIT_OFFSET as i32);
-        b.ins().jump(limit_known, &[BlockArg::Value(native)]);
-        b.switch_to_block(on_cont);
-        let theirs = b.ins().load(types::I64, trusted_flags(), handler, vmctx::CONT_STACK_LIMIT_OFFSET as i32);
-        b.ins().jump(limit_known, &[BlockArg::Value(theirs)]);
-        b.seal_block(limit_known);
-        b.switch_to_block(limit_known);
+        let limit = b.ins().load(types::I64, trusted_flags(), cur, vmctx::CONT_RESUMER_LIMIT_OFFSET as i32);
         self.set_stack_limit(ctx, limit);
         let b = &mut self.builder;
         let store = b.ins().iadd_imm_u(cur, vmctx::CONT_CTX_OFFSET as i64);
