@@ -460,7 +460,13 @@ fn dropping_a_call_suspended_inside_a_continuation_frees_it() {
     let handle = store.interrupt_handle().unwrap();
     store.interrupt_callback(|_| Ok(InterruptAction::Yield));
     let repeater = Repeater::start(Duration::from_millis(10), move || handle.interrupt());
-    let CallState::Suspended(s) = run.call_resumable(&mut store, i64::MAX).unwrap() else { panic!("expected a suspension") };
+    let CallState::Suspended(mut s) = run.call_resumable(&mut store, i64::MAX).unwrap() else { panic!("expected a suspension") };
+    // An interrupt may land before the continuation exists: go on until one
+    // lands inside it.
+    while store.live_continuations() == 0 {
+        let CallState::Suspended(next) = s.resume(&mut store).unwrap() else { panic!("expected a suspension") };
+        s = next;
+    }
     repeater.stop();
     assert_eq!(store.live_continuations(), 1);
     drop(s);
