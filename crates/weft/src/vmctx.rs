@@ -391,7 +391,7 @@ pub const CONT_STATE_OFFSET: u32 = 112;
 /// is suspended, has no bound values, and its revision may grow).
 pub const CONT_FAST_RESUME_OFFSET: u32 = 116;
 /// ... and, while running, the stack limit of its resumer's stack.
-pub const CONT_RESUMER_LIMIT_OFFSET: u32 = 128;
+pub const CONT_RESUMER_LIMIT_OFFSET: u32 = 120;
 /// Continuation states (see [`CONT_STATE_OFFSET`]).
 pub const CONT_STATE_FRESH: u32 = 0;
 /// See [`CONT_STATE_FRESH`].

@@ -115,7 +115,6 @@ pub struct ContObj {
     /// Whether a resume may take compiled code's inline path (see
     /// [`vmctx::CONT_FAST_RESUME_OFFSET`]); kept by [`ContObj::set_state`].
     fast_resume: u32,
-    type_id: u32,
     /// While running: the stack limit of its resumer's stack, which a
     /// suspension to that resumer restores.
     resumer_limit: usize,
@@ -162,7 +161,6 @@ impl ContObj {
             func_code: std::ptr::null(),
             caller_vmctx: std::ptr::null_mut(),
             trampoline: std::ptr::null(),
-            type_id: 0,
             state: State::Done,
             fast_resume: 0,
             resumer_limit: 0,
@@ -345,7 +343,6 @@ impl ContStore {
         m.func_code = o.func_code;
         m.caller_vmctx = o.caller_vmctx;
         m.trampoline = o.trampoline;
-        m.type_id = o.type_id;
         m.set_state(o.state);
         m.stack = o.stack.take();
         std::mem::swap(&mut m.bound, &mut o.bound);
@@ -518,7 +515,6 @@ pub(crate) fn new_continuation(store: &mut StoreOpaque, f: VMFuncRef, caller_vmc
     o.func_code = f.code;
     o.caller_vmctx = caller_vmctx;
     o.trampoline = trampoline;
-    o.type_id = f.type_id;
     o.set_state(State::Fresh);
     Some(obj)
 }
