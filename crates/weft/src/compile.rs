@@ -18,6 +18,7 @@ use crate::frontend::{ModuleInfo, PendingFunction};
 use crate::runtime::code::{CodeMemory, FunctionInfo, Symbols};
 use crate::translate::{self, TranslateEnv};
 use crate::types::{FuncType, ValType};
+use crate::vmctx;
 
 /// Builds the Cranelift ISA for the host with Weft's settings.
 pub fn build_isa(config: &Config) -> anyhow::Result<OwnedTargetIsa> {
@@ -37,6 +38,8 @@ pub fn build_isa(config: &Config) -> anyhow::Result<OwnedTargetIsa> {
     flags.set("unwind_info", "false")?;
     // Stack switching: `stack_switch` in continuation instructions.
     flags.set("stack_switch_model", "basic")?;
+    // Fuel: the counter lives in r15 (see `translate::fuel`).
+    flags.set("enable_pinned_reg", if config.tunables.consume_fuel { "true" } else { "false" })?;
     flags.set("enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })?;
     let isa_builder = cranelift_native::builder().map_err(|e| anyhow::anyhow!("unsupported host: {e}"))?;
     Ok(isa_builder.finish(settings::Flags::new(flags))?)
@@ -425,8 +428,13 @@ unsafe impl Send for Trampolines {}
 // SAFETY: as above.
 unsafe impl Sync for Trampolines {}
 
-/// Compiles the two trampolines for function type `ty`.
-pub fn compile_trampolines(isa: &OwnedTargetIsa, ty: &FuncType) -> anyhow::Result<Trampolines> {
+/// Compiles the two trampolines for function type `ty`. With `consume_fuel`,
+/// they move the fuel counter between the store context and the pinned
+/// register compiled code keeps it in (see `translate::fuel`): the first
+/// loads it before the call into Wasm and stores it after; the second
+/// stores it before the host function runs and loads it after, since the
+/// host may read or set the store's fuel.
+pub fn compile_trampolines(isa: &OwnedTargetIsa, ty: &FuncType, consume_fuel: bool) -> anyhow::Result<Trampolines> {
     let params: Vec<ir::Type> = ty.params().iter().map(clif_val_type).collect();
     let results: Vec<ir::Type> = ty.results().iter().map(clif_val_type).collect();
     let wasm_sig = translate::wasm_signature(params.iter().copied(), results.iter().copied());
@@ -452,9 +460,20 @@ pub fn compile_trampolines(isa: &OwnedTargetIsa, ty: &FuncType) -> anyhow::Resul
         for (i, t) in params.iter().enumerate() {
             args.push(b.ins().load(*t, flags, values, i as i32 * VAL_RAW_SIZE));
         }
+        // The caller's vmctx leads to the store context (the store's host
+        // vmctx when the host calls).
+        let store_ctx = consume_fuel.then(|| b.ins().load(types::I64, flags, caller_vmctx, vmctx::VMCTX_STORE_CTX_OFFSET as i32));
+        if let Some(ctx) = store_ctx {
+            let fuel = b.ins().load(types::I64, flags, ctx, vmctx::STORE_CTX_FUEL_OFFSET as i32);
+            b.ins().set_pinned_reg(fuel);
+        }
         let sig_ref = b.import_signature(wasm_sig.clone());
         let call = b.ins().call_indirect(sig_ref, code, &args);
         let rets = b.inst_results(call).to_vec();
+        if let Some(ctx) = store_ctx {
+            let fuel = b.ins().get_pinned_reg(types::I64);
+            b.ins().store(flags, fuel, ctx, vmctx::STORE_CTX_FUEL_OFFSET as i32);
+        }
         for (i, r) in rets.iter().enumerate() {
             b.ins().store(flags, *r, values, i as i32 * VAL_RAW_SIZE);
         }
@@ -487,7 +506,16 @@ pub fn compile_trampolines(isa: &OwnedTargetIsa, ty: &FuncType) -> anyhow::Resul
             csig.params.push(AbiParam::new(types::I64));
         }
         let csig = b.import_signature(csig);
+        let store_ctx = consume_fuel.then(|| b.ins().load(types::I64, flags, caller_vmctx, vmctx::VMCTX_STORE_CTX_OFFSET as i32));
+        if let Some(ctx) = store_ctx {
+            let fuel = b.ins().get_pinned_reg(types::I64);
+            b.ins().store(flags, fuel, ctx, vmctx::STORE_CTX_FUEL_OFFSET as i32);
+        }
         b.ins().call_indirect(csig, callback, &[callee_vmctx, caller_vmctx, values, fp]);
+        if let Some(ctx) = store_ctx {
+            let fuel = b.ins().load(types::I64, flags, ctx, vmctx::STORE_CTX_FUEL_OFFSET as i32);
+            b.ins().set_pinned_reg(fuel);
+        }
         let mut rets = Vec::new();
         for (i, t) in results.iter().enumerate() {
             rets.push(b.ins().load(*t, flags, values, i as i32 * VAL_RAW_SIZE));

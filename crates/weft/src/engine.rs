@@ -157,7 +157,7 @@ impl Engine {
             return Ok(t.clone());
         }
         let ty = self.func_type(id);
-        let t = Arc::new(compile::compile_trampolines(&self.inner.isa, &ty)?);
+        let t = Arc::new(compile::compile_trampolines(&self.inner.isa, &ty, self.inner.config.tunables.consume_fuel)?);
         Ok(self.inner.trampolines.lock().unwrap().entry(id).or_insert(t).clone())
     }
 }

@@ -223,6 +223,22 @@ impl<T> Caller<'_, T> {
     pub fn engine(&self) -> &crate::Engine {
         &self.store.inner.opaque.engine
     }
+    /// The fuel the store has left, counting what the calling guest ran
+    /// until this call (see [`Store::get_fuel`](crate::Store::get_fuel)).
+    ///
+    /// # Errors
+    /// If the engine does not consume fuel.
+    pub fn get_fuel(&self) -> anyhow::Result<u64> {
+        self.store.inner.opaque.get_fuel()
+    }
+    /// Sets the fuel the store's guests may still use, from this call on
+    /// (see [`Store::set_fuel`](crate::Store::set_fuel)).
+    ///
+    /// # Errors
+    /// If the engine does not consume fuel.
+    pub fn set_fuel(&mut self, fuel: u64) -> anyhow::Result<()> {
+        self.store.inner.opaque.set_fuel(fuel)
+    }
 }
 
 impl<T> AsContext for Caller<'_, T> {

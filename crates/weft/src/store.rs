@@ -233,6 +233,7 @@ impl<T> Store<T> {
             stack_limit_mirror: std::ptr::null_mut(),
             segment_probe_page: 0,
             fuel_consumed: 0,
+            fuel_in_pinned_reg: engine.config().tunables.consume_fuel,
             cont_values: std::ptr::null_mut(),
             switch_store: 0,
             switch_load: 0,

@@ -157,6 +157,10 @@ pub struct VMStoreContext {
     /// handling runs; compiled code adds each operator's cost and checks
     /// for a value of 0 or more at function entries and loop headers.
     pub fuel_consumed: i64,
+    /// Whether compiled code keeps `fuel_consumed` in the pinned register
+    /// while it runs (fuel is on): a trap handler then writes the register
+    /// back, so that what ran before a trap is counted.
+    pub fuel_in_pinned_reg: bool,
     /// Stack switching: the values that travel with a switch (arguments of
     /// a resume, payloads of a suspension, results of a continuation), in
     /// 16-byte slots; see `runtime::continuation`.

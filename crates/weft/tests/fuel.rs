@@ -1,11 +1,12 @@
 //! Fuel: exact consumption of known code, the same at every optimisation
-//! level; the out-of-fuel trap; a callback that refuels; yielding a
+//! level; what ran before a trap, and before a host function that reads or
+//! sets the fuel; the out-of-fuel trap; a callback that refuels; yielding a
 //! resumable call every N units and resuming it on another thread; and
 //! fuel in a store whose engine does not count it.
 
 use std::time::Duration;
 
-use weft::{CallState, Config, Engine, Instance, Module, OptLevel, Store, Trap, UpdateFuel};
+use weft::{CallState, Caller, Config, Engine, Func, Instance, Module, OptLevel, Store, Trap, UpdateFuel};
 
 mod common;
 
@@ -45,6 +46,62 @@ fn a_known_loop_consumes_exactly_its_operators() {
     assert_eq!(store.get_fuel().unwrap(), 1000 - 5 * 10);
     count.call(&mut store, 1).unwrap();
     assert_eq!(store.get_fuel().unwrap(), 1000 - 5 * 11);
+}
+
+/// Each function runs `n` iterations of `count`'s loop (5 units each),
+/// then traps, in compiled code or in the runtime, or calls the host,
+/// which reads the fuel or sets it.
+const AROUND_TRAPS: &str = r#"(module
+  (import "host" "fuel" (func $fuel (result i64)))
+  (import "host" "refill" (func $refill))
+  (memory 1)
+  (func $count (param $n i32)
+    (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+  (func (export "count_then_unreachable") (param $n i32)
+    (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+    (unreachable))
+  (func (export "count_then_fill_out_of_bounds") (param $n i32)
+    (call $count (local.get $n))
+    (memory.fill (i32.const 0) (i32.const 0) (i32.const 0x20000)))
+  (func (export "count_then_ask") (param $n i32) (result i64)
+    (call $count (local.get $n))
+    (call $fuel))
+  (func (export "refill_then_count") (param $n i32)
+    (call $refill)
+    (call $count (local.get $n))))"#;
+
+#[test]
+fn what_ran_before_a_trap_or_a_host_call_is_counted() {
+    let (engine, _) = engine(OptLevel::Speed);
+    let module = Module::new(&engine, AROUND_TRAPS).unwrap();
+    let mut store = Store::new(&engine, ());
+    let fuel = Func::wrap(&mut store, |caller: Caller<'_, ()>| caller.get_fuel().unwrap() as i64);
+    let refill = Func::wrap(&mut store, |mut caller: Caller<'_, ()>| caller.set_fuel(10_000).unwrap());
+    let inst = Instance::new(&mut store, &module, &[fuel.into(), refill.into()]).unwrap();
+    let call = |store: &mut Store<()>, name: &str, n: i32| inst.get_typed_func::<i32, ()>(&mut *store, name).unwrap().call(store, n);
+
+    // 5 units a round; the trap's own straight line is not charged.
+    store.set_fuel(100_000).unwrap();
+    let err = call(&mut store, "count_then_unreachable", 1000).unwrap_err();
+    assert_eq!(err.downcast_ref::<Trap>(), Some(&Trap::UnreachableCodeReached));
+    assert_eq!(store.get_fuel().unwrap(), 100_000 - 5 * 1000);
+
+    // A call and its argument (2 units), then the callee's rounds.
+    store.set_fuel(100_000).unwrap();
+    let err = call(&mut store, "count_then_fill_out_of_bounds", 1000).unwrap_err();
+    assert_eq!(err.downcast_ref::<Trap>(), Some(&Trap::MemoryOutOfBounds));
+    assert_eq!(store.get_fuel().unwrap(), 100_000 - 2 - 5 * 1000);
+
+    // The host sees the guest's count up to and including its call.
+    store.set_fuel(100_000).unwrap();
+    let ask = inst.get_typed_func::<i32, i64>(&mut store, "count_then_ask").unwrap();
+    assert_eq!(ask.call(&mut store, 1000).unwrap(), 100_000 - 2 - 5 * 1000 - 1);
+    assert_eq!(store.get_fuel().unwrap(), 100_000 - 2 - 5 * 1000 - 1);
+
+    // And what it sets is what the guest goes on with.
+    store.set_fuel(100_000).unwrap();
+    call(&mut store, "refill_then_count", 100).unwrap();
+    assert_eq!(store.get_fuel().unwrap(), 10_000 - 2 - 5 * 100);
 }
 
 #[test]

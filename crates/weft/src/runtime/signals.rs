@@ -519,6 +519,14 @@ unsafe extern "C" fn trap_handler(sig: libc::c_int, info: *mut libc::siginfo_t, 
             // this handler runs on the thread that owns it.
             let a = unsafe { &mut *act };
             a.cause = TrapCause::Wasm(kind);
+            if !a.store_ctx.is_null() {
+                // SAFETY: the activation's store context is live while it runs.
+                let store_ctx = unsafe { &mut *a.store_ctx };
+                if store_ctx.fuel_in_pinned_reg {
+                    // Compiled code counts fuel in r15 (see `translate::fuel`).
+                    store_ctx.fuel_consumed = uc.uc_mcontext.gregs[libc::REG_R15 as usize];
+                }
+            }
             // SAFETY: walking the faulting thread's frames, which are intact.
             unsafe { record_backtrace(a, pc, fp) };
             uc.uc_mcontext.gregs[libc::REG_RSP as usize] = a.jmp.sp as i64;

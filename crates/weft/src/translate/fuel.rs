@@ -1,15 +1,20 @@
 //! Fuel: counting what a guest runs (see [`Config::consume_fuel`](crate::Config::consume_fuel)).
 //!
-//! The counter lives in a variable for the length of a function (loaded at
-//! entry and after every call, stored before every call, return and throw,
-//! in the store context's `fuel_consumed`). Each operator's cost is added
-//! up at translation time and charged as one addition where the straight
-//! line it belongs to ends: before any branch, merge or call. The counter is
-//! negative while fuel remains; loop headers and the entries of functions
-//! that loop or call check it and call the runtime (a cold path) when it
-//! reaches zero. Costs come from
-//! the operators alone, so what a call consumes does not depend on how
-//! Cranelift optimises it.
+//! The counter lives in Cranelift's pinned register (r15) for the whole of
+//! a Wasm activation: the engine's code is compiled with `enable_pinned_reg`
+//! when fuel is on, so no compiled function allocates r15 and calls between
+//! Wasm functions pass it along untouched. It meets the store context's
+//! `fuel_consumed` only where the runtime may read or change it: the
+//! trampolines load it on entry from the host and store it on the way back
+//! (and store it around every host function), and compiled code stores it
+//! before throws, switches and the out-of-fuel call, and loads it after
+//! them. Each operator's cost is added up at translation time and charged
+//! as one addition where the straight line it belongs to ends: before any
+//! branch, merge, call or return. The counter is negative while fuel
+//! remains; loop headers and the entries of functions that loop or call
+//! check it and call the runtime (a cold path) when it reaches zero. Costs
+//! come from the operators alone, so what a call consumes does not depend
+//! on how Cranelift optimises it.
 
 use super::*;
 
@@ -46,39 +51,59 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, vmctx::VMCTX_STORE_CTX_OFFSET as i32)
     }
 
-    /// Reads the counter from the store context into the variable.
+    /// Reads the counter from the store context into the register (after
+    /// the runtime or other code may have changed it there).
     pub(super) fn fuel_load(&mut self) {
-        let Some(var) = self.fuel_var else { return };
+        if !self.fuel_on {
+            return;
+        }
         let ctx = self.fuel_address();
         let v = self.builder.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_FUEL_OFFSET as i32);
-        self.builder.def_var(var, v);
+        self.builder.ins().set_pinned_reg(v);
     }
 
-    /// Writes the variable back to the store context (charging what is pending first).
+    /// Writes the register to the store context, charging what is pending
+    /// first (before the runtime may read it).
     pub(super) fn fuel_save(&mut self) {
-        let Some(var) = self.fuel_var else { return };
+        if !self.fuel_on {
+            return;
+        }
         self.fuel_flush();
-        let v = self.builder.use_var(var);
+        let v = self.builder.ins().get_pinned_reg(types::I64);
+        let ctx = self.fuel_address();
+        self.builder.ins().store(trusted_flags(), v, ctx, vmctx::STORE_CTX_FUEL_OFFSET as i32);
+    }
+
+    /// Writes the register to the store context as it is, without charging
+    /// what is pending: for calls of the runtime that may trap, on paths
+    /// (cold ones too) where charging would split a straight line's charge
+    /// between its paths.
+    pub(super) fn fuel_store_register(&mut self) {
+        if !self.fuel_on {
+            return;
+        }
+        let v = self.builder.ins().get_pinned_reg(types::I64);
         let ctx = self.fuel_address();
         self.builder.ins().store(trusted_flags(), v, ctx, vmctx::STORE_CTX_FUEL_OFFSET as i32);
     }
 
     /// Charges the costs gathered since the last charge.
-    fn fuel_flush(&mut self) {
-        let Some(var) = self.fuel_var else { return };
-        if self.pending_fuel != 0 {
-            let v = self.builder.use_var(var);
+    pub(super) fn fuel_flush(&mut self) {
+        if self.fuel_on && self.pending_fuel != 0 {
+            let v = self.builder.ins().get_pinned_reg(types::I64);
             let v = self.builder.ins().iadd_imm_s(v, self.pending_fuel);
-            self.builder.def_var(var, v);
+            self.builder.ins().set_pinned_reg(v);
             self.pending_fuel = 0;
         }
     }
 
     /// Calls the runtime if the fuel has run out (a cold path).
     fn fuel_check(&mut self) {
-        let Some(var) = self.fuel_var else { return };
+        if !self.fuel_on {
+            return;
+        }
         self.fuel_flush();
-        let v = self.builder.use_var(var);
+        let v = self.builder.ins().get_pinned_reg(types::I64);
         let out = self.builder.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, v, 0);
         let slow = self.builder.create_block();
         let cont = self.builder.create_block();
@@ -86,7 +111,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.builder.ins().brif(out, slow, &[], cont, &[]);
         self.builder.seal_block(slow);
         self.builder.switch_to_block(slow);
-        self.fuel_save();
+        // (The call stores the counter; nothing is pending after the flush.)
         self.call_builtin(Builtin::OutOfFuel, &[]);
         self.fuel_load();
         self.builder.ins().jump(cont, &[]);
@@ -94,31 +119,31 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.builder.switch_to_block(cont);
     }
 
-    /// At the function's entry: the counter, and the entry check, which a
-    /// function without loops or calls does without: it runs a bounded
-    /// stretch and returns, and its caller checks at its next loop header
-    /// or call.
+    /// At the function's entry: the check, which a function without loops
+    /// or calls does without: it runs a bounded stretch and returns, and its
+    /// caller checks at its next loop header or call. (The counter comes in
+    /// the register.)
     pub(super) fn fuel_function_entry(&mut self, body: &wasmparser::FunctionBody<'_>) -> anyhow::Result<()> {
-        if !self.env.tunables.consume_fuel {
-            return Ok(());
-        }
-        self.fuel_var = Some(self.builder.declare_var(types::I64));
-        self.fuel_load();
-        if loops_or_calls(body)? {
+        self.fuel_on = self.env.tunables.consume_fuel;
+        if self.fuel_on && loops_or_calls(body)? {
             self.fuel_check();
         }
         Ok(())
     }
 
     /// Before an operator is translated (in reachable code): gathers its
-    /// cost, and charges (and stores) where its straight line ends.
+    /// cost, and charges where its straight line ends (and stores the
+    /// counter before a throw, which the runtime handles).
     pub(super) fn fuel_before_op(&mut self, op: &Operator<'_>) {
-        if self.fuel_var.is_none() {
+        if !self.fuel_on {
             return;
         }
         use Operator as O;
         self.pending_fuel += cost(op);
         match op {
+            O::Throw { .. } | O::ThrowRef | O::Rethrow { .. } => self.fuel_save(),
+            // A callee (the host's through its trampoline) and a caller
+            // take the counter in the register.
             O::Call { .. }
             | O::CallIndirect { .. }
             | O::CallRef { .. }
@@ -126,10 +151,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             | O::ReturnCallIndirect { .. }
             | O::ReturnCallRef { .. }
             | O::Return
-            | O::Throw { .. }
-            | O::ThrowRef
-            | O::Rethrow { .. } => self.fuel_save(),
-            O::Loop { .. }
+            | O::Loop { .. }
             | O::If { .. }
             | O::Else
             | O::End
@@ -146,22 +168,18 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         }
     }
 
-    /// After an operator was translated: the loop header's check, the
-    /// counter again after a call, and nothing pending past the end of
-    /// reachable code.
+    /// After an operator was translated: the loop header's check, and
+    /// nothing pending past the end of reachable code.
     pub(super) fn fuel_after_op(&mut self, op: &Operator<'_>) {
-        if self.fuel_var.is_none() {
+        if !self.fuel_on {
             return;
         }
-        use Operator as O;
         if !self.reachable {
             self.pending_fuel = 0;
             return;
         }
-        match op {
-            O::Loop { .. } => self.fuel_check(),
-            O::Call { .. } | O::CallIndirect { .. } | O::CallRef { .. } => self.fuel_load(),
-            _ => {}
+        if let Operator::Loop { .. } = op {
+            self.fuel_check();
         }
     }
 }
