@@ -277,6 +277,67 @@ fn a_trap_deep_in_a_chain_of_three_continuations_has_the_whole_backtrace() {
 }
 
 #[test]
+fn switches_pass_values_trap_with_the_backtrace_and_refuse_a_consumed_target() {
+    // Two sides take turns through `switch` (the first to a fresh
+    // continuation, the rest inline), each recording its turn in $trace,
+    // until $n runs out; then, by $mode, they finish, trap, or switch to a
+    // reference an earlier switch consumed.
+    let wat = r#"(module
+        (rec (type $fp (func (param (ref null $kp)))) (type $kp (cont $fp)))
+        (tag $sw)
+        (global $n (mut i32) (i32.const 0))
+        (global $mode (mut i32) (i32.const 0))
+        (global $trace (mut i32) (i32.const 0))
+        (global $stale (mut (ref null $kp)) (ref.null $kp))
+        (func $boom (unreachable))
+        (func $side (param $id i32) (param $other (ref null $kp))
+          (loop $l
+            (if (i32.eqz (global.get $n)) (then
+              (if (i32.eq (global.get $mode) (i32.const 1)) (then (call $boom)))
+              (if (i32.eq (global.get $mode) (i32.const 2)) (then
+                (drop (switch $kp $sw (global.get $stale)))))
+              (if (ref.is_null (local.get $other)) (then (return)))
+              (resume $kp (ref.null $kp) (local.get $other))
+              (return)))
+            (global.set $n (i32.sub (global.get $n) (i32.const 1)))
+            (global.set $trace (i32.add (i32.mul (global.get $trace) (i32.const 3)) (local.get $id)))
+            (global.set $stale (local.get $other))
+            (local.set $other (switch $kp $sw (local.get $other)))
+            (br $l)))
+        (func $left (type $fp) (call $side (i32.const 1) (local.get 0)))
+        (func $right (type $fp) (call $side (i32.const 2) (local.get 0)))
+        (elem declare func $left $right)
+        (func $run (export "run") (param $n i32) (param $mode i32) (result i32)
+          (global.set $n (local.get $n))
+          (global.set $mode (local.get $mode))
+          (global.set $trace (i32.const 0))
+          (resume $kp (on $sw switch) (cont.new $kp (ref.func $right)) (cont.new $kp (ref.func $left)))
+          (global.get $trace)))"#;
+    let (mut store, inst) = instance(&Engine::default(), wat);
+    let run = inst.get_typed_func::<(i32, i32), i32>(&mut store, "run").unwrap();
+    for n in [0, 1, 2, 3, 1000] {
+        let expected = (0..n).fold(0i32, |t, turn| t.wrapping_mul(3).wrapping_add(1 + turn % 2));
+        assert_eq!(run.call(&mut store, (n, 0)).unwrap(), expected, "{n} switches");
+        assert_eq!(store.live_continuations(), 0);
+    }
+    let err = run.call(&mut store, (1001, 1)).unwrap_err();
+    assert_eq!(trap_of(&err), Some(Trap::UnreachableCodeReached));
+    let bt = err.downcast_ref::<WasmBacktrace>().expect("a backtrace");
+    let names: Vec<&str> = bt.frames().iter().filter_map(|f| f.func_name()).collect();
+    // After an odd number of turns, the right side has the last word.
+    assert_eq!(names, ["boom", "side", "right", "run"]);
+    // The trap freed the running side; the waiting one, whose only
+    // reference the trap dropped, stays until the store drops (there is no
+    // collector for continuations).
+    assert_eq!(store.live_continuations(), 1);
+    let err = run.call(&mut store, (1000, 2)).unwrap_err();
+    assert_eq!(trap_of(&err), Some(Trap::ContinuationAlreadyConsumed));
+    assert_eq!(store.live_continuations(), 2);
+    assert_eq!(run.call(&mut store, (10, 0)).unwrap(), (0..10).fold(0i32, |t, turn| t * 3 + 1 + turn % 2));
+    assert_eq!(store.live_continuations(), 2);
+}
+
+#[test]
 fn exceptions_leave_continuations_for_their_resumers() {
     let wat = r#"(module
         (type $f (func))

@@ -361,6 +361,87 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.builder.switch_to_block(builtin);
     }
 
+    /// The inline path of `switch` to `k` with tag `tag` and `nargs`
+    /// values: if the running continuation's resume handles the switch
+    /// with its first clause and `k` is current, suspended alone, and has
+    /// no bound values, does what the `ContSwitch` builtin does and jumps to
+    /// `switch`; otherwise continues in a fresh block (the builtin's path).
+    fn inline_switch(&mut self, k: Value, tag: u32, nargs: usize, switch: Block) {
+        let ctx = self.store_context();
+        let b = &mut self.builder;
+        let cur = b.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_ACTIVE_STACK_OFFSET as i32);
+        let (check, inline, builtin) = (b.create_block(), b.create_block(), b.create_block());
+        b.set_cold_block(builtin);
+        b.ins().brif(cur, check, &[], builtin, &[]);
+        b.seal_block(check);
+        b.switch_to_block(check);
+        let list = b.ins().load(types::I64, trusted_flags(), cur, vmctx::CONT_HANDLERS_OFFSET as i32);
+        let id = b.ins().load(types::I32, trusted_flags(), list, 4);
+        let expected = b.ins().load(types::I32, readonly_flags(), self.vmctx, self.env.offsets.tag_identity(tag) as i32);
+        let expected = b.ins().bor_imm_u(expected, vmctx::CONT_HANDLER_SWITCH_ID_BIT as i64);
+        let obj = b.ins().band_imm_s(k, (1i64 << vmctx::CONT_REF_REVISION_SHIFT) - 1);
+        let revision = b.ins().ushr_imm_s(k, vmctx::CONT_REF_REVISION_SHIFT as i64);
+        let current = b.ins().load(types::I64, trusted_flags(), obj, vmctx::CONT_REVISION_OFFSET as i32);
+        let fast = b.ins().load(types::I32, trusted_flags(), obj, vmctx::CONT_FAST_RESUME_OFFSET as i32);
+        let root = b.ins().load(types::I64, trusted_flags(), obj, vmctx::CONT_LAST_ANCESTOR_OFFSET as i32);
+        let handled = b.ins().icmp(IntCC::Equal, id, expected);
+        let same = b.ins().icmp(IntCC::Equal, current, revision);
+        let fast = b.ins().icmp_imm_u(IntCC::NotEqual, fast, 0);
+        let alone = b.ins().icmp(IntCC::Equal, root, obj);
+        let ok = b.ins().band(handled, same);
+        let ok = b.ins().band(ok, fast);
+        let ok = b.ins().band(ok, alone);
+        b.ins().brif(ok, inline, &[], builtin, &[]);
+        b.seal_block(inline);
+        b.seal_block(builtin);
+        b.switch_to_block(inline);
+        // The target, consumed, takes the running one's place under its
+        // resumer: the resumer record (which its first frame links to),
+        // parent, handler list and the resumer's stack limit.
+        let next = b.ins().iadd_imm_u(revision, 1);
+        b.ins().store(trusted_flags(), next, obj, vmctx::CONT_REVISION_OFFSET as i32);
+        let running = b.ins().iconst(types::I32, vmctx::CONT_STATE_RUNNING as i64);
+        b.ins().store(trusted_flags(), running, obj, vmctx::CONT_STATE_OFFSET as i32);
+        let zero = b.ins().iconst(types::I32, 0);
+        b.ins().store(trusted_flags(), zero, obj, vmctx::CONT_FAST_RESUME_OFFSET as i32);
+        let cur_top = b.ins().load(types::I64, trusted_flags(), cur, vmctx::CONT_STACK_TOP_OFFSET as i32);
+        let obj_top = b.ins().load(types::I64, trusted_flags(), obj, vmctx::CONT_STACK_TOP_OFFSET as i32);
+        let record = -(vmctx::CONT_RESUMER_RECORD_SIZE as i32);
+        for word in 0..vmctx::CONT_RESUMER_RECORD_SIZE as i32 / 8 {
+            let w = b.ins().load(types::I64, trusted_flags(), cur_top, record + 8 * word);
+            b.ins().store(trusted_flags(), w, obj_top, record + 8 * word);
+        }
+        let parent = b.ins().load(types::I64, trusted_flags(), cur, vmctx::CONT_PARENT_OFFSET as i32);
+        b.ins().store(trusted_flags(), parent, obj, vmctx::CONT_PARENT_OFFSET as i32);
+        b.ins().store(trusted_flags(), list, obj, vmctx::CONT_HANDLERS_OFFSET as i32);
+        let resumer_limit = b.ins().load(types::I64, trusted_flags(), cur, vmctx::CONT_RESUMER_LIMIT_OFFSET as i32);
+        b.ins().store(trusted_flags(), resumer_limit, obj, vmctx::CONT_RESUMER_LIMIT_OFFSET as i32);
+        // The running one suspends alone; the target receives it after the
+        // values. (Its `parent` and `handlers` are left as they are: nothing
+        // reads them before the next resume or switch sets them.)
+        b.ins().store(trusted_flags(), cur, cur, vmctx::CONT_LAST_ANCESTOR_OFFSET as i32);
+        let suspended = b.ins().iconst(types::I32, vmctx::CONT_STATE_SUSPENDED as i64);
+        b.ins().store(trusted_flags(), suspended, cur, vmctx::CONT_STATE_OFFSET as i32);
+        let cur_revision = b.ins().load(types::I64, trusted_flags(), cur, vmctx::CONT_REVISION_OFFSET as i32);
+        let cur_fast = b.ins().icmp_imm_u(IntCC::UnsignedLessThan, cur_revision, vmctx::CONT_MAX_REVISION as i64 - 1);
+        let cur_fast = b.ins().uextend(types::I32, cur_fast);
+        b.ins().store(trusted_flags(), cur_fast, cur, vmctx::CONT_FAST_RESUME_OFFSET as i32);
+        let shifted = b.ins().ishl_imm_s(cur_revision, vmctx::CONT_REF_REVISION_SHIFT as i64);
+        let cur_ref = b.ins().bor(cur, shifted);
+        let slots = self.switch_values();
+        let b = &mut self.builder;
+        b.ins().store(trusted_flags(), cur_ref, slots, nargs as i32 * crate::compile::VAL_RAW_SIZE);
+        b.ins().store(trusted_flags(), obj, ctx, vmctx::STORE_CTX_ACTIVE_STACK_OFFSET as i32);
+        let limit = b.ins().load(types::I64, trusted_flags(), obj, vmctx::CONT_STACK_LIMIT_OFFSET as i32);
+        self.set_stack_limit(ctx, limit);
+        let b = &mut self.builder;
+        let store = b.ins().iadd_imm_u(cur, vmctx::CONT_CTX_OFFSET as i64);
+        let load = b.ins().iadd_imm_u(obj, vmctx::CONT_CTX_OFFSET as i64);
+        let payload = b.ins().iconst(types::I64, vmctx::CONT_RESUMED as i64);
+        self.jump_to_switch(switch, [store, load, payload]);
+        self.builder.switch_to_block(builtin);
+    }
+
     /// A new exception of module tag `tag` with its payload from the stack.
     fn new_exception(&mut self, tag: u32) -> Value {
         let params = self.tag_params(tag);
@@ -410,12 +491,13 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         let values = self.pop_values(params.len());
         self.store_switch_values(&values);
         self.fuel_save();
+        let switch = self.new_switch_block();
+        self.inline_switch(k, tag, values.len(), switch);
         let tag_value = self.const_u32(tag);
         let nargs = self.const_u32(values.len() as u32);
         let status = self.call_builtin(Builtin::ContSwitch, &[k, tag_value, nargs])[0];
         self.trap_on_status(status, vmctx::CONT_STATUS_CONSUMED, codes::CONTINUATION_CONSUMED);
         self.trap_on_status(status, vmctx::CONT_STATUS_UNHANDLED, codes::UNHANDLED_TAG);
-        let switch = self.new_switch_block();
         let prepared = self.prepared_switch();
         self.jump_to_switch(switch, prepared);
         let payload = self.switch_block(switch);
