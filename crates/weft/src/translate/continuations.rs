@@ -15,6 +15,8 @@
 //! travel in the store's switch-value slots, 16 bytes each, written before
 //! the switch is prepared and read after it.
 
+use cranelift_codegen::cursor::{Cursor, FuncCursor};
+
 use super::*;
 
 /// What a `resume` instruction passes in.
@@ -149,36 +151,59 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
 
     /// Writes the handler list of a resume into a slot of this frame (see
     /// [`vmctx::CONT_HANDLER_SWITCH`]); returns its address and the label
-    /// clauses as (tag, label) in kind order.
+    /// clauses as (tag, label) in kind order. The list is the same at every
+    /// execution of the resume, so the function's entry block writes it,
+    /// once a call rather than once a resume (a resume in a loop is the
+    /// common case: schedulers, generators' consumers).
     fn handler_list(&mut self, table: &wasmparser::ResumeTable) -> (Value, Vec<(u32, u32)>) {
         let n = table.handlers.len() as u32;
         let slot = self.builder.create_sized_stack_slot(ir::StackSlotData::new(ir::StackSlotKind::ExplicitSlot, 4 + 8 * n.max(1), 3));
-        let list = self.builder.ins().stack_addr(types::I64, slot, 0);
-        let count = self.const_u32(n);
-        self.builder.ins().store(trusted_flags(), count, list, 0);
+        let mut words = vec![(0, None, n)];
         if n == 0 {
             // The pair the inline suspend reads, which matches nothing.
-            let none = self.const_u32(u32::MAX);
-            self.builder.ins().store(trusted_flags(), none, list, 4);
-            self.builder.ins().store(trusted_flags(), none, list, 8);
+            words.push((4, None, u32::MAX));
+            words.push((8, None, u32::MAX));
         }
         let mut labels = Vec::new();
         for (i, h) in table.handlers.iter().enumerate() {
-            let (tag, kind) = match *h {
+            let (tag, kind, id_bit) = match *h {
                 wasmparser::Handle::OnLabel { tag, label } => {
                     labels.push((tag, label));
-                    (tag, labels.len() as u32 - 1)
+                    (tag, labels.len() as u32 - 1, 0)
                 }
-                wasmparser::Handle::OnSwitch { tag } => (tag, vmctx::CONT_HANDLER_SWITCH),
+                wasmparser::Handle::OnSwitch { tag } => (tag, vmctx::CONT_HANDLER_SWITCH, vmctx::CONT_HANDLER_SWITCH_ID_BIT),
             };
-            let mut id = self.builder.ins().load(types::I32, readonly_flags(), self.vmctx, self.env.offsets.tag_identity(tag) as i32);
-            if kind == vmctx::CONT_HANDLER_SWITCH {
-                id = self.builder.ins().bor_imm_u(id, vmctx::CONT_HANDLER_SWITCH_ID_BIT as i64);
-            }
-            let kind = self.const_u32(kind);
-            self.builder.ins().store(trusted_flags(), id, list, 4 + 8 * i as i32);
-            self.builder.ins().store(trusted_flags(), kind, list, 8 + 8 * i as i32);
+            // The tag's identity (the instance's), with the switch bit.
+            words.push((4 + 8 * i as i32, Some(self.env.offsets.tag_identity(tag) as i32), id_bit));
+            words.push((8 + 8 * i as i32, None, kind));
         }
+        let entry = self.builder.func.layout.entry_block().expect("the entry block exists");
+        let vmctx = self.vmctx;
+        let func = &mut *self.builder.func;
+        // Before the entry block's terminator if it is finished, else at its
+        // end (the resume is in it).
+        let last = func.layout.last_inst(entry).filter(|i| func.dfg.insts[*i].opcode().is_terminator());
+        let mut pos = FuncCursor::new(func);
+        pos = match last {
+            Some(terminator) => pos.at_inst(terminator),
+            None => pos.at_bottom(entry),
+        };
+        let list = pos.ins().stack_addr(types::I64, slot, 0);
+        for (at, identity, value) in words {
+            let v = match identity {
+                Some(offset) => {
+                    let id = pos.ins().load(types::I32, readonly_flags(), vmctx, offset);
+                    if value != 0 {
+                        pos.ins().bor_imm_u(id, value as i64)
+                    } else {
+                        id
+                    }
+                }
+                None => pos.ins().iconst(types::I32, value as i64),
+            };
+            pos.ins().store(trusted_flags(), v, list, at);
+        }
+        let list = self.builder.ins().stack_addr(types::I64, slot, 0);
         (list, labels)
     }
 
