@@ -49,7 +49,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         };
         let f = self.builder.ins().load(types::I64, readonly_flags(), table, (b as u32 * 8) as i32);
         // A trap in the builtin leaves the count of what ran before it.
-        self.fuel_store_register();
+        self.fuel_store_unflushed();
         let mut all = vec![self.vmctx];
         all.extend_from_slice(args);
         let call = self.builder.ins().call_indirect(sig, f, &all);

@@ -246,7 +246,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             // The end of the function body: return the results.
             let n = frame.num_results;
             let vals = self.stack[self.stack.len() - n..].to_vec();
-            self.fuel_flush();
+            self.fuel_to_register();
             self.builder.ins().return_(&vals);
             self.reachable = false;
         }

@@ -1,20 +1,26 @@
 //! Fuel: counting what a guest runs (see [`Config::consume_fuel`](crate::Config::consume_fuel)).
 //!
-//! The counter lives in Cranelift's pinned register (r15) for the whole of
-//! a Wasm activation: the engine's code is compiled with `enable_pinned_reg`
-//! when fuel is on, so no compiled function allocates r15 and calls between
-//! Wasm functions pass it along untouched. It meets the store context's
-//! `fuel_consumed` only where the runtime may read or change it: the
-//! trampolines load it on entry from the host and store it on the way back
-//! (and store it around every host function), and compiled code stores it
-//! before throws, switches and the out-of-fuel call, and loads it after
-//! them. Each operator's cost is added up at translation time and charged
-//! as one addition where the straight line it belongs to ends: before any
-//! branch, merge, call or return. The counter is negative while fuel
-//! remains; loop headers and the entries of functions that loop or call
-//! check it and call the runtime (a cold path) when it reaches zero. Costs
-//! come from the operators alone, so what a call consumes does not depend
-//! on how Cranelift optimises it.
+//! Inside a function the counter is a variable, which the register
+//! allocator keeps where it likes (an addition is one instruction). Between
+//! Wasm functions it travels in Cranelift's pinned register (r15): the
+//! engine's code is compiled with `enable_pinned_reg` when fuel is on, so
+//! no compiled function allocates r15, and a call costs two register moves
+//! (the variable into r15 before, back after) rather than a store and a
+//! load. The counter meets the store context's `fuel_consumed` only where
+//! the runtime may read or change it: the trampolines load it on entry
+//! from the host and store it on the way back (and store it around every
+//! host function), and compiled code stores it before throws, switches
+//! and calls of the runtime, and loads it after those that may change it.
+//! A trap handler writes r15 back, so a trap counts what ran up to the
+//! trapping function's entry or last call.
+//!
+//! Each operator's cost is added up at translation time and charged as one
+//! addition where the straight line it belongs to ends: before any branch,
+//! merge, call or return. The counter is negative while fuel remains; loop
+//! headers and the entries of functions that loop or call check it and
+//! call the runtime (a cold path) when it reaches zero. Costs come from the
+//! operators alone, so what a call consumes does not depend on how
+//! Cranelift optimises it.
 
 use super::*;
 
@@ -51,59 +57,68 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, vmctx::VMCTX_STORE_CTX_OFFSET as i32)
     }
 
-    /// Reads the counter from the store context into the register (after
-    /// the runtime or other code may have changed it there).
+    /// Reads the counter from the store context (after the runtime or other
+    /// code may have changed it there).
     pub(super) fn fuel_load(&mut self) {
-        if !self.fuel_on {
-            return;
-        }
+        let Some(var) = self.fuel_var else { return };
         let ctx = self.fuel_address();
         let v = self.builder.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_FUEL_OFFSET as i32);
-        self.builder.ins().set_pinned_reg(v);
+        self.builder.def_var(var, v);
     }
 
-    /// Writes the register to the store context, charging what is pending
+    /// Writes the counter to the store context, charging what is pending
     /// first (before the runtime may read it).
     pub(super) fn fuel_save(&mut self) {
-        if !self.fuel_on {
+        if self.fuel_var.is_none() {
             return;
         }
         self.fuel_flush();
-        let v = self.builder.ins().get_pinned_reg(types::I64);
-        let ctx = self.fuel_address();
-        self.builder.ins().store(trusted_flags(), v, ctx, vmctx::STORE_CTX_FUEL_OFFSET as i32);
+        self.fuel_store_unflushed();
     }
 
-    /// Writes the register to the store context as it is, without charging
+    /// Writes the counter to the store context as it is, without charging
     /// what is pending: for calls of the runtime that may trap, on paths
     /// (cold ones too) where charging would split a straight line's charge
     /// between its paths.
-    pub(super) fn fuel_store_register(&mut self) {
-        if !self.fuel_on {
-            return;
-        }
-        let v = self.builder.ins().get_pinned_reg(types::I64);
+    pub(super) fn fuel_store_unflushed(&mut self) {
+        let Some(var) = self.fuel_var else { return };
+        let v = self.builder.use_var(var);
         let ctx = self.fuel_address();
         self.builder.ins().store(trusted_flags(), v, ctx, vmctx::STORE_CTX_FUEL_OFFSET as i32);
     }
 
     /// Charges the costs gathered since the last charge.
     pub(super) fn fuel_flush(&mut self) {
-        if self.fuel_on && self.pending_fuel != 0 {
-            let v = self.builder.ins().get_pinned_reg(types::I64);
+        let Some(var) = self.fuel_var else { return };
+        if self.pending_fuel != 0 {
+            let v = self.builder.use_var(var);
             let v = self.builder.ins().iadd_imm_s(v, self.pending_fuel);
-            self.builder.ins().set_pinned_reg(v);
+            self.builder.def_var(var, v);
             self.pending_fuel = 0;
         }
     }
 
+    /// Before a call of a Wasm function or a return: charges what is
+    /// pending and hands the counter over in the pinned register.
+    pub(super) fn fuel_to_register(&mut self) {
+        let Some(var) = self.fuel_var else { return };
+        self.fuel_flush();
+        let v = self.builder.use_var(var);
+        self.builder.ins().set_pinned_reg(v);
+    }
+
+    /// At the entry and after a call: takes the counter from the pinned register.
+    fn fuel_from_register(&mut self) {
+        let Some(var) = self.fuel_var else { return };
+        let v = self.builder.ins().get_pinned_reg(types::I64);
+        self.builder.def_var(var, v);
+    }
+
     /// Calls the runtime if the fuel has run out (a cold path).
     fn fuel_check(&mut self) {
-        if !self.fuel_on {
-            return;
-        }
+        let Some(var) = self.fuel_var else { return };
         self.fuel_flush();
-        let v = self.builder.ins().get_pinned_reg(types::I64);
+        let v = self.builder.use_var(var);
         let out = self.builder.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, v, 0);
         let slow = self.builder.create_block();
         let cont = self.builder.create_block();
@@ -119,13 +134,17 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.builder.switch_to_block(cont);
     }
 
-    /// At the function's entry: the check, which a function without loops
-    /// or calls does without: it runs a bounded stretch and returns, and its
-    /// caller checks at its next loop header or call. (The counter comes in
-    /// the register.)
+    /// At the function's entry: the counter, from the register, and the
+    /// check, which a function without loops or calls does without: it
+    /// runs a bounded stretch and returns, and its caller checks at its
+    /// next loop header or call.
     pub(super) fn fuel_function_entry(&mut self, body: &wasmparser::FunctionBody<'_>) -> anyhow::Result<()> {
-        self.fuel_on = self.env.tunables.consume_fuel;
-        if self.fuel_on && loops_or_calls(body)? {
+        if !self.env.tunables.consume_fuel {
+            return Ok(());
+        }
+        self.fuel_var = Some(self.builder.declare_var(types::I64));
+        self.fuel_from_register();
+        if loops_or_calls(body)? {
             self.fuel_check();
         }
         Ok(())
@@ -135,7 +154,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     /// cost, and charges where its straight line ends (and stores the
     /// counter before a throw, which the runtime handles).
     pub(super) fn fuel_before_op(&mut self, op: &Operator<'_>) {
-        if !self.fuel_on {
+        if self.fuel_var.is_none() {
             return;
         }
         use Operator as O;
@@ -150,8 +169,8 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             | O::ReturnCall { .. }
             | O::ReturnCallIndirect { .. }
             | O::ReturnCallRef { .. }
-            | O::Return
-            | O::Loop { .. }
+            | O::Return => self.fuel_to_register(),
+            O::Loop { .. }
             | O::If { .. }
             | O::Else
             | O::End
@@ -168,18 +187,22 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         }
     }
 
-    /// After an operator was translated: the loop header's check, and
-    /// nothing pending past the end of reachable code.
+    /// After an operator was translated: the loop header's check, the
+    /// counter back from the register after a call, and nothing pending
+    /// past the end of reachable code.
     pub(super) fn fuel_after_op(&mut self, op: &Operator<'_>) {
-        if !self.fuel_on {
+        if self.fuel_var.is_none() {
             return;
         }
+        use Operator as O;
         if !self.reachable {
             self.pending_fuel = 0;
             return;
         }
-        if let Operator::Loop { .. } = op {
-            self.fuel_check();
+        match op {
+            O::Loop { .. } => self.fuel_check(),
+            O::Call { .. } | O::CallIndirect { .. } | O::CallRef { .. } => self.fuel_from_register(),
+            _ => {}
         }
     }
 }

@@ -290,8 +290,8 @@ pub struct FuncTranslator<'a, 'b> {
     facts: &'a mut FunctionFacts,
     /// The normal-return block of the `try_call` being emitted.
     pending_normal_return: Option<Block>,
-    /// Whether fuel is on (the counter is in the pinned register, see [`fuel`]).
-    fuel_on: bool,
+    /// The fuel counter, when fuel is on (see [`fuel`]).
+    fuel_var: Option<Variable>,
     /// Fuel the operators since the last charge cost.
     pending_fuel: i64,
 }
@@ -382,7 +382,7 @@ pub fn translate_function(
         check_insts: Vec::new(),
         facts,
         pending_normal_return: None,
-        fuel_on: false,
+        fuel_var: None,
         pending_fuel: 0,
     };
     t.translate_body(ty, body)?;
