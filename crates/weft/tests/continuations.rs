@@ -338,6 +338,44 @@ fn switches_pass_values_trap_with_the_backtrace_and_refuse_a_consumed_target() {
 }
 
 #[test]
+fn a_handler_receives_the_continuation_that_suspended() {
+    // The resumer's handler guesses that the continuation it resumed is the
+    // one suspending (see `translate::continuations`). Here $first suspends
+    // itself (the guess holds), then switches to $second, which suspends in
+    // its place (the guess fails): each reference the handler receives must
+    // resume the side that suspended, which reports itself.
+    let wat = r#"(module
+        (type $f (func (result i32)))
+        (type $k (cont $f))
+        (rec (type $fp (func (param (ref null $kp)) (result i32))) (type $kp (cont $fp)))
+        (tag $who (param i32))
+        (tag $sw (result i32))
+        (func $second (type $fp) (suspend $who (i32.const 2)) (i32.const 20))
+        (func $first (result i32)
+          (suspend $who (i32.const 1))
+          (drop (switch $kp $sw (cont.new $kp (ref.func $second))))
+          (i32.const 10))
+        (elem declare func $first $second)
+        (func (export "run") (result i32) (local $k (ref null $k)) (local $trace i32)
+          (local.set $k (cont.new $k (ref.func $first)))
+          (block $done (result i32)
+            (loop $l
+              (block $s (result i32 (ref $k))
+                (br $done (resume $k (on $who $s) (on $sw switch) (local.get $k))))
+              (local.set $k)
+              (local.set $trace (i32.add (i32.mul (local.get $trace) (i32.const 10))))
+              (br $l))
+            (unreachable))
+          (i32.add (i32.mul (local.get $trace) (i32.const 100)))))"#;
+    let (mut store, inst) = instance(&Engine::default(), wat);
+    let run = inst.get_typed_func::<(), i32>(&mut store, "run").unwrap();
+    // Suspensions from 1 then 2; resuming the second one finishes $second.
+    assert_eq!(run.call(&mut store, ()).unwrap(), 12 * 100 + 20);
+    // $first waits, switched away from, until the store drops.
+    assert_eq!(store.live_continuations(), 1);
+}
+
+#[test]
 fn exceptions_leave_continuations_for_their_resumers() {
     let wat = r#"(module
         (type $f (func))

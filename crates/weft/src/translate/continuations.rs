@@ -269,12 +269,30 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
             self.builder.switch_to_block(block);
             let mut tys = self.tag_params(tag);
             tys.push(types::I64);
-            let values = self.load_switch_values(0, &tys);
+            let mut values = self.load_switch_values(0, &tys);
             self.interruption_checked = false;
             let idx = self.control.len() - 1 - label as usize;
             let (target, _) = self.control[idx].branch_target();
             self.note_edge(idx);
-            self.builder.ins().jump(target, &Self::jump_args(&values));
+            // Most often the continuation that suspended is `k` itself, at
+            // the revision this resume gave it. Branching on that guess lets
+            // the handler go on with a reference computed from `k` (a
+            // register or a spill slot) while the processor checks it
+            // against the one read from the switch values, which comes at
+            // the end of a chain of dependent loads (a generator's value:
+            // 20.8 ns before, 17.9 ns after, in BENCHMARKS-LOG.md).
+            let loaded = values.pop().expect("the continuation comes last");
+            let guess = self.builder.ins().iadd_imm_u(k, 1 << vmctx::CONT_REF_REVISION_SHIFT);
+            let right = self.builder.ins().icmp(IntCC::Equal, loaded, guess);
+            let (guessed, read) = (self.builder.create_block(), self.builder.create_block());
+            self.builder.ins().brif(right, guessed, &[], read, &[]);
+            for (block, reference) in [(guessed, guess), (read, loaded)] {
+                self.builder.seal_block(block);
+                self.builder.switch_to_block(block);
+                values.push(reference);
+                self.builder.ins().jump(target, &Self::jump_args(&values));
+                values.pop();
+            }
         }
         self.interruption_checked = checked;
 
