@@ -234,8 +234,10 @@ impl Config {
     /// [`Store::fuel_async_yield_interval`](crate::Store::fuel_async_yield_interval)
     /// or [`Store::out_of_fuel_callback`](crate::Store::out_of_fuel_callback)
     /// says otherwise. After a trap, the store's fuel counts what ran up to
-    /// the trapping function's last call (or its entry); host functions see
-    /// the count up to their call ([`Caller::get_fuel`](crate::Caller::get_fuel)).
+    /// the trapping function's last call, refuel or entry, so a trap may
+    /// leave uncounted the straight lines and loop rounds since then; host
+    /// functions see the count up to their call
+    /// ([`Caller::get_fuel`](crate::Caller::get_fuel)).
     pub fn consume_fuel(&mut self, enable: bool) -> &mut Self {
         self.tunables.consume_fuel = enable;
         self

@@ -50,8 +50,9 @@ fn a_known_loop_consumes_exactly_its_operators() {
 
 /// Each function calls a function that runs `n` iterations of `count`'s
 /// loop (5 units each), then traps, in compiled code or in the runtime, or
-/// calls the host, which reads the fuel or sets it. (A trap in compiled
-/// code counts what ran up to the trapping function's last call.)
+/// calls the host, which reads the fuel or sets it; or loops itself, then
+/// traps. (A trap in compiled code counts what ran up to the trapping
+/// function's last call, refuel or entry.)
 const AROUND_TRAPS: &str = r#"(module
   (import "host" "fuel" (func $fuel (result i64)))
   (import "host" "refill" (func $refill))
@@ -69,7 +70,10 @@ const AROUND_TRAPS: &str = r#"(module
     (call $fuel))
   (func (export "refill_then_count") (param $n i32)
     (call $refill)
-    (call $count (local.get $n))))"#;
+    (call $count (local.get $n)))
+  (func (export "loop_then_unreachable") (param $n i32)
+    (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+    (unreachable)))"#;
 
 #[test]
 fn what_ran_before_a_trap_or_a_host_call_is_counted() {
@@ -103,6 +107,16 @@ fn what_ran_before_a_trap_or_a_host_call_is_counted() {
     store.set_fuel(100_000).unwrap();
     call(&mut store, "refill_then_count", 100).unwrap();
     assert_eq!(store.get_fuel().unwrap(), 10_000 - 2 - 5 * 100);
+
+    // A refuel in the middle of a function that then traps without a call
+    // stands: the trap counts from the refuel on (at most the 5,000 units
+    // of the loop), not from before it.
+    store.set_fuel(1_000).unwrap();
+    store.out_of_fuel_callback(|_| Ok(UpdateFuel::Continue(100_000)));
+    let err = call(&mut store, "loop_then_unreachable", 1000).unwrap_err();
+    assert_eq!(err.downcast_ref::<Trap>(), Some(&Trap::UnreachableCodeReached));
+    let left = store.get_fuel().unwrap();
+    assert!((100_000 - 5 * 1000..=100_000).contains(&left), "{left} left");
 }
 
 #[test]

@@ -12,7 +12,8 @@
 //! host function), and compiled code stores it before throws, switches
 //! and calls of the runtime, and loads it after those that may change it.
 //! A trap handler writes r15 back, so a trap counts what ran up to the
-//! trapping function's entry or last call.
+//! trapping function's entry, its last call, or the last time it took the
+//! counter from the store context.
 //!
 //! Each operator's cost is added up at translation time and charged as one
 //! addition where the straight line it belongs to ends: before any branch,
@@ -58,12 +59,14 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     }
 
     /// Reads the counter from the store context (after the runtime or other
-    /// code may have changed it there).
+    /// code may have changed it there), into r15 too: a trap handler takes
+    /// the count from there, and a refuel must not be undone by it.
     pub(super) fn fuel_load(&mut self) {
         let Some(var) = self.fuel_var else { return };
         let ctx = self.fuel_address();
         let v = self.builder.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_FUEL_OFFSET as i32);
         self.builder.def_var(var, v);
+        self.builder.ins().set_pinned_reg(v);
     }
 
     /// Writes the counter to the store context, charging what is pending
