@@ -303,11 +303,11 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.stack.extend(results);
     }
 
-    /// The inline path of a resume of `k` with handler list `list`: if `k`
-    /// is current, suspended alone, and has no bound values, does what the
-    /// `ContResume` builtin does and jumps to `switch`; otherwise continues
-    /// in a fresh block (the builtin's path).
-    fn inline_resume(&mut self, k: Value, list: Value, throw: u32, switch: Block) {
+    /// For the inline paths of `resume` and `switch`: the object and
+    /// revision of continuation `k`, and whether the inline path can take
+    /// it: `k` is current, suspended alone (the builtin marks a chain's
+    /// members running), and has no bound values.
+    fn inline_target(&mut self, k: Value) -> (Value, Value, Value) {
         let b = &mut self.builder;
         let obj = b.ins().band_imm_s(k, (1i64 << vmctx::CONT_REF_REVISION_SHIFT) - 1);
         let revision = b.ins().ushr_imm_s(k, vmctx::CONT_REF_REVISION_SHIFT as i64);
@@ -316,35 +316,52 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         let root = b.ins().load(types::I64, trusted_flags(), obj, vmctx::CONT_LAST_ANCESTOR_OFFSET as i32);
         let same = b.ins().icmp(IntCC::Equal, current, revision);
         let fast = b.ins().icmp_imm_u(IntCC::NotEqual, fast, 0);
-        // It suspended alone (the builtin marks a chain's members running).
         let alone = b.ins().icmp(IntCC::Equal, root, obj);
         let ok = b.ins().band(same, fast);
         let ok = b.ins().band(ok, alone);
-        let (inline, builtin) = (b.create_block(), b.create_block());
-        b.ins().brif(ok, inline, &[], builtin, &[]);
-        b.seal_block(inline);
-        b.seal_block(builtin);
-        b.set_cold_block(builtin);
-        b.switch_to_block(inline);
+        (obj, revision, ok)
+    }
+
+    /// Consumes the target of an inline path (see [`Self::inline_target`]):
+    /// its next revision, and it runs.
+    fn consume_inline_target(&mut self, obj: Value, revision: Value) {
+        let b = &mut self.builder;
         let next = b.ins().iadd_imm_u(revision, 1);
         b.ins().store(trusted_flags(), next, obj, vmctx::CONT_REVISION_OFFSET as i32);
         let running = b.ins().iconst(types::I32, vmctx::CONT_STATE_RUNNING as i64);
         b.ins().store(trusted_flags(), running, obj, vmctx::CONT_STATE_OFFSET as i32);
         let zero = b.ins().iconst(types::I32, 0);
         b.ins().store(trusted_flags(), zero, obj, vmctx::CONT_FAST_RESUME_OFFSET as i32);
+    }
+
+    /// The inline path of a resume of `k` with handler list `list`: if `k`
+    /// is current, suspended alone, and has no bound values, does what the
+    /// `ContResume` builtin does and jumps to `switch`; otherwise continues
+    /// in a fresh block (the builtin's path).
+    fn inline_resume(&mut self, k: Value, list: Value, throw: u32, switch: Block) {
+        // (Suspended alone, `k` is the root of what it resumes.)
+        let (obj, revision, ok) = self.inline_target(k);
+        let b = &mut self.builder;
+        let (inline, builtin) = (b.create_block(), b.create_block());
+        b.ins().brif(ok, inline, &[], builtin, &[]);
+        b.seal_block(inline);
+        b.seal_block(builtin);
+        b.set_cold_block(builtin);
+        b.switch_to_block(inline);
+        self.consume_inline_target(obj, revision);
         let ctx = self.store_context();
         let b = &mut self.builder;
         let parent = b.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_ACTIVE_STACK_OFFSET as i32);
         // The limit of this stack, which a suspension back here restores.
         let limit = b.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_STACK_LIMIT_OFFSET as i32);
-        b.ins().store(trusted_flags(), parent, root, vmctx::CONT_PARENT_OFFSET as i32);
-        b.ins().store(trusted_flags(), list, root, vmctx::CONT_HANDLERS_OFFSET as i32);
-        b.ins().store(trusted_flags(), limit, root, vmctx::CONT_RESUMER_LIMIT_OFFSET as i32);
+        b.ins().store(trusted_flags(), parent, obj, vmctx::CONT_PARENT_OFFSET as i32);
+        b.ins().store(trusted_flags(), list, obj, vmctx::CONT_HANDLERS_OFFSET as i32);
+        b.ins().store(trusted_flags(), limit, obj, vmctx::CONT_RESUMER_LIMIT_OFFSET as i32);
         b.ins().store(trusted_flags(), obj, ctx, vmctx::STORE_CTX_ACTIVE_STACK_OFFSET as i32);
         let limit = b.ins().load(types::I64, trusted_flags(), obj, vmctx::CONT_STACK_LIMIT_OFFSET as i32);
         self.set_stack_limit(ctx, limit);
         let b = &mut self.builder;
-        let top = b.ins().load(types::I64, trusted_flags(), root, vmctx::CONT_STACK_TOP_OFFSET as i32);
+        let top = b.ins().load(types::I64, trusted_flags(), obj, vmctx::CONT_STACK_TOP_OFFSET as i32);
         let store = b.ins().iadd_imm_s(top, -(vmctx::CONT_RESUMER_RECORD_SIZE as i64));
         let load = b.ins().iadd_imm_u(obj, vmctx::CONT_CTX_OFFSET as i64);
         let payload = b.ins().iconst(types::I64, if throw != 0 { vmctx::CONT_RESUMED_THROWING } else { vmctx::CONT_RESUMED } as i64);
@@ -422,18 +439,10 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         let id = b.ins().load(types::I32, trusted_flags(), list, 4);
         let expected = b.ins().load(types::I32, readonly_flags(), self.vmctx, self.env.offsets.tag_identity(tag) as i32);
         let expected = b.ins().bor_imm_u(expected, vmctx::CONT_HANDLER_SWITCH_ID_BIT as i64);
-        let obj = b.ins().band_imm_s(k, (1i64 << vmctx::CONT_REF_REVISION_SHIFT) - 1);
-        let revision = b.ins().ushr_imm_s(k, vmctx::CONT_REF_REVISION_SHIFT as i64);
-        let current = b.ins().load(types::I64, trusted_flags(), obj, vmctx::CONT_REVISION_OFFSET as i32);
-        let fast = b.ins().load(types::I32, trusted_flags(), obj, vmctx::CONT_FAST_RESUME_OFFSET as i32);
-        let root = b.ins().load(types::I64, trusted_flags(), obj, vmctx::CONT_LAST_ANCESTOR_OFFSET as i32);
         let handled = b.ins().icmp(IntCC::Equal, id, expected);
-        let same = b.ins().icmp(IntCC::Equal, current, revision);
-        let fast = b.ins().icmp_imm_u(IntCC::NotEqual, fast, 0);
-        let alone = b.ins().icmp(IntCC::Equal, root, obj);
-        let ok = b.ins().band(handled, same);
-        let ok = b.ins().band(ok, fast);
-        let ok = b.ins().band(ok, alone);
+        let (obj, revision, resumable) = self.inline_target(k);
+        let b = &mut self.builder;
+        let ok = b.ins().band(handled, resumable);
         b.ins().brif(ok, inline, &[], builtin, &[]);
         b.seal_block(inline);
         b.seal_block(builtin);
@@ -441,12 +450,8 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         // The target, consumed, takes the running one's place under its
         // resumer: the resumer record (which its first frame links to),
         // parent, handler list and the resumer's stack limit.
-        let next = b.ins().iadd_imm_u(revision, 1);
-        b.ins().store(trusted_flags(), next, obj, vmctx::CONT_REVISION_OFFSET as i32);
-        let running = b.ins().iconst(types::I32, vmctx::CONT_STATE_RUNNING as i64);
-        b.ins().store(trusted_flags(), running, obj, vmctx::CONT_STATE_OFFSET as i32);
-        let zero = b.ins().iconst(types::I32, 0);
-        b.ins().store(trusted_flags(), zero, obj, vmctx::CONT_FAST_RESUME_OFFSET as i32);
+        self.consume_inline_target(obj, revision);
+        let b = &mut self.builder;
         let cur_top = b.ins().load(types::I64, trusted_flags(), cur, vmctx::CONT_STACK_TOP_OFFSET as i32);
         let obj_top = b.ins().load(types::I64, trusted_flags(), obj, vmctx::CONT_STACK_TOP_OFFSET as i32);
         let record = -(vmctx::CONT_RESUMER_RECORD_SIZE as i32);
