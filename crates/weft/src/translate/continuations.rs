@@ -369,24 +369,39 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.builder.switch_to_block(builtin);
     }
 
-    /// The inline path of `suspend` of module tag `tag` with `nargs`
-    /// values: if the running continuation's resume handles the tag with
-    /// its first clause, does what the `ContSuspend` builtin does and jumps
-    /// to `switch`; otherwise continues in a fresh block (the builtin's path).
-    fn inline_suspend(&mut self, tag: u32, nargs: usize, switch: Block) {
+    /// For the inline paths of `suspend` and `switch`: goes on to `builtin`
+    /// (made cold) unless a continuation runs, and returns the store
+    /// context, the running continuation, its resume's handler list, and
+    /// whether the list's first clause handles `tag`, as a suspension or,
+    /// with `switch`, as a switch (whose clause identities have
+    /// `CONT_HANDLER_SWITCH_ID_BIT` set).
+    fn first_clause_handles(&mut self, tag: u32, switch: bool, builtin: Block) -> (Value, Value, Value, Value) {
         let ctx = self.store_context();
         let b = &mut self.builder;
         let cur = b.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_ACTIVE_STACK_OFFSET as i32);
-        let (check, inline, builtin) = (b.create_block(), b.create_block(), b.create_block());
+        let check = b.create_block();
         b.set_cold_block(builtin);
         b.ins().brif(cur, check, &[], builtin, &[]);
         b.seal_block(check);
         b.switch_to_block(check);
         let list = b.ins().load(types::I64, trusted_flags(), cur, vmctx::CONT_HANDLERS_OFFSET as i32);
         let id = b.ins().load(types::I32, trusted_flags(), list, 4);
-        let expected = b.ins().load(types::I32, readonly_flags(), self.vmctx, self.env.offsets.tag_identity(tag) as i32);
-        // A switch clause's identity has `CONT_HANDLER_SWITCH_ID_BIT` set.
-        let same = b.ins().icmp(IntCC::Equal, id, expected);
+        let mut expected = b.ins().load(types::I32, readonly_flags(), self.vmctx, self.env.offsets.tag_identity(tag) as i32);
+        if switch {
+            expected = b.ins().bor_imm_u(expected, vmctx::CONT_HANDLER_SWITCH_ID_BIT as i64);
+        }
+        let handled = b.ins().icmp(IntCC::Equal, id, expected);
+        (ctx, cur, list, handled)
+    }
+
+    /// The inline path of `suspend` of module tag `tag` with `nargs`
+    /// values: if the running continuation's resume handles the tag with
+    /// its first clause, does what the `ContSuspend` builtin does and jumps
+    /// to `switch`; otherwise continues in a fresh block (the builtin's path).
+    fn inline_suspend(&mut self, tag: u32, nargs: usize, switch: Block) {
+        let (inline, builtin) = (self.builder.create_block(), self.builder.create_block());
+        let (ctx, cur, list, same) = self.first_clause_handles(tag, false, builtin);
+        let b = &mut self.builder;
         b.ins().brif(same, inline, &[], builtin, &[]);
         b.seal_block(inline);
         b.seal_block(builtin);
@@ -427,19 +442,8 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     /// no bound values, does what the `ContSwitch` builtin does and jumps to
     /// `switch`; otherwise continues in a fresh block (the builtin's path).
     fn inline_switch(&mut self, k: Value, tag: u32, nargs: usize, switch: Block) {
-        let ctx = self.store_context();
-        let b = &mut self.builder;
-        let cur = b.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_ACTIVE_STACK_OFFSET as i32);
-        let (check, inline, builtin) = (b.create_block(), b.create_block(), b.create_block());
-        b.set_cold_block(builtin);
-        b.ins().brif(cur, check, &[], builtin, &[]);
-        b.seal_block(check);
-        b.switch_to_block(check);
-        let list = b.ins().load(types::I64, trusted_flags(), cur, vmctx::CONT_HANDLERS_OFFSET as i32);
-        let id = b.ins().load(types::I32, trusted_flags(), list, 4);
-        let expected = b.ins().load(types::I32, readonly_flags(), self.vmctx, self.env.offsets.tag_identity(tag) as i32);
-        let expected = b.ins().bor_imm_u(expected, vmctx::CONT_HANDLER_SWITCH_ID_BIT as i64);
-        let handled = b.ins().icmp(IntCC::Equal, id, expected);
+        let (inline, builtin) = (self.builder.create_block(), self.builder.create_block());
+        let (ctx, cur, list, handled) = self.first_clause_handles(tag, true, builtin);
         let (obj, revision, resumable) = self.inline_target(k);
         let b = &mut self.builder;
         let ok = b.ins().band(handled, resumable);
