@@ -9,7 +9,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
-const GUEST: &str = include_str!("stack_switching.wat");
+include!("common/stack_switching_guest.rs");
 
 /// Operations per measured element.
 const OPS: i32 = 1000;
@@ -18,16 +18,7 @@ const OPS: i32 = 1000;
 // have the same shape: `$rt` is the crate, `$engine` an engine of it.
 macro_rules! stack_switching {
     ($c:expr, $rt:ident, $engine:expr) => {{
-        let engine = $engine;
-        let module = $rt::Module::new(&engine, GUEST).unwrap();
-        let mut store = $rt::Store::new(&engine, ());
-        let instance = $rt::Instance::new(&mut store, &module, &[]).unwrap();
-        instance.get_typed_func::<(), ()>(&mut store, "setup").unwrap().call(&mut store, ()).unwrap();
-        let round_trips = instance.get_typed_func::<i32, ()>(&mut store, "round_trips").unwrap();
-        let new_and_run = instance.get_typed_func::<i32, ()>(&mut store, "new_and_run").unwrap();
-        let switches = instance.get_typed_func::<i32, ()>(&mut store, "switches").unwrap();
-        let generate = instance.get_typed_func::<i32, i32>(&mut store, "generate").unwrap();
-        assert_eq!(generate.call(&mut store, 10).unwrap(), 45);
+        let (engine, module, mut store, round_trips, new_and_run, switches, generate) = stack_switching_guest!($rt, $engine);
         switches.call(&mut store, 11).unwrap();
         let mut group = $c.benchmark_group("stack_switching");
         group.throughput(Throughput::Elements(OPS as u64));
@@ -61,11 +52,7 @@ macro_rules! stack_switching {
 fn stack_switching(c: &mut Criterion) {
     stack_switching!(c, weft, weft::Engine::default());
     #[cfg(feature = "wasmtime")]
-    {
-        let mut config = wasmtime::Config::new();
-        config.wasm_stack_switching(true).wasm_exceptions(true).wasm_function_references(true);
-        stack_switching!(c, wasmtime, wasmtime::Engine::new(&config).unwrap());
-    }
+    stack_switching!(c, wasmtime, wasmtime_engine());
 }
 
 criterion_group!(benches, stack_switching);

@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-const GUEST: &str = include_str!("stack_switching.wat");
+include!("common/stack_switching_guest.rs");
 
 /// Operations timed per round and runtime, for the operations on long-lived
 /// continuations.
@@ -24,19 +24,11 @@ const STORES_PER_ROUND: usize = 20;
 /// One operation's measurement on one runtime: nanoseconds per operation.
 type Measure = Box<dyn FnMut() -> f64>;
 
-// Written once for both runtimes, whose embedding APIs have the same shape:
-// `$rt` is the crate, `$engine` an engine of it.
+// Written once for both runtimes (see `stack_switching_guest!`).
 macro_rules! measures {
     ($rt:ident, $engine:expr) => {{
-        let engine = $engine;
-        let module = $rt::Module::new(&engine, GUEST).unwrap();
-        let mut store = $rt::Store::new(&engine, ());
-        let instance = $rt::Instance::new(&mut store, &module, &[]).unwrap();
-        instance.get_typed_func::<(), ()>(&mut store, "setup").unwrap().call(&mut store, ()).unwrap();
-        let round_trips = instance.get_typed_func::<i32, ()>(&mut store, "round_trips").unwrap();
-        let generate = instance.get_typed_func::<i32, i32>(&mut store, "generate").unwrap();
-        let switches = instance.get_typed_func::<i32, ()>(&mut store, "switches").unwrap();
-        assert_eq!(generate.call(&mut store, 10).unwrap(), 45);
+        // (`new_and_run` runs in fresh stores, below.)
+        let (engine, module, store, round_trips, _, switches, generate) = stack_switching_guest!($rt, $engine);
         let store = std::rc::Rc::new(std::cell::RefCell::new(store));
         let s = store.clone();
         let round_trip: Measure = Box::new(move || timed(|| round_trips.call(&mut *s.borrow_mut(), OPS).unwrap()));
@@ -82,9 +74,7 @@ fn median(v: &mut [f64]) -> f64 {
 fn main() {
     let rounds: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(31);
     let mut weft = measures!(weft, weft::Engine::default());
-    let mut config = wasmtime::Config::new();
-    config.wasm_stack_switching(true).wasm_exceptions(true).wasm_function_references(true);
-    let mut wasmtime = measures!(wasmtime, wasmtime::Engine::new(&config).unwrap());
+    let mut wasmtime = measures!(wasmtime, wasmtime_engine());
     // Warm both up (stack pools, caches, code pages).
     for m in weft.iter_mut().chain(wasmtime.iter_mut()) {
         m();
