@@ -228,7 +228,7 @@ impl Config {
     /// calls consume the same fuel whatever the optimisation level. A store
     /// starts with none: [`Store::set_fuel`](crate::Store::set_fuel) gives
     /// it some. When it runs out (checked at loop headers and at the entry
-    /// of functions that loop or call, so a guest may overrun by a stretch
+    /// of functions that call, so a guest may overrun by a stretch
     /// of code without loops or calls) the
     /// guest traps with [`Trap::OutOfFuel`](crate::Trap::OutOfFuel), unless
     /// [`Store::fuel_async_yield_interval`](crate::Store::fuel_async_yield_interval)

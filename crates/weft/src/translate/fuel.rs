@@ -18,7 +18,7 @@
 //! Each operator's cost is added up at translation time and charged as one
 //! addition where the straight line it belongs to ends: before any branch,
 //! merge, call or return. The counter is negative while fuel remains; loop
-//! headers and the entries of functions that loop or call check it and
+//! headers and the entries of functions that call check it and
 //! call the runtime (a cold path) when it reaches zero. Costs come from the
 //! operators alone, so what a call consumes does not depend on how
 //! Cranelift optimises it.
@@ -34,18 +34,13 @@ fn cost(op: &Operator<'_>) -> i64 {
     }
 }
 
-/// Whether a body has a loop or makes a call (of a Wasm function or the host).
-fn loops_or_calls(body: &wasmparser::FunctionBody<'_>) -> anyhow::Result<bool> {
+/// Whether a body makes a call (of a Wasm function or the host).
+fn makes_calls(body: &wasmparser::FunctionBody<'_>) -> anyhow::Result<bool> {
     use Operator as O;
     let mut reader = body.get_operators_reader()?;
     while !reader.eof() {
-        if let O::Loop { .. }
-        | O::Call { .. }
-        | O::CallIndirect { .. }
-        | O::CallRef { .. }
-        | O::ReturnCall { .. }
-        | O::ReturnCallIndirect { .. }
-        | O::ReturnCallRef { .. } = reader.read()?
+        if let O::Call { .. } | O::CallIndirect { .. } | O::CallRef { .. } | O::ReturnCall { .. } | O::ReturnCallIndirect { .. } | O::ReturnCallRef { .. } =
+            reader.read()?
         {
             return Ok(true);
         }
@@ -138,16 +133,17 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     }
 
     /// At the function's entry: the counter, from the register, and the
-    /// check, which a function without loops or calls does without: it
-    /// runs a bounded stretch and returns, and its caller checks at its
-    /// next loop header or call.
+    /// check, which only a function that calls needs (recursion could go
+    /// on without a loop). Without calls, the function's loops check at
+    /// their headers, every round the first included, and between them it
+    /// runs straight lines of bounded length.
     pub(super) fn fuel_function_entry(&mut self, body: &wasmparser::FunctionBody<'_>) -> anyhow::Result<()> {
         if !self.env.tunables.consume_fuel {
             return Ok(());
         }
         self.fuel_var = Some(self.builder.declare_var(types::I64));
         self.fuel_from_register();
-        if loops_or_calls(body)? {
+        if makes_calls(body)? {
             self.fuel_check();
         }
         Ok(())
