@@ -86,7 +86,7 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     }
 
     /// Charges the costs gathered since the last charge.
-    pub(super) fn fuel_flush(&mut self) {
+    fn fuel_flush(&mut self) {
         let Some(var) = self.fuel_var else { return };
         if self.pending_fuel != 0 {
             let v = self.builder.use_var(var);
