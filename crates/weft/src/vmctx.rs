@@ -391,11 +391,13 @@ pub const CONT_STACK_TOP_OFFSET: u32 = 56;
 pub const CONT_STACK_LIMIT_OFFSET: u32 = 64;
 /// ... its state (`u32`: [`CONT_STATE_SUSPENDED`], [`CONT_STATE_RUNNING`], ...) ...
 pub const CONT_STATE_OFFSET: u32 = 112;
-/// ... whether a resume may take the inline path (`u32`, nonzero: it
-/// is suspended, has no bound values, and its revision may grow).
-pub const CONT_FAST_RESUME_OFFSET: u32 = 116;
+/// ... the reference under which a resume or switch may take the inline
+/// path (`u64`; zero, which no reference equals, unless it is suspended
+/// alone, has no bound values, and its revision may grow): one comparison
+/// with the resumed reference checks all of that and its revision ...
+pub const CONT_FAST_KEY_OFFSET: u32 = 120;
 /// ... and, while running, the stack limit of its resumer's stack.
-pub const CONT_RESUMER_LIMIT_OFFSET: u32 = 120;
+pub const CONT_RESUMER_LIMIT_OFFSET: u32 = 128;
 /// Continuation states (see [`CONT_STATE_OFFSET`]).
 pub const CONT_STATE_FRESH: u32 = 0;
 /// See [`CONT_STATE_FRESH`].

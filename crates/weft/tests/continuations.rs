@@ -83,6 +83,64 @@ fn a_generator_runs_to_completion_and_a_consumed_continuation_traps() {
 }
 
 #[test]
+fn a_continuation_resumed_past_its_revisions_moves_on_and_stale_references_trap() {
+    // A reference holds 16 bits of revision; a continuation resumed more
+    // often than that moves to a fresh object (the builtin's path: the
+    // inline path refuses a revision that could wrap). Every value must
+    // arrive, and references kept from before and after a move must trap.
+    let wat = r#"(module
+        (type $f (func))
+        (type $k (cont $f))
+        (tag $yield (param i32))
+        (global $first (mut (ref null $k)) (ref.null $k))
+        (global $late (mut (ref null $k)) (ref.null $k))
+        (func $naturals (local $i i32)
+          (loop $l
+            (suspend $yield (local.get $i))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $l)))
+        (elem declare func $naturals)
+        ;; Checks the generator's first n values; keeps the reference it
+        ;; handed out first and the one of round `late`.
+        (func (export "count") (param $n i32) (param $late i32) (result i32)
+          (local $k (ref null $k)) (local $round i32)
+          (local.set $k (cont.new $k (ref.func $naturals)))
+          (loop $next
+            (block $yielded (result i32 (ref $k))
+              (resume $k (on $yield $yielded) (local.get $k))
+              (unreachable))
+            (local.set $k)
+            (if (i32.ne (local.get $round)) (then (return (i32.const -1))))
+            (if (i32.eqz (local.get $round)) (then (global.set $first (local.get $k))))
+            (if (i32.eq (local.get $round) (local.get $late)) (then (global.set $late (local.get $k))))
+            (br_if $next (i32.ne (local.tee $round (i32.add (local.get $round) (i32.const 1))) (local.get $n))))
+          (local.get $round))
+        (func (export "resume_first")
+          (block $yielded (result i32 (ref $k))
+            (resume $k (on $yield $yielded) (global.get $first))
+            (return))
+          (unreachable))
+        (func (export "resume_late")
+          (block $yielded (result i32 (ref $k))
+            (resume $k (on $yield $yielded) (global.get $late))
+            (return))
+          (unreachable)))"#;
+    let (mut store, inst) = instance(&Engine::default(), wat);
+    let count = inst.get_typed_func::<(i32, i32), i32>(&mut store, "count").unwrap();
+    let rounds = 3 * 65_536 + 17;
+    // Kept 65,536 resumes before the last: had the revision wrapped in
+    // place, this stale reference would equal the current one.
+    let late = rounds - 1 - 65_536;
+    assert_eq!(count.call(&mut store, (rounds, late)).unwrap(), rounds, "every value arrived in order");
+    for name in ["resume_first", "resume_late"] {
+        let stale = inst.get_typed_func::<(), ()>(&mut store, name).unwrap();
+        assert_eq!(trap_of(&stale.call(&mut store, ()).unwrap_err()), Some(Trap::ContinuationAlreadyConsumed), "{name}");
+    }
+    // The last reference still works, and the store goes on.
+    assert_eq!(count.call(&mut store, (1000, 0)).unwrap(), 1000);
+}
+
+#[test]
 fn the_host_resumes_a_continuation_and_receives_its_suspensions() {
     let engine = Engine::default();
     let (mut store, inst) = instance(&engine, GENERATOR);
@@ -315,7 +373,8 @@ fn switches_pass_values_trap_with_the_backtrace_and_refuse_a_consumed_target() {
           (global.get $trace)))"#;
     let (mut store, inst) = instance(&Engine::default(), wat);
     let run = inst.get_typed_func::<(i32, i32), i32>(&mut store, "run").unwrap();
-    for n in [0, 1, 2, 3, 1000] {
+    // 200,000 switches run each side through its 16 bits of revisions three times.
+    for n in [0, 1, 2, 3, 1000, 200_000] {
         let expected = (0..n).fold(0i32, |t, turn| t.wrapping_mul(3).wrapping_add(1 + turn % 2));
         assert_eq!(run.call(&mut store, (n, 0)).unwrap(), expected, "{n} switches");
         assert_eq!(store.live_continuations(), 0);

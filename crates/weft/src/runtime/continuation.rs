@@ -112,9 +112,10 @@ pub struct ContObj {
     caller_vmctx: *mut u8,
     trampoline: *const u8,
     state: State,
-    /// Whether a resume may take compiled code's inline path (see
-    /// [`vmctx::CONT_FAST_RESUME_OFFSET`]); kept by [`ContObj::set_state`].
-    fast_resume: u32,
+    /// The reference under which a resume may take compiled code's inline
+    /// path, or zero (see [`vmctx::CONT_FAST_KEY_OFFSET`]); kept by
+    /// [`ContObj::set_state`].
+    fast_key: u64,
     /// While running: the stack limit of its resumer's stack, which a
     /// suspension to that resumer restores.
     resumer_limit: usize,
@@ -133,7 +134,7 @@ const _: () = {
     assert!(offset_of!(ContObj, stack_top) == vmctx::CONT_STACK_TOP_OFFSET as usize);
     assert!(offset_of!(ContObj, stack_limit) == vmctx::CONT_STACK_LIMIT_OFFSET as usize);
     assert!(offset_of!(ContObj, state) == vmctx::CONT_STATE_OFFSET as usize);
-    assert!(offset_of!(ContObj, fast_resume) == vmctx::CONT_FAST_RESUME_OFFSET as usize);
+    assert!(offset_of!(ContObj, fast_key) == vmctx::CONT_FAST_KEY_OFFSET as usize);
     assert!(offset_of!(ContObj, resumer_limit) == vmctx::CONT_RESUMER_LIMIT_OFFSET as usize);
     assert!(RESUMER_RECORD == vmctx::CONT_RESUMER_RECORD_SIZE as usize);
     assert!(REVISION_SHIFT == vmctx::CONT_REF_REVISION_SHIFT);
@@ -141,10 +142,13 @@ const _: () = {
 };
 
 impl ContObj {
-    /// Sets the state, and whether a resume may take the inline path.
+    /// Sets the state, and whether a resume may take the inline path (call
+    /// it after setting `last_ancestor`, `bound` and `revision`).
     fn set_state(&mut self, state: State) {
         self.state = state;
-        self.fast_resume = (state == State::Suspended && self.bound.is_empty() && self.revision + 1 < MAX_REVISION) as u32;
+        let this: *mut ContObj = self;
+        let fast = state == State::Suspended && self.last_ancestor == this && self.bound.is_empty() && self.revision + 1 < MAX_REVISION;
+        self.fast_key = if fast { this as u64 | self.revision << REVISION_SHIFT } else { 0 };
     }
 
     fn empty(store_ctx: *mut VMStoreContext) -> ContObj {
@@ -162,7 +166,7 @@ impl ContObj {
             caller_vmctx: std::ptr::null_mut(),
             trampoline: std::ptr::null(),
             state: State::Done,
-            fast_resume: 0,
+            fast_key: 0,
             resumer_limit: 0,
             stack: None,
             bound: Vec::new(),
@@ -626,7 +630,7 @@ unsafe fn mark_suspended(cur: *mut ContObj, outermost: *mut ContObj) {
             (*m).ctx.sp = (*resumer_record(child)).sp;
             (*m).set_state(State::Suspended);
             // Only the innermost may be resumed (it alone has a current reference).
-            (*m).fast_resume = 0;
+            (*m).fast_key = 0;
             child = m;
         }
     }

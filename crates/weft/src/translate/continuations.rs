@@ -246,12 +246,9 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         let threw = self.builder.create_block();
         let invalid = self.builder.create_block();
         let suspended: Vec<Block> = labels.iter().map(|_| self.builder.create_block()).collect();
-        let index = self.builder.ins().ireduce(types::I32, payload);
-        let mut targets = vec![self.builder.func.dfg.block_call(returned, &[]), self.builder.func.dfg.block_call(threw, &[])];
-        targets.extend(suspended.iter().map(|b| self.builder.func.dfg.block_call(*b, &[])));
-        let default = self.builder.func.dfg.block_call(invalid, &[]);
-        let jt = self.builder.create_jump_table(JumpTableData::new(default, &targets));
-        self.builder.ins().br_table(index, jt);
+        let mut targets = vec![returned, threw];
+        targets.extend(&suspended);
+        self.dispatch(payload, &targets, invalid);
         for b in [returned, threw, invalid].iter().chain(&suspended) {
             self.builder.seal_block(*b);
         }
@@ -303,22 +300,44 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.stack.extend(results);
     }
 
+    /// Ends the current block with a jump to `targets[payload]`, or to
+    /// `invalid` past the end. A few targets are tried one by one,
+    /// suspensions first (the common case of a resume in a loop): a taken
+    /// compare-and-branch or two cost less than a jump table's load and
+    /// indirect jump.
+    fn dispatch(&mut self, payload: Value, targets: &[Block], invalid: Block) {
+        const MOST_TRIED_ONE_BY_ONE: usize = 5;
+        let b = &mut self.builder;
+        if targets.len() > MOST_TRIED_ONE_BY_ONE {
+            let index = b.ins().ireduce(types::I32, payload);
+            let calls: Vec<_> = targets.iter().map(|t| b.func.dfg.block_call(*t, &[])).collect();
+            let default = b.func.dfg.block_call(invalid, &[]);
+            let jt = b.create_jump_table(JumpTableData::new(default, &calls));
+            b.ins().br_table(index, jt);
+            return;
+        }
+        let order = (vmctx::CONT_SUSPENDED as usize..targets.len()).chain(0..vmctx::CONT_SUSPENDED as usize);
+        for i in order {
+            let is = b.ins().icmp_imm_u(IntCC::Equal, payload, i as i64);
+            let next = b.create_block();
+            b.ins().brif(is, targets[i], &[], next, &[]);
+            b.seal_block(next);
+            b.switch_to_block(next);
+        }
+        b.ins().jump(invalid, &[]);
+    }
+
     /// For the inline paths of `resume` and `switch`: the object and
     /// revision of continuation `k`, and whether the inline path can take
     /// it: `k` is current, suspended alone (the builtin marks a chain's
-    /// members running), and has no bound values.
+    /// members running), and has no bound values, which its fast key (see
+    /// [`vmctx::CONT_FAST_KEY_OFFSET`]) tells in one comparison.
     fn inline_target(&mut self, k: Value) -> (Value, Value, Value) {
         let b = &mut self.builder;
         let obj = b.ins().band_imm_s(k, (1i64 << vmctx::CONT_REF_REVISION_SHIFT) - 1);
         let revision = b.ins().ushr_imm_s(k, vmctx::CONT_REF_REVISION_SHIFT as i64);
-        let current = b.ins().load(types::I64, trusted_flags(), obj, vmctx::CONT_REVISION_OFFSET as i32);
-        let fast = b.ins().load(types::I32, trusted_flags(), obj, vmctx::CONT_FAST_RESUME_OFFSET as i32);
-        let root = b.ins().load(types::I64, trusted_flags(), obj, vmctx::CONT_LAST_ANCESTOR_OFFSET as i32);
-        let same = b.ins().icmp(IntCC::Equal, current, revision);
-        let fast = b.ins().icmp_imm_u(IntCC::NotEqual, fast, 0);
-        let alone = b.ins().icmp(IntCC::Equal, root, obj);
-        let ok = b.ins().band(same, fast);
-        let ok = b.ins().band(ok, alone);
+        let key = b.ins().load(types::I64, trusted_flags(), obj, vmctx::CONT_FAST_KEY_OFFSET as i32);
+        let ok = b.ins().icmp(IntCC::Equal, key, k);
         (obj, revision, ok)
     }
 
@@ -330,8 +349,18 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         b.ins().store(trusted_flags(), next, obj, vmctx::CONT_REVISION_OFFSET as i32);
         let running = b.ins().iconst(types::I32, vmctx::CONT_STATE_RUNNING as i64);
         b.ins().store(trusted_flags(), running, obj, vmctx::CONT_STATE_OFFSET as i32);
-        let zero = b.ins().iconst(types::I32, 0);
-        b.ins().store(trusted_flags(), zero, obj, vmctx::CONT_FAST_RESUME_OFFSET as i32);
+        let zero = b.ins().iconst(types::I64, 0);
+        b.ins().store(trusted_flags(), zero, obj, vmctx::CONT_FAST_KEY_OFFSET as i32);
+    }
+
+    /// The fast key (see [`vmctx::CONT_FAST_KEY_OFFSET`]) of a continuation
+    /// that suspends alone as reference `k` at `revision`: `k`, unless the
+    /// revision may not grow on the inline path.
+    fn fast_key(&mut self, k: Value, revision: Value) -> Value {
+        let b = &mut self.builder;
+        let may_grow = b.ins().icmp_imm_u(IntCC::UnsignedLessThan, revision, vmctx::CONT_MAX_REVISION as i64 - 1);
+        let zero = b.ins().iconst(types::I64, 0);
+        b.ins().select(may_grow, k, zero)
     }
 
     /// The inline path of a resume of `k` with handler list `list`: if `k`
@@ -420,9 +449,9 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         b.ins().store(trusted_flags(), cur, cur, vmctx::CONT_LAST_ANCESTOR_OFFSET as i32);
         let suspended = b.ins().iconst(types::I32, vmctx::CONT_STATE_SUSPENDED as i64);
         b.ins().store(trusted_flags(), suspended, cur, vmctx::CONT_STATE_OFFSET as i32);
-        let fast = b.ins().icmp_imm_u(IntCC::UnsignedLessThan, revision, vmctx::CONT_MAX_REVISION as i64 - 1);
-        let fast = b.ins().uextend(types::I32, fast);
-        b.ins().store(trusted_flags(), fast, cur, vmctx::CONT_FAST_RESUME_OFFSET as i32);
+        let key = self.fast_key(k, revision);
+        let b = &mut self.builder;
+        b.ins().store(trusted_flags(), key, cur, vmctx::CONT_FAST_KEY_OFFSET as i32);
         b.ins().store(trusted_flags(), handler, ctx, vmctx::STORE_CTX_ACTIVE_STACK_OFFSET as i32);
         let limit = b.ins().load(types::I64, trusted_flags(), cur, vmctx::CONT_RESUMER_LIMIT_OFFSET as i32);
         self.set_stack_limit(ctx, limit);
@@ -444,10 +473,13 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     fn inline_switch(&mut self, k: Value, tag: u32, nargs: usize, switch: Block) {
         let (inline, builtin) = (self.builder.create_block(), self.builder.create_block());
         let (ctx, cur, list, handled) = self.first_clause_handles(tag, true, builtin);
+        let target = self.builder.create_block();
+        self.builder.ins().brif(handled, target, &[], builtin, &[]);
+        self.builder.seal_block(target);
+        self.builder.switch_to_block(target);
         let (obj, revision, resumable) = self.inline_target(k);
         let b = &mut self.builder;
-        let ok = b.ins().band(handled, resumable);
-        b.ins().brif(ok, inline, &[], builtin, &[]);
+        b.ins().brif(resumable, inline, &[], builtin, &[]);
         b.seal_block(inline);
         b.seal_block(builtin);
         b.switch_to_block(inline);
@@ -475,11 +507,10 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         let suspended = b.ins().iconst(types::I32, vmctx::CONT_STATE_SUSPENDED as i64);
         b.ins().store(trusted_flags(), suspended, cur, vmctx::CONT_STATE_OFFSET as i32);
         let cur_revision = b.ins().load(types::I64, trusted_flags(), cur, vmctx::CONT_REVISION_OFFSET as i32);
-        let cur_fast = b.ins().icmp_imm_u(IntCC::UnsignedLessThan, cur_revision, vmctx::CONT_MAX_REVISION as i64 - 1);
-        let cur_fast = b.ins().uextend(types::I32, cur_fast);
-        b.ins().store(trusted_flags(), cur_fast, cur, vmctx::CONT_FAST_RESUME_OFFSET as i32);
         let shifted = b.ins().ishl_imm_s(cur_revision, vmctx::CONT_REF_REVISION_SHIFT as i64);
         let cur_ref = b.ins().bor(cur, shifted);
+        let key = self.fast_key(cur_ref, cur_revision);
+        self.builder.ins().store(trusted_flags(), key, cur, vmctx::CONT_FAST_KEY_OFFSET as i32);
         let slots = self.switch_values();
         let b = &mut self.builder;
         b.ins().store(trusted_flags(), cur_ref, slots, nargs as i32 * crate::compile::VAL_RAW_SIZE);
