@@ -49,16 +49,22 @@ fn makes_calls(body: &wasmparser::FunctionBody<'_>) -> anyhow::Result<bool> {
 }
 
 impl<'a, 'b> FuncTranslator<'a, 'b> {
-    fn fuel_address(&mut self) -> Value {
-        self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, vmctx::VMCTX_STORE_CTX_OFFSET as i32)
+    fn fuel_address(&mut self, flags: MemFlagsData) -> Value {
+        self.builder.ins().load(types::I64, flags, self.vmctx, vmctx::VMCTX_STORE_CTX_OFFSET as i32)
     }
 
     /// Reads the counter from the store context (after the runtime or other
     /// code may have changed it there), into r15 too: a trap handler takes
     /// the count from there, and a refuel must not be undone by it.
     pub(super) fn fuel_load(&mut self) {
+        self.fuel_load_with(readonly_flags());
+    }
+
+    /// [`Self::fuel_load`] with `flags` for the store context's address
+    /// (see [`Self::call_builtin_cold`]).
+    fn fuel_load_with(&mut self, flags: MemFlagsData) {
         let Some(var) = self.fuel_var else { return };
-        let ctx = self.fuel_address();
+        let ctx = self.fuel_address(flags);
         let v = self.builder.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_FUEL_OFFSET as i32);
         self.builder.def_var(var, v);
         self.builder.ins().set_pinned_reg(v);
@@ -79,9 +85,15 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     /// (cold ones too) where charging would split a straight line's charge
     /// between its paths.
     pub(super) fn fuel_store_unflushed(&mut self) {
+        self.fuel_store_unflushed_with(readonly_flags());
+    }
+
+    /// [`Self::fuel_store_unflushed`] with `flags` for the store context's
+    /// address (see [`Self::call_builtin_cold`]).
+    pub(super) fn fuel_store_unflushed_with(&mut self, flags: MemFlagsData) {
         let Some(var) = self.fuel_var else { return };
         let v = self.builder.use_var(var);
-        let ctx = self.fuel_address();
+        let ctx = self.fuel_address(flags);
         self.builder.ins().store(trusted_flags(), v, ctx, vmctx::STORE_CTX_FUEL_OFFSET as i32);
     }
 
@@ -125,8 +137,8 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.builder.seal_block(slow);
         self.builder.switch_to_block(slow);
         // (The call stores the counter; nothing is pending after the flush.)
-        self.call_builtin(Builtin::OutOfFuel, &[]);
-        self.fuel_load();
+        self.call_builtin_cold(Builtin::OutOfFuel, &[]);
+        self.fuel_load_with(trusted_flags());
         self.builder.ins().jump(cont, &[]);
         self.builder.seal_block(cont);
         self.builder.switch_to_block(cont);
