@@ -1,12 +1,13 @@
 //! Fuel: exact consumption of known code, the same at every optimisation
 //! level; what ran before a trap, and before a host function that reads or
 //! sets the fuel; the out-of-fuel trap; a callback that refuels; yielding a
-//! resumable call every N units and resuming it on another thread; and
-//! fuel in a store whose engine does not count it.
+//! resumable call every N units and resuming it on another thread; all of
+//! that inside a continuation under every interruption mode; and fuel in a
+//! store whose engine does not count it.
 
 use std::time::Duration;
 
-use weft::{CallState, Caller, Config, Engine, Func, Instance, Module, OptLevel, Store, Trap, UpdateFuel};
+use weft::{CallState, Caller, Config, Engine, Func, Instance, Interruption, Module, OptLevel, Store, Trap, UpdateFuel, WasmBacktrace};
 
 mod common;
 
@@ -205,4 +206,112 @@ fn fuel_in_an_engine_that_does_not_count_it_is_an_error() {
     assert!(store.set_fuel(10).is_err());
     assert!(store.get_fuel().is_err());
     assert!(store.fuel_async_yield_interval(Some(10)).is_err());
+}
+
+#[test]
+fn running_out_inside_a_continuation_refuels_yields_or_traps_in_every_interruption_mode() {
+    // When a check finds the counter spent, the runtime refuels it or
+    // traps. Here that happens inside a continuation (on its small stack),
+    // under every interruption mode, and what ran is counted exactly
+    // whichever way the fuel came (a refuel pays the overrun of the check
+    // that ran out first).
+    let _watchdog = common::Watchdog::arm(Duration::from_secs(120));
+    let wat = r#"(module
+      (type $f (func))
+      (type $k (cont $f))
+      (tag $tick)
+      (global $n (mut i32) (i32.const 0))
+      (func $spin (param $n i32)
+        (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+      ;; Counts down $n in rounds of 1000, suspending after each.
+      (func $worker
+        (loop $l
+          (call $spin (i32.const 1000))
+          (suspend $tick)
+          (br_if $l (global.set $n (i32.sub (global.get $n) (i32.const 1))) (global.get $n))))
+      (elem declare func $worker)
+      (func $run (export "run") (param $rounds i32) (result i32) (local $k (ref null $k)) (local $resumes i32)
+        (global.set $n (local.get $rounds))
+        (local.set $k (cont.new $k (ref.func $worker)))
+        (loop $l
+          (block $done
+            (block $ticked (result (ref $k))
+              (resume $k (on $tick $ticked) (local.get $k))
+              (br $done))
+            (local.set $k)
+            (local.set $resumes (i32.add (local.get $resumes) (i32.const 1)))
+            (br $l)))
+        (local.get $resumes)))"#;
+    let modes = [Interruption::None, Interruption::Epoch, Interruption::MmuPage, Interruption::MmuPointer];
+    for mode in modes {
+        let mut config = Config::new();
+        config.consume_fuel(true).interruption(mode);
+        let engine = Engine::new(&config).unwrap();
+        let module = Module::new(&engine, wat).unwrap();
+        let new_store = |fuel: u64| {
+            let mut store = Store::new(&engine, ());
+            if mode == Interruption::Epoch {
+                store.set_epoch_deadline(u64::MAX / 2);
+            }
+            store.set_fuel(fuel).unwrap();
+            let inst = Instance::new(&mut store, &module, &[]).unwrap();
+            let run = inst.get_typed_func::<i32, i32>(&mut store, "run").unwrap();
+            (store, run)
+        };
+        // Plenty of fuel: what 20 rounds consume.
+        let plenty = 1 << 40;
+        let (mut store, run) = new_store(plenty);
+        assert_eq!(run.call(&mut store, 20).unwrap(), 20, "{mode:?}");
+        let consumed = plenty - store.get_fuel().unwrap();
+        assert!(consumed > 20 * 5000, "{mode:?}: {consumed}");
+
+        // Refuelled 1,000 at a time by the callback: the same consumption.
+        let (mut store, run) = new_store(500);
+        let refuels = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let r = refuels.clone();
+        store.out_of_fuel_callback(move |_| {
+            r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(UpdateFuel::Continue(1000))
+        });
+        assert_eq!(run.call(&mut store, 20).unwrap(), 20, "{mode:?}");
+        let refuels = refuels.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(refuels >= consumed / 1000, "{mode:?}: {refuels} refuels");
+        assert_eq!(500 + 1000 * refuels - store.get_fuel().unwrap(), consumed, "{mode:?}: refuelled consumption");
+
+        // Yielding every 3,000 units from inside the continuation, resumed on
+        // another thread every other time: the same consumption again.
+        let (mut store, run) = new_store(plenty);
+        store.fuel_async_yield_interval(Some(3000)).unwrap();
+        let mut state = run.call_resumable(&mut store, 20).unwrap();
+        let mut yields = 0;
+        let result = loop {
+            match state {
+                CallState::Done(r) => break r,
+                CallState::Suspended(s) => {
+                    yields += 1;
+                    state = if yields % 2 == 0 {
+                        std::thread::scope(|t| t.spawn(|| s.resume(&mut store).unwrap()).join().unwrap())
+                    } else {
+                        s.resume(&mut store).unwrap()
+                    };
+                }
+            }
+        };
+        assert_eq!(result, 20, "{mode:?}");
+        assert!(yields as u64 >= consumed / 3000, "{mode:?}: {yields} yields");
+        assert_eq!(plenty - store.get_fuel().unwrap(), consumed, "{mode:?}: consumption with yields");
+
+        // Too little fuel: the trap, with the backtrace through the
+        // continuation back to the host's call, and all of it counted.
+        let (mut store, run) = new_store(consumed / 2);
+        let err = run.call(&mut store, 20).unwrap_err();
+        assert_eq!(err.downcast_ref::<Trap>(), Some(&Trap::OutOfFuel), "{mode:?}: {err:?}");
+        let names: Vec<&str> = err.downcast_ref::<WasmBacktrace>().expect("a backtrace").frames().iter().filter_map(|f| f.func_name()).collect();
+        // (It runs out in `spin`'s loop or at `worker`'s, by the operator count.)
+        assert!(names == ["spin", "worker", "run"] || names == ["worker", "run"], "{mode:?}: {names:?}");
+        assert_eq!(store.get_fuel().unwrap(), 0, "{mode:?}");
+        // The store goes on.
+        store.set_fuel(plenty).unwrap();
+        assert_eq!(run.call(&mut store, 20).unwrap(), 20, "{mode:?}");
+    }
 }

@@ -60,6 +60,11 @@ impl StoreOpaque {
     fn hand_out_fuel(&mut self) -> bool {
         let consumed = self.vm.fuel_consumed;
         let available = self.fuel.reserve.saturating_sub(consumed.max(0) as u64);
+        if available == 0 {
+            // Nothing to hand out: the overrun stays in the counter, to be
+            // paid from whatever fuel comes next.
+            return false;
+        }
         let chunk = available.min(self.fuel.yield_interval.unwrap_or(u64::MAX)).min(i64::MAX as u64);
         self.fuel.reserve = available - chunk;
         self.vm.fuel_consumed = -(chunk as i64);
