@@ -136,6 +136,7 @@ impl Module {
                 offsets: &offsets,
                 tunables: &engine.config().tunables,
                 epoch_counter: engine.epoch_counter() as *const _ as usize,
+                fault_page: crate::runtime::interrupt::forbidden_page() as usize,
             };
             compile::compile_module(&engine.inner.isa, engine.config(), &env, pending)?
         };

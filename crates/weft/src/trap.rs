@@ -24,6 +24,10 @@ pub mod codes {
     pub const CONTINUATION_CONSUMED: TrapCode = TrapCode::unwrap_user(8);
     pub const UNHANDLED_TAG: TrapCode = TrapCode::unwrap_user(9);
     pub const CONTINUATIONS_EXHAUSTED: TrapCode = TrapCode::unwrap_user(10);
+    /// Marks the loads of fuel checks' slow paths, from a page that always
+    /// faults: a fault there is not a trap but a call into the runtime's
+    /// refuelling, with the counter in r15.
+    pub const FUEL_CHECK: TrapCode = TrapCode::unwrap_user(11);
 }
 
 /// Why a guest trapped.

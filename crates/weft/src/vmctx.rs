@@ -324,9 +324,6 @@ pub enum Builtin {
     /// (tail) calling convention as `(vmctx, exn) -> !`: it unwinds to the
     /// innermost handler above its caller (see `runtime::exception`).
     Throw,
-    /// (vmctx): the fuel counter reached zero at a check; refuels (and
-    /// returns), yields, or traps, as the store decides.
-    OutOfFuel,
     /// (vmctx, funcref) -> contref, or 0 if the store may not have another
     /// continuation: `cont.new`.
     ContNew,
@@ -347,7 +344,8 @@ pub enum Builtin {
     ContSwitch,
 }
 
-pub const NUM_BUILTINS: usize = 20;
+/// The builtins, one past the last.
+pub const NUM_BUILTINS: usize = Builtin::ContSwitch as usize + 1;
 
 /// Status of a continuation builtin: the switch is prepared.
 pub const CONT_STATUS_OK: i64 = 0;

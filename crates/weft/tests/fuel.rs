@@ -210,11 +210,13 @@ fn fuel_in_an_engine_that_does_not_count_it_is_an_error() {
 
 #[test]
 fn running_out_inside_a_continuation_refuels_yields_or_traps_in_every_interruption_mode() {
-    // When a check finds the counter spent, the runtime refuels it or
-    // traps. Here that happens inside a continuation (on its small stack),
-    // under every interruption mode, and what ran is counted exactly
-    // whichever way the fuel came (a refuel pays the overrun of the check
-    // that ran out first).
+    // When a check finds the counter spent, compiled code hands it to the
+    // runtime in r15 through a load from a page that always faults (no
+    // call); the runtime refuels r15 or traps. Here that happens inside a
+    // continuation (on its small stack), under every interruption mode
+    // (whose own faults the signal handler must tell apart), and what ran
+    // is counted exactly whichever way the fuel came (a refuel pays the
+    // overrun of the check that ran out first).
     let _watchdog = common::Watchdog::arm(Duration::from_secs(120));
     let wat = r#"(module
       (type $f (func))

@@ -72,92 +72,19 @@ impl StoreOpaque {
     }
 }
 
-std::arch::global_asm!(
-    ".text",
-    // Compiled code calls this with Cranelift's `preserve_all` convention
-    // (rdi = vmctx): it saves every register the System V convention lets
-    // `out_of_fuel` clobber, and passes it the calling Wasm frame (frame
-    // pointer, return address), from which it may trap.
-    ".globl weft_out_of_fuel",
-    ".type weft_out_of_fuel,@function",
-    "weft_out_of_fuel:",
-    "push rbp",
-    "mov rbp, rsp",
-    "push rax",
-    "push rcx",
-    "push rdx",
-    "push rsi",
-    "push rdi",
-    "push r8",
-    "push r9",
-    "push r10",
-    "push r11",
-    // 16 vector registers, and 8 bytes to align the stack for the call.
-    "sub rsp, 264",
-    "movdqu [rsp], xmm0",
-    "movdqu [rsp + 16], xmm1",
-    "movdqu [rsp + 32], xmm2",
-    "movdqu [rsp + 48], xmm3",
-    "movdqu [rsp + 64], xmm4",
-    "movdqu [rsp + 80], xmm5",
-    "movdqu [rsp + 96], xmm6",
-    "movdqu [rsp + 112], xmm7",
-    "movdqu [rsp + 128], xmm8",
-    "movdqu [rsp + 144], xmm9",
-    "movdqu [rsp + 160], xmm10",
-    "movdqu [rsp + 176], xmm11",
-    "movdqu [rsp + 192], xmm12",
-    "movdqu [rsp + 208], xmm13",
-    "movdqu [rsp + 224], xmm14",
-    "movdqu [rsp + 240], xmm15",
-    "mov rsi, [rbp]",
-    "mov rdx, [rbp + 8]",
-    "call {out_of_fuel}",
-    "movdqu xmm0, [rsp]",
-    "movdqu xmm1, [rsp + 16]",
-    "movdqu xmm2, [rsp + 32]",
-    "movdqu xmm3, [rsp + 48]",
-    "movdqu xmm4, [rsp + 64]",
-    "movdqu xmm5, [rsp + 80]",
-    "movdqu xmm6, [rsp + 96]",
-    "movdqu xmm7, [rsp + 112]",
-    "movdqu xmm8, [rsp + 128]",
-    "movdqu xmm9, [rsp + 144]",
-    "movdqu xmm10, [rsp + 160]",
-    "movdqu xmm11, [rsp + 176]",
-    "movdqu xmm12, [rsp + 192]",
-    "movdqu xmm13, [rsp + 208]",
-    "movdqu xmm14, [rsp + 224]",
-    "movdqu xmm15, [rsp + 240]",
-    "add rsp, 264",
-    "pop r11",
-    "pop r10",
-    "pop r9",
-    "pop r8",
-    "pop rdi",
-    "pop rsi",
-    "pop rdx",
-    "pop rcx",
-    "pop rax",
-    "pop rbp",
-    "ret",
-    ".size weft_out_of_fuel, .-weft_out_of_fuel",
-    out_of_fuel = sym out_of_fuel,
-);
-
-extern "C" {
-    /// The `OutOfFuel` builtin's entry point.
-    pub(crate) fn weft_out_of_fuel();
-}
-
-unsafe extern "C" fn out_of_fuel(vmctx: *mut u8, fp: usize, pc: usize) {
-    // SAFETY: called by compiled code (through `weft_out_of_fuel`) with its own vmctx.
-    let (_, store) = unsafe { crate::runtime::instance::instance_of(vmctx) };
-    let failure = refuel(store).err();
-    if let Some((cause, error)) = failure {
-        // SAFETY: called from compiled code through `weft_out_of_fuel`,
-        // whose frame is `fp`; nothing here needs dropping.
-        unsafe { signals::raise_at(cause, error, None, pc - 1, fp) }
+/// A fuel check in compiled code found the counter `counter` (the thread's
+/// r15, saved by the interrupt stub, which restores it) at or past zero:
+/// refuels it, or raises the trap.
+///
+/// # Safety
+/// Called from `weft_interrupt_hook` for the fuel check at `pc` in the
+/// compiled frame `fp`; nothing here needs dropping.
+pub(crate) unsafe fn out_of_fuel_at_check(store: &mut StoreOpaque, counter: &mut i64, pc: usize, fp: usize) {
+    store.vm.fuel_consumed = *counter;
+    match refuel(store) {
+        Ok(()) => *counter = store.vm.fuel_consumed,
+        // SAFETY: as the caller guarantees.
+        Err((cause, error)) => unsafe { signals::raise_at(cause, error, None, pc, fp) },
     }
 }
 

@@ -91,7 +91,6 @@ static BUILTINS: BuiltinTable = BuiltinTable([
     crate::runtime::exception::exn_new as *const u8,
     crate::runtime::exception::exn_drop as *const u8,
     crate::runtime::exception::weft_throw_stub as *const u8,
-    crate::runtime::fuel::weft_out_of_fuel as *const u8,
     crate::runtime::continuation::cont_new as *const u8,
     crate::runtime::continuation::cont_bind as *const u8,
     crate::runtime::continuation::cont_resume as *const u8,

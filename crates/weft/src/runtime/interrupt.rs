@@ -44,6 +44,11 @@
 //! having been made readable again first. Both operations are
 //! async-signal-safe: an atomic store, or `mprotect`s over a list that is only
 //! ever pushed to while the store lives.
+//!
+//! **Fuel checks** take the same road when the counter runs out: their slow
+//! path loads from the forbidden page with the counter in r15, and the hook
+//! hands the r15 the stub saved to `runtime::fuel`, which refuels it (and
+//! the stub restores it) or traps.
 
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -195,15 +200,17 @@ pub(crate) fn forbidden_page() -> *mut u8 {
     FORBIDDEN.get_or_init(|| Page::new(false)).guest
 }
 
+/// Whether `addr` is in the forbidden page. Async-signal-safe.
+pub(crate) fn is_forbidden_page(addr: usize) -> bool {
+    FORBIDDEN.get().is_some_and(|p| (p.guest as usize..p.guest as usize + crate::runtime::code::page_size()).contains(&addr))
+}
+
 /// Whether a fault on `addr` at an interruption point interrupts `store`.
 /// Async-signal-safe.
 pub(crate) fn is_interruption_fault(store: &crate::store::StoreOpaque, addr: usize) -> bool {
     match &store.interrupts {
         Some(shared) => shared.owns_fault(addr),
-        None => {
-            store.engine.config().tunables.interruption == Interruption::Epoch
-                && FORBIDDEN.get().is_some_and(|p| (p.guest as usize..p.guest as usize + crate::runtime::code::page_size()).contains(&addr))
-        }
+        None => store.engine.config().tunables.interruption == Interruption::Epoch && is_forbidden_page(addr),
     }
 }
 
@@ -589,14 +596,23 @@ fn epoch_deadline_reached(store: &mut crate::store::StoreOpaque) -> Result<(), (
 }
 
 /// Called by `weft_interrupt_stub` on an interrupted thread, with the faulting
-/// PC and frame pointer. Returns to resume the guest, or raises a trap.
+/// PC, frame pointer, and where the stub saved r15 (which it restores).
+/// Returns to resume the guest, or raises a trap.
 #[no_mangle]
-unsafe extern "C" fn weft_interrupt_hook(fault_pc: usize, fp: usize) {
+unsafe extern "C" fn weft_interrupt_hook(fault_pc: usize, fp: usize, saved_r15: *mut i64) {
     let act = signals::current_activation();
     // SAFETY: the stub only runs for a fault inside an activation.
     let ctx = unsafe { (*act).store_ctx };
     // SAFETY: the activation's store is running.
     let store = unsafe { &mut *store_of(ctx) };
+    let fuel_check =
+        crate::runtime::code::with_code_at(fault_pc, |found| found.map(|(mem, offset)| mem.trap_at(offset))) == Some(Some(crate::trap::codes::FUEL_CHECK));
+    if fuel_check {
+        // SAFETY: the stub saved the thread's r15 there, the fuel counter at
+        // a fuel check; the frame is the check's.
+        unsafe { crate::runtime::fuel::out_of_fuel_at_check(store, &mut *saved_r15, fault_pc, fp) };
+        return;
+    }
     if store.interrupts.is_none() {
         // An epoch check's slow path: the deadline was reached.
         if let Err((cause, error)) = epoch_deadline_reached(store) {
@@ -662,6 +678,7 @@ std::arch::global_asm!(
     "fxsave [rsp]",
     "mov rdi, [rsp + 640]",
     "mov rsi, rbp",
+    "lea rdx, [rsp + 512]",
     "call weft_interrupt_hook",
     // Resume: put the faulting PC just below the guest's rsp, restore
     // everything, switch back to the guest's rsp and jump to the PC.

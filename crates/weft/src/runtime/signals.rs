@@ -453,7 +453,10 @@ unsafe extern "C" fn trap_handler(sig: libc::c_int, info: *mut libc::siginfo_t, 
                 let store = (*(*act).store_ctx).store as *const crate::store::StoreOpaque;
                 crate::runtime::interrupt::is_interruption_fault(&*store, addr)
             };
-        if code == Some(Some(codes::INTERRUPTION_POINT)) && on_interrupt_page {
+        // A fuel check's slow path, which loads from the forbidden page
+        // with the counter in r15: to the runtime through the same stub.
+        let fuel_check = code == Some(Some(codes::FUEL_CHECK)) && crate::runtime::interrupt::is_forbidden_page(addr);
+        if fuel_check || (code == Some(Some(codes::INTERRUPTION_POINT)) && on_interrupt_page) {
             // An interruption (MMU, or an epoch check's slow path): run the hook
             // on the guest's stack, then resume at the same load. See `interrupt.rs` for the stub's frame.
             // In pointer mode and in an epoch check's slow path the faulting
@@ -463,7 +466,12 @@ unsafe extern "C" fn trap_handler(sig: libc::c_int, info: *mut libc::siginfo_t, 
             // SAFETY: as above.
             let readable = unsafe {
                 let store = (*(*act).store_ctx).store as *const crate::store::StoreOpaque;
-                crate::runtime::interrupt::repair_target(&*store).map(|p| p as i64)
+                if fuel_check {
+                    // Any readable byte will do: the load is dead.
+                    Some((*act).store_ctx as i64)
+                } else {
+                    crate::runtime::interrupt::repair_target(&*store).map(|p| p as i64)
+                }
             };
             let forbidden = (addr & !(code::page_size() - 1)) as i64;
             if let Some(readable) = readable.filter(|r| *r != forbidden) {

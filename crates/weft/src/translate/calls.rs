@@ -31,18 +31,6 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     }
 
     pub(super) fn call_builtin(&mut self, b: Builtin, args: &[Value]) -> Vec<Value> {
-        self.call_builtin_with(b, args, readonly_flags())
-    }
-
-    /// [`Self::call_builtin`] on a cold path: the loads of the callee's
-    /// address may not move, where Cranelift would hoist and share them
-    /// (out of a loop, they would hold a register through it for a call
-    /// that almost never happens).
-    pub(super) fn call_builtin_cold(&mut self, b: Builtin, args: &[Value]) -> Vec<Value> {
-        self.call_builtin_with(b, args, trusted_flags())
-    }
-
-    fn call_builtin_with(&mut self, b: Builtin, args: &[Value], flags: MemFlagsData) -> Vec<Value> {
         let sig = match self.builtin_sigs.get(&(b as u32)) {
             Some(s) => *s,
             None => {
@@ -51,10 +39,10 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 s
             }
         };
-        let table = self.builder.ins().load(types::I64, flags, self.vmctx, vmctx::VMCTX_BUILTINS_OFFSET as i32);
-        let f = self.builder.ins().load(types::I64, flags, table, (b as u32 * 8) as i32);
+        let table = self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, vmctx::VMCTX_BUILTINS_OFFSET as i32);
+        let f = self.builder.ins().load(types::I64, readonly_flags(), table, (b as u32 * 8) as i32);
         // A trap in the builtin leaves the count of what ran before it.
-        self.fuel_store_unflushed_with(flags);
+        self.fuel_store_unflushed();
         let mut all = vec![self.vmctx];
         all.extend_from_slice(args);
         let call = self.builder.ins().call_indirect(sig, f, &all);

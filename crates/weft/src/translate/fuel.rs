@@ -18,8 +18,9 @@
 //! Each operator's cost is added up at translation time and charged as one
 //! addition where the straight line it belongs to ends: before any branch,
 //! merge, call or return. The counter is negative while fuel remains; loop
-//! headers and the entries of functions that call check it and
-//! call the runtime (a cold path) when it reaches zero. Costs come from the
+//! headers and the entries of functions that call check it, and when it
+//! reaches zero a cold path hands it to the runtime in r15 through a load
+//! that faults, not a call (see [`FuncTranslator::fuel_check`]). Costs come from the
 //! operators alone, so what a call consumes does not depend on how
 //! Cranelift optimises it.
 
@@ -49,22 +50,16 @@ fn makes_calls(body: &wasmparser::FunctionBody<'_>) -> anyhow::Result<bool> {
 }
 
 impl<'a, 'b> FuncTranslator<'a, 'b> {
-    fn fuel_address(&mut self, flags: MemFlagsData) -> Value {
-        self.builder.ins().load(types::I64, flags, self.vmctx, vmctx::VMCTX_STORE_CTX_OFFSET as i32)
+    fn fuel_address(&mut self) -> Value {
+        self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, vmctx::VMCTX_STORE_CTX_OFFSET as i32)
     }
 
     /// Reads the counter from the store context (after the runtime or other
     /// code may have changed it there), into r15 too: a trap handler takes
     /// the count from there, and a refuel must not be undone by it.
     pub(super) fn fuel_load(&mut self) {
-        self.fuel_load_with(readonly_flags());
-    }
-
-    /// [`Self::fuel_load`] with `flags` for the store context's address
-    /// (see [`Self::call_builtin_cold`]).
-    fn fuel_load_with(&mut self, flags: MemFlagsData) {
         let Some(var) = self.fuel_var else { return };
-        let ctx = self.fuel_address(flags);
+        let ctx = self.fuel_address();
         let v = self.builder.ins().load(types::I64, trusted_flags(), ctx, vmctx::STORE_CTX_FUEL_OFFSET as i32);
         self.builder.def_var(var, v);
         self.builder.ins().set_pinned_reg(v);
@@ -85,15 +80,9 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
     /// (cold ones too) where charging would split a straight line's charge
     /// between its paths.
     pub(super) fn fuel_store_unflushed(&mut self) {
-        self.fuel_store_unflushed_with(readonly_flags());
-    }
-
-    /// [`Self::fuel_store_unflushed`] with `flags` for the store context's
-    /// address (see [`Self::call_builtin_cold`]).
-    pub(super) fn fuel_store_unflushed_with(&mut self, flags: MemFlagsData) {
         let Some(var) = self.fuel_var else { return };
         let v = self.builder.use_var(var);
-        let ctx = self.fuel_address(flags);
+        let ctx = self.fuel_address();
         self.builder.ins().store(trusted_flags(), v, ctx, vmctx::STORE_CTX_FUEL_OFFSET as i32);
     }
 
@@ -136,9 +125,20 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
         self.builder.ins().brif(out, slow, &[], cont, &[]);
         self.builder.seal_block(slow);
         self.builder.switch_to_block(slow);
-        // (The call stores the counter; nothing is pending after the flush.)
-        self.call_builtin_cold(Builtin::OutOfFuel, &[]);
-        self.fuel_load_with(trusted_flags());
+        // No call, which would make a leaf function with a loop set up a
+        // frame and check the stack limit at every entry: the counter goes
+        // to r15, and a load from a page that always faults sends the thread
+        // through the interrupt stub (which saves every register) to the
+        // runtime, which refuels r15 or traps; the load is then re-executed
+        // through a readable page, and the counter taken back from r15.
+        // (Nothing is pending after the flush.)
+        let v = self.builder.use_var(var);
+        self.builder.ins().set_pinned_reg(v);
+        let page = self.builder.ins().iconst(types::I64, self.env.fault_page as i64);
+        let probe = MemFlagsData::new().with_aligned().with_trap_code(Some(codes::FUEL_CHECK));
+        self.builder.ins().atomic_load(types::I8, probe, page);
+        let v = self.builder.ins().get_pinned_reg(types::I64);
+        self.builder.def_var(var, v);
         self.builder.ins().jump(cont, &[]);
         self.builder.seal_block(cont);
         self.builder.switch_to_block(cont);

@@ -50,6 +50,9 @@ pub struct TranslateEnv<'a> {
     pub tunables: &'a Tunables,
     /// Address of the engine's epoch counter, which epoch checks load from.
     pub epoch_counter: usize,
+    /// Address of a page that always faults, which fuel checks' slow paths
+    /// load from (see `translate::fuel`).
+    pub fault_page: usize,
 }
 
 /// The Cranelift type that holds values of a Wasm type.
@@ -106,14 +109,6 @@ pub fn builtin_signature(b: Builtin) -> Signature {
         Builtin::ContResume => (&[I64, I64, I64, I32, I32], &[I32]),
         Builtin::ContSuspend => (&[I64, I32, I32], &[I32]),
         Builtin::ContSwitch => (&[I64, I64, I32, I32], &[I32]),
-        // Called on the cold path of every fuel check: preserving every
-        // register keeps values live across loops out of callee-saved
-        // registers and stack slots (its entry point saves what it uses).
-        Builtin::OutOfFuel => {
-            let mut sig = Signature::new(CallConv::PreserveAll);
-            sig.params.push(AbiParam::new(I64));
-            return sig;
-        }
         // The throw stub: the Wasm calling convention, so that every
         // register is clobbered on the way to a handler.
         Builtin::Throw => {
@@ -642,7 +637,7 @@ mod tests {
         let binary = wat::parse_str(wat).unwrap();
         let (info, mut pending) = crate::frontend::parse(&binary, crate::features::Proposals::default().wasm_features()).unwrap();
         let offsets = VMOffsets::new(&info);
-        let env = TranslateEnv { info: &info, offsets: &offsets, tunables, epoch_counter: 0 };
+        let env = TranslateEnv { info: &info, offsets: &offsets, tunables, epoch_counter: 0, fault_page: 0 };
         let last = pending.pop().unwrap();
         let mut validator = last.validator.into_validator(Default::default());
         let frontend_config = crate::compile::build_isa(&crate::Config::new()).unwrap().frontend_config();
