@@ -39,8 +39,13 @@ impl<'a, 'b> FuncTranslator<'a, 'b> {
                 s
             }
         };
-        let table = self.builder.ins().load(types::I64, readonly_flags(), self.vmctx, vmctx::VMCTX_BUILTINS_OFFSET as i32);
-        let f = self.builder.ins().load(types::I64, readonly_flags(), table, (b as u32 * 8) as i32);
+        // Loaded at every call, not with the read-only flags that would let
+        // Cranelift hoist and share them: most builtin calls are on cold
+        // paths (inline resumes and switches that fall back, slow paths of
+        // table accesses), and a hoisted address held a register, or a
+        // spill slot rewritten every round, through the loop around them.
+        let table = self.builder.ins().load(types::I64, trusted_flags(), self.vmctx, vmctx::VMCTX_BUILTINS_OFFSET as i32);
+        let f = self.builder.ins().load(types::I64, trusted_flags(), table, (b as u32 * 8) as i32);
         // A trap in the builtin leaves the count of what ran before it.
         self.fuel_store_unflushed();
         let mut all = vec![self.vmctx];
