@@ -36,6 +36,25 @@ fn engine(opt: OptLevel) -> (Engine, Module) {
     (engine, module)
 }
 
+/// Resumes a resumable call until it is done, every other time on a thread
+/// of its own; returns its results and how many times it yielded.
+fn run_to_completion<R: weft::WasmResults + Send + 'static>(store: &mut Store<()>, mut state: CallState<R>) -> (R, u32) {
+    let mut yields = 0;
+    loop {
+        match state {
+            CallState::Done(results) => return (results, yields),
+            CallState::Suspended(s) => {
+                yields += 1;
+                state = if yields % 2 == 0 {
+                    std::thread::scope(|t| t.spawn(|| s.resume(&mut *store).unwrap()).join().unwrap())
+                } else {
+                    s.resume(&mut *store).unwrap()
+                };
+            }
+        }
+    }
+}
+
 #[test]
 fn a_known_loop_consumes_exactly_its_operators() {
     let (engine, module) = engine(OptLevel::Speed);
@@ -176,22 +195,8 @@ fn a_resumable_call_yields_every_interval_and_resumes_on_another_thread() {
     store.fuel_async_yield_interval(Some(10_000)).unwrap();
     let inst = Instance::new(&mut store, &module, &[]).unwrap();
     let count = inst.get_typed_func::<i32, ()>(&mut store, "count").unwrap();
-    let mut state = count.call_resumable(&mut store, 20_000).unwrap();
-    let mut yields = 0;
-    loop {
-        match state {
-            CallState::Done(()) => break,
-            CallState::Suspended(s) => {
-                yields += 1;
-                // Every other resumption happens on a thread of its own.
-                state = if yields % 2 == 0 {
-                    std::thread::scope(|t| t.spawn(|| s.resume(&mut store).unwrap()).join().unwrap())
-                } else {
-                    s.resume(&mut store).unwrap()
-                };
-            }
-        }
-    }
+    let state = count.call_resumable(&mut store, 20_000).unwrap();
+    let ((), yields) = run_to_completion(&mut store, state);
     assert!((9..=11).contains(&yields), "{yields} yields for 100,000 units at 10,000 each");
     assert_eq!(store.get_fuel().unwrap(), 1_000_000 - 100_000);
     // A plain call does not yield.
@@ -284,21 +289,8 @@ fn running_out_inside_a_continuation_refuels_yields_or_traps_in_every_interrupti
         // another thread every other time: the same consumption again.
         let (mut store, run) = new_store(plenty);
         store.fuel_async_yield_interval(Some(3000)).unwrap();
-        let mut state = run.call_resumable(&mut store, 20).unwrap();
-        let mut yields = 0;
-        let result = loop {
-            match state {
-                CallState::Done(r) => break r,
-                CallState::Suspended(s) => {
-                    yields += 1;
-                    state = if yields % 2 == 0 {
-                        std::thread::scope(|t| t.spawn(|| s.resume(&mut store).unwrap()).join().unwrap())
-                    } else {
-                        s.resume(&mut store).unwrap()
-                    };
-                }
-            }
-        };
+        let state = run.call_resumable(&mut store, 20).unwrap();
+        let (result, yields) = run_to_completion(&mut store, state);
         assert_eq!(result, 20, "{mode:?}");
         assert!(yields as u64 >= consumed / 3000, "{mode:?}: {yields} yields");
         assert_eq!(plenty - store.get_fuel().unwrap(), consumed, "{mode:?}: consumption with yields");
