@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use weft::{CallState, Caller, Config, Engine, Func, Instance, Interruption, Module, OptLevel, Store, Trap, UpdateFuel, WasmBacktrace};
+use weft::{CallState, Caller, Config, Engine, Func, Instance, Interruption, Module, OptLevel, Store, Trap, UpdateDeadline, UpdateFuel, WasmBacktrace};
 
 mod common;
 
@@ -255,10 +255,18 @@ fn running_out_inside_a_continuation_refuels_yields_or_traps_in_every_interrupti
         config.consume_fuel(true).interruption(mode);
         let engine = Engine::new(&config).unwrap();
         let module = Module::new(&engine, wat).unwrap();
+        let epoch_faults = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let new_store = |fuel: u64| {
             let mut store = Store::new(&engine, ());
             if mode == Interruption::Epoch {
-                store.set_epoch_deadline(u64::MAX / 2);
+                // The deadline is always reached, so epoch checks fault on
+                // the same page as fuel checks, in between them.
+                store.set_epoch_deadline(0);
+                let faults = epoch_faults.clone();
+                store.epoch_deadline_callback(move |_| {
+                    faults.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Ok(UpdateDeadline::Continue(0))
+                });
             }
             store.set_fuel(fuel).unwrap();
             let inst = Instance::new(&mut store, &module, &[]).unwrap();
@@ -271,6 +279,9 @@ fn running_out_inside_a_continuation_refuels_yields_or_traps_in_every_interrupti
         assert_eq!(run.call(&mut store, 20).unwrap(), 20, "{mode:?}");
         let consumed = plenty - store.get_fuel().unwrap();
         assert!(consumed > 20 * 5000, "{mode:?}: {consumed}");
+        if mode == Interruption::Epoch {
+            assert!(epoch_faults.load(std::sync::atomic::Ordering::SeqCst) > 20, "the epoch checks faulted too");
+        }
 
         // Refuelled 1,000 at a time by the callback: the same consumption.
         let (mut store, run) = new_store(500);
